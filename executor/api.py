@@ -1,0 +1,129 @@
+"""The HTTP routes of API.md: thin views that validate, call the job queue and shape JSON."""
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from executor.access import client_owner
+from executor.errors import APIError, unavailable, validation_error
+from executor.heartbeats import sandboxes_in_use
+from executor.jobs import JobAlreadyEnded, JobNotFound, QueueFull
+from executor.languages import language_version
+from executor.models import TERMINAL_STATUSES, Health, JobAccepted, JobView, LanguageInfo
+from executor.services import services
+
+api = Blueprint("api", __name__)
+
+TRUE_WORDS = {"true", "1", "yes"}
+FALSE_WORDS = {"false", "0", "no", ""}
+
+
+@api.post("/api/v1/execute")
+def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    """Queue one program; with ?wait=true, answer with its result when it is ready in time."""
+    wait = _wait_requested()
+    program = _validated_request()
+    owner = client_owner()
+    try:
+        job_id = services().jobs.submit(program, owner)
+    except QueueFull as full:
+        raise unavailable(f"The service is busy ({full}); retry shortly.") from full
+    if wait:
+        view = services().jobs.wait(job_id, owner)
+        if view.status in TERMINAL_STATUSES:
+            return _view_json(view), 200
+    status_url = f"/api/v1/execute/{job_id}"
+    accepted = JobAccepted(
+        job_id=job_id,
+        message=f"Job queued; poll {status_url} for its result.",
+        status_url=status_url,
+    )
+    return jsonify(accepted.model_dump()), 202, {"Location": status_url}
+
+
+@api.get("/api/v1/execute/<job_id>")
+def poll(job_id: str) -> Response:
+    """The job's status, and its result once it has ended."""
+    try:
+        view = services().jobs.view(job_id, client_owner())
+    except JobNotFound as missing:
+        raise APIError(404, f"No job with id {job_id!r}; it never existed or has expired.") from missing
+    return _view_json(view)
+
+
+@api.delete("/api/v1/execute/<job_id>")
+def cancel(job_id: str) -> Response:
+    """Cancel a job that has not ended."""
+    try:
+        view = services().jobs.cancel(job_id, client_owner())
+    except JobNotFound as missing:
+        raise APIError(404, f"No job with id {job_id!r}; it never existed or has expired.") from missing
+    except JobAlreadyEnded as ended:
+        raise APIError(409, f"Job {job_id} has already ended; there is nothing to cancel.") from ended
+    return _view_json(view)
+
+
+@api.get("/api/v1/languages")
+def languages() -> Response:
+    """The languages programs can be written in."""
+    client_owner()
+    listing = [
+        LanguageInfo(id=language.id, name=language.name, version=language_version(language.version_probe))
+        for language in services().languages.values()
+    ]
+    return jsonify([item.model_dump() for item in listing])
+
+
+@api.get("/health")
+def health() -> tuple[Response, int]:
+    """200 when Redis answers, 503 when it does not; who is working and what waits."""
+    jobs = services().jobs
+    try:
+        jobs.connection.ping()
+        report = Health(
+            status="ok",
+            redis="ok",
+            workers=jobs.worker_count(),
+            queued=jobs.waiting_count(),
+            sandbox=", ".join(sandboxes_in_use(jobs.connection)) or "unknown (no live worker)",
+        )
+    except RedisError as error:
+        report = Health(
+            status="unavailable", redis=f"unreachable: {error}", workers=0, queued=0, sandbox="unknown"
+        )
+    return jsonify(report.model_dump()), 200 if report.status == "ok" else 503
+
+
+def _wait_requested() -> bool:
+    """Read ?wait, refusing words that are neither true nor false."""
+    word = request.args.get("wait", "false").strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    detail = {"field": "wait", "message": "must be true or false", "type": "bool_parsing"}
+    raise APIError(422, "wait: must be true or false", [detail])
+
+
+def _validated_request() -> Any:
+    """The body as a validated request model, or the matching 400, 415 or 422."""
+    if not request.is_json:
+        raise APIError(415, "Send the program as JSON with Content-Type: application/json.")
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise APIError(400, f"The body is not valid JSON: {error}.") from error
+    if not isinstance(body, dict):
+        raise APIError(400, "The body must be a JSON object.")
+    try:
+        return services().request_model.model_validate(body)
+    except ValidationError as error:
+        raise validation_error(error) from error
+
+
+def _view_json(view: JobView) -> Response:
+    """A job view as JSON, leaving out fields that do not apply yet."""
+    return jsonify(view.model_dump(mode="json", exclude_none=view.status not in TERMINAL_STATUSES))

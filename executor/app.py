@@ -1,0 +1,45 @@
+"""`create_app`: the one way to build the web application."""
+
+import logging
+
+from flask import Flask
+from redis import Redis
+
+from executor.api import api
+from executor.connection import connect
+from executor.dashboard import mount_dashboard
+from executor.docs_page import docs
+from executor.errors import register_error_handlers
+from executor.jobs import JobQueue
+from executor.languages import build_languages
+from executor.models import execute_request_model
+from executor.ratelimit import init_rate_limit
+from executor.services import Services
+from executor.settings import Settings
+
+
+def create_app(settings: Settings | None = None, redis: Redis | None = None) -> Flask:
+    """Build the app from explicit settings, or from the environment when none are given.
+
+    `redis` replaces the client built from the settings: tests pass fakeredis through it.
+    """
+    settings = settings or Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    redis = redis or connect(settings)
+    languages = build_languages(settings.python)
+    app.extensions["executor"] = Services(
+        settings=settings,
+        redis=redis,
+        jobs=JobQueue(redis, settings),
+        languages=languages,
+        request_model=execute_request_model(settings, languages.keys()),
+    )
+    register_error_handlers(app)
+    init_rate_limit(app, settings)
+    app.register_blueprint(api)
+    app.register_blueprint(docs)
+    mount_dashboard(app, settings)
+    return app

@@ -1,0 +1,184 @@
+"""Jobs on the RQ queue: submit, read, wait for and cancel them. The only API module that knows RQ."""
+
+import contextlib
+import hashlib
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Worker
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from executor.heartbeats import is_alive
+from executor.models import TERMINAL_STATUSES, ExecuteRequest, JobView
+from executor.settings import Settings
+
+# Enqueued by dotted path, so the API never imports worker code.
+RUN_JOB = "workers.tasks.run_job"
+# Room for sandbox set-up and result collection: RQ only ever kills a runner that hung, never a program.
+RUNNER_MARGIN_S = 15
+WAIT_MARGIN_S = 2.0
+# A blocking read is cut in slices shorter than the socket timeout, so an outage is noticed quickly.
+WAIT_SLICE_MS = 1000
+
+WAITING_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED}
+CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
+
+
+class JobNotFound(Exception):
+    """No job has this id for this client, or it has expired."""
+
+
+class JobAlreadyEnded(Exception):
+    """The job is terminal, so it cannot be canceled."""
+
+
+class QueueFull(Exception):
+    """The queue holds as many jobs as the operator allows."""
+
+
+def owner_of(api_key: str | None) -> str | None:
+    """A digest of the client's key, so Redis never holds the key itself."""
+    if api_key is None:
+        return None
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+class JobQueue:
+    """The execution queue as the web process sees it."""
+
+    def __init__(self, connection: Redis, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+
+    def submit(self, request: ExecuteRequest, owner: str | None) -> str:
+        """Put a program on the queue and return its job id."""
+        if self.queue.count >= self.settings.max_queue_depth:
+            raise QueueFull(f"the queue holds {self.settings.max_queue_depth} jobs, its configured maximum")
+        job = self.queue.enqueue_call(
+            RUN_JOB,
+            kwargs={"request": request.model_dump()},
+            job_id=str(uuid.uuid4()),
+            timeout=int(request.timeout) + RUNNER_MARGIN_S,
+            result_ttl=self.settings.result_ttl,
+            failure_ttl=self.settings.result_ttl,
+            description=f"{request.language} program, {len(request.code.encode())} bytes",
+            meta={"owner": owner, "language": request.language, "timeout": request.timeout},
+        )
+        return job.id
+
+    def view(self, job_id: str, owner: str | None) -> JobView:
+        """The job as the client sees it."""
+        return self._view_of(self._fetch(job_id, owner))
+
+    def wait(self, job_id: str, owner: str | None) -> JobView:
+        """The job once terminal, or as it is when its timeout plus a margin has passed."""
+        job = self._fetch(job_id, owner)
+        deadline = time.monotonic() + float(job.meta.get("timeout", 5.0)) + WAIT_MARGIN_S
+        results_key = f"rq:results:{job_id}"
+        while True:
+            view = self._view_of(job)
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if view.status in TERMINAL_STATUSES or remaining_ms <= 0:
+                return view
+            # Blocks until the worker writes the result, so the answer follows completion at once.
+            self.connection.xread({results_key: "0-0"}, block=min(remaining_ms, WAIT_SLICE_MS), count=1)
+            job = self._fetch(job_id, owner)
+
+    def cancel(self, job_id: str, owner: str | None) -> JobView:
+        """Stop a job: a queued one never runs, a started one's program is killed."""
+        job = self._fetch(job_id, owner)
+        status = job.get_status()
+        if self._view_of(job).status in TERMINAL_STATUSES:
+            raise JobAlreadyEnded(f"job {job_id} has already ended")
+        try:
+            job.cancel()
+        except InvalidJobOperation as error:
+            raise JobAlreadyEnded(f"job {job_id} has already ended") from error
+        if status == JobStatus.STARTED:
+            # If it ended between the two reads, the worker still relabels it canceled.
+            with contextlib.suppress(InvalidJobOperation):
+                send_stop_job_command(self.connection, job_id, serializer=JSONSerializer)
+        return self._view_of(job)
+
+    def waiting_count(self) -> int:
+        """Jobs waiting for a worker."""
+        return self.queue.count
+
+    def worker_count(self) -> int:
+        """Worker processes registered in Redis."""
+        return Worker.count(connection=self.connection)
+
+    def _fetch(self, job_id: str, owner: str | None) -> Job:
+        try:
+            job = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
+        except NoSuchJobError as error:
+            raise JobNotFound(f"no job {job_id}") from error
+        if job.meta.get("owner") != owner:
+            raise JobNotFound(f"no job {job_id}")
+        return job
+
+    def _view_of(self, job: Job) -> JobView:
+        status = job.get_status(refresh=False)
+        timestamps = {
+            "created_at": _utc(job.created_at),
+            "started_at": _utc(job.started_at),
+            "ended_at": _utc(job.ended_at),
+        }
+        common = {"job_id": job.id, "language": job.meta.get("language"), **timestamps}
+        if status in WAITING_STATUSES:
+            return JobView(status="queued", queue_position=self.queue.get_job_position(job.id), **common)
+        if status == JobStatus.STARTED:
+            if job.worker_name and not is_alive(self.connection, job.worker_name):
+                return _ended(common, "internal_error", "the worker running this job was lost")
+            return JobView(status="started", **common)
+        if status in CANCELED_STATUSES:
+            return _ended(common, "canceled", "canceled before it finished", job.return_value())
+        if status == JobStatus.FINISHED:
+            return _ended(common, None, None, job.return_value())
+        return _ended(common, "internal_error", _failure_message(job))
+
+
+def _ended(
+    common: dict[str, Any], status: str | None, message: str | None, result: dict[str, Any] | None = None
+) -> JobView:
+    """A terminal view: the runner's result when there is one, else empty result fields."""
+    fields: dict[str, Any] = {
+        "stdout": "",
+        "stderr": "",
+        "stdout_truncated": False,
+        "stderr_truncated": False,
+        "return_code": None,
+        "signal": None,
+        "execution_time": 0.0,
+        "cpu_time": 0.0,
+        "memory_kb": None,
+    }
+    fields.update(result or {})
+    if status is not None:
+        fields["status"] = status
+    if message is not None:
+        fields["message"] = message
+    return JobView.model_validate({**fields, **common})
+
+
+def _failure_message(job: Job) -> str:
+    """Why RQ failed the job, in one line, without the worker's traceback."""
+    result = job.latest_result()
+    if result is None or not result.exc_string:
+        return "the service failed to run this job"
+    last_line = result.exc_string.strip().splitlines()[-1]
+    return f"the service failed to run this job: {last_line}"
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """RQ stores naive UTC times; clients get an explicit UTC marker."""
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

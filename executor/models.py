@@ -1,0 +1,168 @@
+"""The shapes of the HTTP API: what clients send and what they get back, as pydantic models."""
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+from executor.settings import Settings
+
+JobStatus = Literal[
+    "queued",
+    "started",
+    "success",
+    "failed",
+    "timeout",
+    "memory_limit",
+    "output_limit",
+    "canceled",
+    "internal_error",
+]
+TERMINAL_STATUSES = frozenset(
+    {"success", "failed", "timeout", "memory_limit", "output_limit", "canceled", "internal_error"}
+)
+
+
+class ExecuteRequest(BaseModel):
+    """A program to run; the operator's maxima are applied by `execute_request_model`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    code: str = Field(description="Source code, UTF-8.")
+    language: str = Field("python", description="An id from GET /api/v1/languages.")
+    stdin: str = Field("", description="Standard input of the program.")
+    timeout: float = Field(5.0, gt=0, description="Wall-clock limit of the program, seconds.")
+    memory_mb: int = Field(256, ge=16, description="Memory limit of the program, MiB.")
+    args: list[str] = Field(default_factory=list, description="Command-line arguments.")
+
+
+def _utf8_size_at_most(limit: int, minimum: int = 0) -> AfterValidator:
+    """A check on the UTF-8 size, since the limits are in bytes and a character may take four."""
+
+    def check(value: str) -> str:
+        size = len(value.encode("utf-8"))
+        if size < minimum:
+            raise ValueError(f"must be at least {minimum} byte(s) of UTF-8")
+        if size > limit:
+            raise ValueError(f"must be at most {limit} bytes of UTF-8, got {size}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _no_nul(value: str) -> str:
+    """Reject NUL, which no operating system accepts inside an argument."""
+    if "\0" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def execute_request_model(settings: Settings, languages: Collection[str]) -> type[ExecuteRequest]:
+    """The request model with this deployment's maxima, so validation and /openapi.json agree."""
+    language_ids = tuple(sorted(languages))
+    argument = Annotated[str, Field(max_length=4096), AfterValidator(_no_nul)]
+    fields: dict[str, Any] = {
+        "code": (
+            Annotated[str, Field(min_length=1, max_length=settings.max_code_bytes)],
+            Field(description="Source code, UTF-8.", json_schema_extra={"maxBytes": settings.max_code_bytes}),
+        ),
+        "language": (
+            Literal[language_ids],  # type: ignore[valid-type]
+            Field("python", description="An id from GET /api/v1/languages."),
+        ),
+        "stdin": (
+            Annotated[str, Field(max_length=settings.max_stdin_bytes)],
+            Field("", description="Standard input of the program."),
+        ),
+        "timeout": (
+            float,
+            Field(5.0, gt=0, le=settings.max_timeout, description="Wall-clock limit, seconds."),
+        ),
+        "memory_mb": (
+            int,
+            Field(256, ge=16, le=settings.max_memory_mb, description="Memory limit, MiB."),
+        ),
+        "args": (
+            list[argument],  # type: ignore[valid-type]
+            Field(default_factory=list, max_length=settings.max_args, description="Command-line arguments."),
+        ),
+    }
+    model = create_model("ExecuteRequest", __base__=ExecuteRequest, **fields)
+    # Byte limits on top of the character limits above: they need the settings, hence the closure.
+    code_check = _utf8_size_at_most(settings.max_code_bytes, minimum=1)
+    stdin_check = _utf8_size_at_most(settings.max_stdin_bytes)
+    model.model_fields["code"].metadata.append(code_check)
+    model.model_fields["stdin"].metadata.append(stdin_check)
+    model.model_rebuild(force=True)
+    return model
+
+
+class JobAccepted(BaseModel):
+    """The answer to a submission: where to find the job."""
+
+    job_id: str
+    status: Literal["queued"] = "queued"
+    message: str
+    status_url: str
+
+
+class JobView(BaseModel):
+    """A job as clients see it; the result fields are present once it is terminal."""
+
+    job_id: str
+    status: JobStatus
+    queue_position: int | None = None
+    message: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    stdout_truncated: bool | None = None
+    stderr_truncated: bool | None = None
+    return_code: int | None = None
+    signal: str | None = None
+    execution_time: float | None = None
+    cpu_time: float | None = None
+    memory_kb: int | None = None
+    language: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class LanguageInfo(BaseModel):
+    """One language programs can be written in."""
+
+    id: str
+    name: str
+    version: str
+
+
+class Health(BaseModel):
+    """Whether the service can take work, and who is there to do it."""
+
+    status: Literal["ok", "unavailable"]
+    redis: str
+    workers: int
+    queued: int
+    sandbox: str
+
+
+class ErrorDetail(BaseModel):
+    """One reason a request was refused."""
+
+    field: str | None = None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The error itself: a stable code and a sentence a person can act on."""
+
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error of every route has this shape."""
+
+    error: ErrorBody

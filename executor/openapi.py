@@ -1,0 +1,116 @@
+"""The OpenAPI 3 document, generated from the same pydantic models that validate requests."""
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from executor.models import ErrorResponse, ExecuteRequest, Health, JobAccepted, JobView, LanguageInfo
+
+REF = "#/components/schemas/{model}"
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+WAIT = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "Wait for the result, at most the job's timeout plus a small margin.",
+    "schema": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
+}
+
+
+def _content(model: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": REF.format(model=model)}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    """Error responses, all of the one documented shape."""
+    return {
+        str(status): {"description": "Error", "content": _content("ErrorResponse")} for status in statuses
+    }
+
+
+def build_openapi(request_model: type[ExecuteRequest], authenticated: bool) -> dict[str, Any]:
+    """The whole document for this deployment's limits."""
+    models: list[type[BaseModel]] = [request_model, JobAccepted, JobView, LanguageInfo, Health, ErrorResponse]
+    schemas: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    auth = (401,) if authenticated else ()
+    paths = {
+        "/api/v1/execute": {
+            "post": {
+                "summary": "Queue one program",
+                "parameters": [WAIT],
+                "requestBody": {"required": True, "content": _content("ExecuteRequest")},
+                "responses": {
+                    "200": {
+                        "description": "Finished in time (with ?wait=true)",
+                        "content": _content("JobView"),
+                    },
+                    "202": {
+                        "description": "Queued",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": _content("JobAccepted"),
+                    },
+                    **_errors(400, *auth, 413, 415, 422, 429, 503),
+                },
+            }
+        },
+        "/api/v1/execute/{job_id}": {
+            "get": {
+                "summary": "Poll a job",
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": {"description": "The job", "content": _content("JobView")},
+                    **_errors(*auth, 404, 429, 503),
+                },
+            },
+            "delete": {
+                "summary": "Cancel a job",
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": {"description": "Canceled", "content": _content("JobView")},
+                    **_errors(*auth, 404, 409, 429, 503),
+                },
+            },
+        },
+        "/api/v1/languages": {
+            "get": {
+                "summary": "Languages programs can be written in",
+                "responses": {
+                    "200": {
+                        "description": "The languages",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "items": {"$ref": REF.format(model="LanguageInfo")},
+                                }
+                            }
+                        },
+                    },
+                    **_errors(*auth, 429),
+                },
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Whether Redis answers, and the workers and queue",
+                "responses": {
+                    "200": {"description": "Healthy", "content": _content("Health")},
+                    "503": {"description": "Redis unreachable", "content": _content("Health")},
+                },
+            }
+        },
+    }
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "executor", "version": "1", "description": "Runs untrusted programs in a sandbox."},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+    if authenticated:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+    return document

@@ -1,0 +1,36 @@
+"""An optional per-client rate limit, counted in Redis so every web process shares it."""
+
+from flask import Flask, request
+from flask_limiter import Limiter
+
+from executor.jobs import owner_of
+from executor.settings import Settings
+
+
+def _client_key() -> str:
+    """The API key when there is one, so clients behind one address are told apart; else the address."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and key:
+        return "key:" + (owner_of(key) or "")
+    return "addr:" + (request.remote_addr or "unknown")
+
+
+def init_rate_limit(app: Flask, settings: Settings) -> None:
+    """Limit the API routes to EXECUTOR_RATE_LIMIT (e.g. '100/minute'); off when it is empty."""
+    if not settings.rate_limit:
+        return
+    limiter = Limiter(
+        key_func=_client_key,
+        app=app,
+        default_limits=[settings.rate_limit],
+        storage_uri=settings.redis_url,
+        storage_options={
+            "socket_connect_timeout": settings.redis_timeout,
+            "socket_timeout": settings.redis_timeout,
+        },
+        headers_enabled=True,
+        # An outage of the limiter's store must not turn every request into an error.
+        swallow_errors=True,
+        default_limits_exempt_when=lambda: not request.path.startswith("/api/"),
+    )
+    app.extensions["executor_limiter"] = limiter

@@ -1,0 +1,22 @@
+"""The resource limits one program runs under."""
+
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits of one run; the per-request ones come from the client, the rest from the operator."""
+
+    wall_time_s: float = 5.0
+    memory_mb: int = 256
+    max_processes: int = 64
+    max_disk_mb: int = 64
+    max_output_bytes: int = MIB
+    max_open_files: int = 64
+
+    @property
+    def cpu_time_s(self) -> int:
+        """CPU seconds allowed: the wall limit rounded up, since RLIMIT_CPU counts whole seconds."""
+        return max(1, int(-(-self.wall_time_s // 1)))

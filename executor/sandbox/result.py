@@ -1,0 +1,40 @@
+"""The outcome of one run, as a closed set of words and a frozen record."""
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+
+class Outcome(str, Enum):
+    """How a run ended; the values are the API's terminal status words."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything the client learns about a finished run."""
+
+    outcome: Outcome
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    return_code: int | None = None
+    signal: str | None = None
+    execution_time: float = 0.0
+    cpu_time: float = 0.0
+    memory_kb: int | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, with the outcome under the API's name `status`."""
+        fields = asdict(self)
+        fields["status"] = self.outcome.value
+        del fields["outcome"]
+        return fields

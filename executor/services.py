@@ -1,0 +1,29 @@
+"""What the web process shares between requests, built once by `create_app`."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask import current_app
+from redis import Redis
+
+from executor.jobs import JobQueue
+from executor.languages import Language
+from executor.models import ExecuteRequest
+from executor.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """The settings and the clients every view needs."""
+
+    settings: Settings
+    redis: Redis
+    jobs: JobQueue
+    languages: Mapping[str, Language]
+    request_model: type[ExecuteRequest]
+
+
+def services() -> Services:
+    """The services of the app handling the current request."""
+    found: Services = current_app.extensions["executor"]
+    return found

@@ -1,0 +1,62 @@
+"""Every knob of the service, read from the environment by one pydantic model."""
+
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from executor.languages import default_python
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the web process and the workers; see the README's table."""
+
+    model_config = SettingsConfigDict(env_prefix="EXECUTOR_", extra="ignore", frozen=True)
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "EXECUTOR_REDIS_URL")
+    )
+    # Seconds before a Redis call gives up, so an outage becomes a quick 503 and never a hang.
+    redis_timeout: float = Field(2.0, gt=0)
+    queue_name: str = "code_execution"
+    result_ttl: int = Field(3600, gt=0)
+    max_queue_depth: int = Field(10_000, gt=0)
+
+    max_code_bytes: int = Field(65536, gt=0)
+    max_stdin_bytes: int = Field(MIB, ge=0)
+    max_timeout: float = Field(30.0, gt=0)
+    max_memory_mb: int = Field(1024, ge=16)
+    max_output_bytes: int = Field(MIB, gt=0)
+    max_processes: int = Field(64, gt=0)
+    max_disk_mb: int = Field(64, gt=0)
+    max_args: int = Field(64, ge=0)
+
+    python: str = Field(default_factory=default_python)
+    require_isolation: bool = False
+    # Host uids [sandbox_uid_base, sandbox_uid_base + sandbox_slots) run programs when the worker is root.
+    sandbox_uid_base: int = Field(62000, gt=1000)
+    sandbox_slots: int = Field(64, gt=0)
+    retry_lost_jobs: bool = False
+    # A started job whose worker sent no heartbeat for this long is reported lost.
+    worker_heartbeat_s: float = Field(2.0, gt=0)
+    worker_lost_after_s: float = Field(10.0, gt=0)
+
+    api_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    rate_limit: str = ""
+    dashboard_user: str = "admin"
+    dashboard_password: str = ""
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def split_api_keys(cls, value: object) -> object:
+        """Accept the comma-separated list an environment variable can hold."""
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest body worth parsing: a full program and stdin, JSON-escaped, plus the small fields."""
+        return 6 * (self.max_code_bytes + self.max_stdin_bytes) + 64 * 1024

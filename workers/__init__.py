@@ -1,0 +1,1 @@
+"""What `rq worker` runs: the job function and the worker class around it."""

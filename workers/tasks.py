@@ -1,0 +1,61 @@
+"""The job function: a validated request in, the runner's result out, both plain dicts."""
+
+import logging
+import os
+from functools import cache
+from typing import Any
+
+from executor.languages import build_languages
+from executor.models import ExecuteRequest, execute_request_model
+from executor.sandbox import Limits, Program, Sandbox, detect_sandbox, run_program
+from executor.settings import Settings
+from workers.slots import acquire_slot
+
+logger = logging.getLogger(__name__)
+
+
+@cache
+def worker_settings() -> Settings:
+    """The worker's configuration, read from the environment once."""
+    return Settings()
+
+
+@cache
+def worker_sandbox() -> Sandbox:
+    """The sandbox this worker process runs every program in, decided once at start-up."""
+    settings = worker_settings()
+    program_uid = None
+    if os.geteuid() == 0:
+        # Root workers run programs as a uid of their own slot: never uid 0, never shared.
+        program_uid = acquire_slot(settings.sandbox_uid_base, settings.sandbox_slots).uid
+    sandbox = detect_sandbox(
+        build_languages(settings.python),
+        program_uid=program_uid,
+        program_gid=program_uid,
+        require_isolation=settings.require_isolation,
+    )
+    logger.info("programs run with isolation %r as host uid %s", sandbox.isolation, program_uid)
+    return sandbox
+
+
+@cache
+def request_model() -> type[ExecuteRequest]:
+    """The API's request model, so a job forged in Redis is held to the same rules as a request."""
+    return execute_request_model(worker_settings(), worker_sandbox().languages.keys())
+
+
+def run_job(request: dict[str, Any]) -> dict[str, Any]:
+    """Run one program under the request's and the operator's limits."""
+    checked = request_model().model_validate(request)
+    settings = worker_settings()
+    program = Program(
+        code=checked.code, language=checked.language, stdin=checked.stdin, args=tuple(checked.args)
+    )
+    limits = Limits(
+        wall_time_s=checked.timeout,
+        memory_mb=checked.memory_mb,
+        max_processes=settings.max_processes,
+        max_disk_mb=settings.max_disk_mb,
+        max_output_bytes=settings.max_output_bytes,
+    )
+    return run_program(program, limits, worker_sandbox()).to_dict()
