@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Worker
+from rq import Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from executor.heartbeats import is_alive
+from executor.lost_jobs import settle_if_lost
 from executor.models import TERMINAL_STATUSES, ExecuteRequest, JobView
 from executor.settings import Settings
 
@@ -24,7 +24,7 @@ RUN_JOB = "workers.tasks.run_job"
 RUNNER_MARGIN_S = 15
 WAIT_MARGIN_S = 2.0
 # A blocking read is cut in slices shorter than the socket timeout, so an outage is noticed quickly.
-WAIT_SLICE_MS = 1000
+WAIT_SLICE_MS = 500
 
 WAITING_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED}
 CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
@@ -70,6 +70,8 @@ class JobQueue:
             failure_ttl=self.settings.result_ttl,
             description=f"{request.language} program, {len(request.code.encode())} bytes",
             meta={"owner": owner, "language": request.language, "timeout": request.timeout},
+            # One more run if its worker is lost (or the runner fails), when the operator wants it.
+            retry=Retry(max=1) if self.settings.retry_lost_jobs else None,
         )
         return job.id
 
@@ -116,6 +118,8 @@ class JobQueue:
         return Worker.count(connection=self.connection)
 
     def _fetch(self, job_id: str, owner: str | None) -> Job:
+        if not _is_uuid(job_id):
+            raise JobNotFound(f"no job {job_id}")  # every id we hand out is a UUID
         try:
             job = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
         except NoSuchJobError as error:
@@ -123,6 +127,9 @@ class JobQueue:
         if job.meta.get("owner") != owner:
             raise JobNotFound(f"no job {job_id}")
         return job
+
+    def _refetch(self, job: Job) -> Job:
+        return Job.fetch(job.id, connection=self.connection, serializer=JSONSerializer)
 
     def _view_of(self, job: Job) -> JobView:
         status = job.get_status(refresh=False)
@@ -135,8 +142,8 @@ class JobQueue:
         if status in WAITING_STATUSES:
             return JobView(status="queued", queue_position=self.queue.get_job_position(job.id), **common)
         if status == JobStatus.STARTED:
-            if job.worker_name and not is_alive(self.connection, job.worker_name):
-                return _ended(common, "internal_error", "the worker running this job was lost")
+            if settle_if_lost(job, self.settings.worker_lost_after_s):
+                return self._view_of(self._refetch(job))
             return JobView(status="started", **common)
         if status in CANCELED_STATUSES:
             return _ended(common, "canceled", "canceled before it finished", job.return_value())
@@ -175,6 +182,13 @@ def _failure_message(job: Job) -> str:
         return "the service failed to run this job"
     last_line = result.exc_string.strip().splitlines()[-1]
     return f"the service failed to run this job: {last_line}"
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -4,7 +4,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from executor.settings import Settings
 
@@ -58,10 +58,20 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _integral_number(value: object) -> object:
+    """Accept 256.0 for an integer, as JSON Schema does, while strict mode still refuses "256" and 2.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def execute_request_model(settings: Settings, languages: Collection[str]) -> type[ExecuteRequest]:
     """The request model with this deployment's maxima, so validation and /openapi.json agree."""
     language_ids = tuple(sorted(languages))
-    argument = Annotated[str, Field(max_length=4096), AfterValidator(_no_nul)]
+    # The pattern tells schema readers what `_no_nul` enforces with a clearer message.
+    argument = Annotated[
+        str, Field(max_length=4096, json_schema_extra={"pattern": "^[^\\u0000]*$"}), AfterValidator(_no_nul)
+    ]
     fields: dict[str, Any] = {
         "code": (
             Annotated[str, Field(min_length=1, max_length=settings.max_code_bytes)],
@@ -80,7 +90,7 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
             Field(5.0, gt=0, le=settings.max_timeout, description="Wall-clock limit, seconds."),
         ),
         "memory_mb": (
-            int,
+            Annotated[int, BeforeValidator(_integral_number)],
             Field(256, ge=16, le=settings.max_memory_mb, description="Memory limit, MiB."),
         ),
         "args": (

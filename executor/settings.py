@@ -19,7 +19,7 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "EXECUTOR_REDIS_URL")
     )
     # Seconds before a Redis call gives up, so an outage becomes a quick 503 and never a hang.
-    redis_timeout: float = Field(2.0, gt=0)
+    redis_timeout: float = Field(0.75, gt=0)
     queue_name: str = "code_execution"
     result_ttl: int = Field(3600, gt=0)
     max_queue_depth: int = Field(10_000, gt=0)

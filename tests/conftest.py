@@ -1,35 +1,19 @@
 """Fixtures: a real redis-server on a free port, real `rq worker` processes, and the app."""
 
 import os
-import shlex
-import signal
-import subprocess
-import time
+import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
-from rq import Worker
 
 from executor.app import create_app
 from executor.local_redis import RedisServer, start_redis, stop_redis
 from executor.settings import Settings
-
-REPO = Path(__file__).resolve().parent.parent
-WORKER_START_TIMEOUT_S = 30.0
-
-
-def procfile_command(name: str) -> list[str]:
-    """A command of the Procfile, so the tests start processes exactly as a deployment does."""
-    for line in (REPO / "Procfile").read_text().splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            return shlex.split(command)
-    raise KeyError(name)
+from tests.stack import REPO, WORKER_SECRET, WorkerProcesses
 
 
 @pytest.fixture(scope="session")
@@ -51,51 +35,12 @@ def stack_env(redis_server: RedisServer) -> dict[str, str]:
             "EXECUTOR_WORKER_HEARTBEAT_S": "0.5",
             "EXECUTOR_WORKER_LOST_AFTER_S": "3",
             "PYTHONPATH": str(REPO),
+            # The Procfile's commands (rq, gunicorn) come from the virtualenv running the tests.
+            "PATH": f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}",
+            "EXECUTOR_TEST_SECRET": WORKER_SECRET,
         }
     )
     return env
-
-
-class WorkerProcesses:
-    """`rq worker` processes started from the Procfile line, stopped by pid at the end."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self, count: int = 1, extra_env: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
-        started = []
-        for _ in range(count):
-            process = subprocess.Popen(
-                procfile_command("worker"),
-                env={**self.env, **(extra_env or {})},
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            started.append(process)
-        self.processes.extend(started)
-        return started
-
-    def wait_registered(self, connection: Redis, count: int) -> None:
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while Worker.count(connection=connection) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"fewer than {count} workers registered in time")
-            time.sleep(0.05)
-
-    def stop(self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            self.stop(process)
 
 
 @pytest.fixture(scope="session")
@@ -117,10 +62,12 @@ def redis_client(settings: Settings) -> Redis:
 def workers(stack_env: dict[str, str], redis_client: Redis) -> Iterator[WorkerProcesses]:
     """Two real workers on the `tests` queue, for the whole session."""
     pool = WorkerProcesses(stack_env)
-    pool.start(2)
-    pool.wait_registered(redis_client, 2)
-    yield pool
-    pool.stop_all()
+    try:
+        pool.start(2)
+        pool.wait_registered(redis_client, 2)
+        yield pool
+    finally:
+        pool.stop_all()
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +92,11 @@ def run(client: FlaskClient) -> Callable[..., dict[str, Any]]:
         return body
 
     return submit_and_wait
+
+
+@pytest.fixture(scope="session")
+def stack_schema(app: Flask, workers: WorkerProcesses) -> Any:
+    """The app's own OpenAPI document, loaded by schemathesis for fuzzing."""
+    import schemathesis
+
+    return schemathesis.openapi.from_wsgi("/openapi.json", app)

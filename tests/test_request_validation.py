@@ -57,6 +57,10 @@ def test_a_bad_field_is_rejected_with_its_name(body: dict[str, Any], field: str)
     assert field in locations
 
 
+def test_an_integral_number_is_an_integer_as_in_json_schema() -> None:
+    assert Request.model_validate({"code": "x", "memory_mb": 64.0}).memory_mb == 64
+
+
 def test_limits_are_inclusive() -> None:
     request = Request.model_validate(
         {"code": "x" * 100, "stdin": "y" * 50, "timeout": 30, "memory_mb": 1024, "args": ["a"] * 64}

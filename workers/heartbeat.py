@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from collections.abc import Callable
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -12,10 +13,20 @@ logger = logging.getLogger(__name__)
 
 
 class HeartbeatThread(threading.Thread):
-    """Renews the key every `interval_s`; a job's main thread is busy, so RQ's own beat cannot."""
+    """Renews the key every `interval_s`, then runs `after_beat` (the lost-job sweep).
+
+    A job runs in the worker's main thread, which is busy meanwhile: RQ's own beat cannot run.
+    """
 
     def __init__(
-        self, connection: Redis, worker_name: str, sandbox: str, interval_s: float, ttl_s: float
+        self,
+        connection: Redis,
+        worker_name: str,
+        *,
+        sandbox: str,
+        interval_s: float,
+        ttl_s: float,
+        after_beat: Callable[[], object],
     ) -> None:
         super().__init__(name=f"heartbeat-{worker_name}", daemon=True)
         self.connection = connection
@@ -23,6 +34,7 @@ class HeartbeatThread(threading.Thread):
         self.sandbox = sandbox
         self.interval_s = interval_s
         self.ttl_s = ttl_s
+        self.after_beat = after_beat
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -31,6 +43,7 @@ class HeartbeatThread(threading.Thread):
         while not self.stopped.is_set():
             try:
                 beat(self.connection, self.worker_name, self.sandbox, self.ttl_s)
+                self.after_beat()
                 healthy = True
             except RedisError as error:
                 if healthy:

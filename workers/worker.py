@@ -4,15 +4,22 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.worker import SimpleWorker
 
 from executor.jobs import RUN_JOB
+from executor.lost_jobs import sweep_lost_jobs
 from executor.sandbox import kill_running_programs
 from workers.heartbeat import HeartbeatThread
 from workers.tasks import run_job, worker_sandbox, worker_settings
+
+# A Redis outage shorter than about two minutes is ridden out: every command is retried with backoff,
+# so a result computed during the outage is written when Redis returns instead of being lost.
+OUTAGE_RETRY = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=70)
 
 
 class ForbiddenJob(Exception):
@@ -38,16 +45,24 @@ class ExecutorWorker(SimpleWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.connection.set_retry(OUTAGE_RETRY)
         # Decided now, so a worker that must isolate but cannot refuses to start.
         self.sandbox = worker_sandbox()
         settings = worker_settings()
+        self.lost_after_s = settings.worker_lost_after_s
         self.heartbeat_thread = HeartbeatThread(
             self.connection,
             self.name,
-            self.sandbox.isolation,
+            sandbox=self.sandbox.isolation,
             interval_s=settings.worker_heartbeat_s,
             ttl_s=settings.worker_lost_after_s,
+            after_beat=self.sweep_lost_jobs,
         )
+
+    def sweep_lost_jobs(self) -> None:
+        """Settle the jobs of workers that died, on every queue this worker serves."""
+        for queue in self.queues:
+            sweep_lost_jobs(queue, self.lost_after_s)
 
     def register_birth(self) -> None:
         super().register_birth()
@@ -63,11 +78,20 @@ class ExecutorWorker(SimpleWorker):
         kill_running_programs()
 
     def _finalize_success(self, job: Job, queue: Queue, execution: Execution, return_value: Any) -> None:
-        """Label a program stopped by a cancel as canceled, whatever it was doing when it died."""
-        canceled = self._stopped_job_id == job.id or job.get_status(refresh=True) in {
-            JobStatus.CANCELED,
-            JobStatus.STOPPED,
-        }
-        if canceled and isinstance(return_value, dict):
+        """Record the result, unless the job was settled elsewhere while its program ran.
+
+        A canceled job is labeled canceled, whatever its program was doing when it died; a job
+        settled as lost (failed, or handed to another worker) keeps that verdict.
+        """
+        status = job.get_status(refresh=True)
+        if self._stopped_job_id == job.id or status in {JobStatus.CANCELED, JobStatus.STOPPED}:
             return_value = {**return_value, "status": "canceled", "message": "canceled before it finished"}
+        elif status != JobStatus.STARTED or self._owner_of(job) != self.name:
+            self.log.warning("job %s was settled as lost while it ran here; dropping its result", job.id)
+            return
         super()._finalize_success(job, queue, execution, return_value)
+
+    def _owner_of(self, job: Job) -> str | None:
+        """The worker Redis says runs the job now (a retried job may have moved on)."""
+        owner = self.connection.hget(job.key, "worker_name")
+        return owner.decode() if owner else None

@@ -1,0 +1,21 @@
+"""The sandbox runner: runs one untrusted program in a fresh, limited process tree."""
+
+from executor.sandbox.detect import detect_sandbox
+from executor.sandbox.isolation import Isolation, Sandbox, SandboxUnavailable
+from executor.sandbox.limits import Limits
+from executor.sandbox.program import Program
+from executor.sandbox.result import Outcome, RunResult
+from executor.sandbox.runner import kill_running_programs, run_program
+
+__all__ = [
+    "Isolation",
+    "Limits",
+    "Outcome",
+    "Program",
+    "RunResult",
+    "Sandbox",
+    "SandboxUnavailable",
+    "detect_sandbox",
+    "kill_running_programs",
+    "run_program",
+]

@@ -1,0 +1,282 @@
+"""Running a program under bubblewrap: its command line and its reports; the only module that knows bwrap."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+
+from executor.sandbox.launch import ProcessEnd, Run, Stdio, end_of, process_allowance, spawn, text_args
+from executor.sandbox.limits import MIB, Limits
+from executor.sandbox.processes import children_of, send_kill, stat_fields
+from executor.sandbox.rlimits import child_setup, program_rlimits
+
+SANDBOX_UID = 1000
+SANDBOX_GID = 1000
+SANDBOX_HOSTNAME = "sandbox"
+WORK_DIR = "/work"
+ENVIRONMENT = {"PATH": "/usr/bin:/bin", "HOME": WORK_DIR, "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
+# Top-level directories that merged-/usr systems make symlinks into /usr; shown as on the host.
+ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# The devices a program may use, bound from the host. Not `--dev`: it adds /dev/pts and /dev/tty,
+# which a program without a terminal does not need, and its devpts mount makes bwrap create a
+# second user namespace, half a millisecond per run.
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+DEVICE_LINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+# RLIMIT_NPROC counts bwrap's own processes too: the monitor outside and pid 1 inside.
+BWRAP_PROCESSES = 2
+_SIGNALS = frozenset(signal.valid_signals())
+
+
+def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
+    """Spawn bwrap with the source and the filter passed as fds; `cleanup` closes what this opens."""
+    source_fd = _memfd("source", run.program.code.encode("utf-8", "replace"), cleanup)
+    pass_fds = [source_fd]
+    seccomp_args: list[str] = []
+    if run.sandbox.seccomp_filter:
+        seccomp_fd = _memfd("seccomp", run.sandbox.seccomp_filter, cleanup)
+        pass_fds.append(seccomp_fd)
+        seccomp_args = ["--seccomp", str(seccomp_fd)]
+    status_read, status_write = os.pipe2(os.O_CLOEXEC)
+    cleanup.callback(os.close, status_read)
+    # The interpreter by its real path: a symlink into a directory the sandbox does not show breaks.
+    executable = os.path.realpath(run.language.executable)
+    argv = [
+        run.sandbox.bwrap_path,
+        *_namespaces(),
+        *_filesystem(executable, run.limits, source_fd, run.language.source_file),
+        *seccomp_args,
+        "--json-status-fd",
+        str(status_write),
+        "--",
+        executable,
+        *run.language.command(text_args(run.program.args))[1:],
+    ]
+    rlimits = program_rlimits(run.limits, process_allowance(run.sandbox, BWRAP_PROCESSES))
+    try:
+        popen = spawn(
+            argv,
+            env={},
+            cwd="/",
+            stdio=stdio,
+            pass_fds=[*pass_fds, status_write],
+            child_setup=child_setup(rlimits, b""),
+            sandbox=run.sandbox,
+        )
+    finally:
+        os.close(status_write)
+    uid = os.geteuid() if run.sandbox.program_uid is None else run.sandbox.program_uid
+    process = BwrapProcess(popen, status_read, uid)
+    cleanup.callback(process.close)
+    return process
+
+
+def _namespaces() -> list[str]:
+    """A new namespace of every kind, no capabilities, a clean environment, and death with the worker."""
+    environment = [arg for name, value in ENVIRONMENT.items() for arg in ("--setenv", name, value)]
+    return [
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_GID),
+        "--hostname",
+        SANDBOX_HOSTNAME,
+        "--clearenv",
+        *environment,
+    ]
+
+
+def _filesystem(executable: str, limits: Limits, source_fd: int, source_file: str) -> list[str]:
+    """/usr read-only, a fresh /proc, a few devices, size-bounded /tmp, /dev/shm and /work, nothing else."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for path in ROOT_LINKS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    if not executable.startswith("/usr/"):
+        # An interpreter outside /usr (e.g. /opt/python/bin/python3) needs its prefix, read-only.
+        prefix = os.path.dirname(os.path.dirname(executable))
+        if prefix == "/":
+            raise ValueError(f"{executable}: its prefix would be the whole host filesystem")
+        args += ["--ro-bind", prefix, prefix]
+    args += ["--proc", "/proc"]
+    for device in DEVICES:
+        args += ["--dev-bind", device, device]
+    for target, link in DEVICE_LINKS:
+        args += ["--symlink", target, link]
+    # Each writable tmpfs is bounded; the root tmpfs (holding /dev) becomes read-only after setup.
+    size = str(limits.max_disk_mb * MIB)
+    args += ["--size", size, "--tmpfs", "/dev/shm"]
+    args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", WORK_DIR]
+    args += ["--perms", "0644", "--file", str(source_fd), f"{WORK_DIR}/{source_file}"]
+    args += ["--remount-ro", "/", "--chdir", WORK_DIR]
+    return args
+
+
+def _memfd(name: str, data: bytes, cleanup: ExitStack) -> int:
+    """An anonymous file holding `data`, read from its start by bwrap (close-on-exec here)."""
+    fd = os.memfd_create(name)
+    cleanup.callback(os.close, fd)
+    view = memoryview(data)
+    while view:
+        view = view[os.pwrite(fd, view, len(data) - len(view)) :]
+    return fd
+
+
+def program_status(exit_code: int) -> tuple[int | None, int | None]:
+    """Undo bwrap's shell convention of reporting death by signal N as exit code 128 + N.
+
+    A program that itself exits with such a code (e.g. sys.exit(137)) is reported as killed by
+    that signal: bwrap gives no way to tell the two apart.
+    """
+    if exit_code - 128 in _SIGNALS:
+        return None, exit_code - 128
+    return exit_code, None
+
+
+class BwrapProcess:
+    """A running bwrap: the monitor we spawned, and pid 1 of its namespace once bwrap reports it."""
+
+    def __init__(self, popen: "subprocess.Popen[bytes]", status_fd: int, uid: int) -> None:
+        self._popen = popen
+        self._uid = uid
+        self._pidfd = os.pidfd_open(popen.pid)
+        self._status_fd = status_fd
+        self._status = bytearray()
+        self._init_pid: int | None = None
+        self._init_pidfd: int | None = None
+        self._end: ProcessEnd | None = None
+
+    @property
+    def pidfd(self) -> int:
+        """A pidfd of the bwrap monitor, readable once it has exited."""
+        return self._pidfd
+
+    @property
+    def listeners(self) -> Mapping[int, Callable[[bytes], None]]:
+        """bwrap's JSON status lines, read while the program runs to learn pid 1."""
+        return {self._status_fd: self._read_status}
+
+    def kill(self) -> None:
+        """End the program (from any thread, for a cancel), keeping its accounting."""
+        self.end_program()
+
+    def end_program(self) -> None:
+        """SIGKILL pid 1's children, the program first among them, but not pid 1 itself.
+
+        Pid 1 then reaps the program, so its rusage keeps the program's CPU time and peak memory
+        (an exiting pid 1 reaps its namespace without accounting), and the monitor exits as after
+        any end of the program. Before pid 1 has a child there is nothing to keep: kill it all.
+        """
+        init_pid = self._init_pid
+        children = [] if init_pid is None else children_of(init_pid, self._uid)
+        if not children:
+            self.kill_tree()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                pidfd = os.pidfd_open(pid)
+                # Checked after pinning it with a pidfd, so a recycled pid is never signalled.
+                with contextlib.suppress(OSError):
+                    if int(stat_fields(pid)[1]) == init_pid:
+                        send_kill(pidfd)
+                os.close(pidfd)
+
+    def kill_tree(self) -> None:
+        """SIGKILL the monitor, then pid 1, whose death takes the whole pid namespace with it."""
+        # The monitor first: dead, it cannot reap pid 1, which reparents to us (the subreaper)
+        # with the program's CPU time and peak memory in its rusage, where finish() finds them.
+        send_kill(self._pidfd)
+        if self._init_pidfd is not None:
+            send_kill(self._init_pidfd)
+
+    def finish(self) -> ProcessEnd:
+        """Kill, reap the monitor and pid 1, and report the program's end from bwrap's status."""
+        if self._end is None:
+            self._end = self._collect()
+        return self._end
+
+    def close(self) -> None:
+        """Release the pidfds, once the run is over (its end reaped even if collecting was interrupted)."""
+        # An exception (e.g. RQ's job timeout) may have cut finish() short after a reap.
+        with contextlib.suppress(ChildProcessError):
+            self.finish()
+        os.close(self._pidfd)
+        if self._init_pidfd is not None:
+            os.close(self._init_pidfd)
+
+    def _collect(self) -> ProcessEnd:
+        self.kill_tree()
+        _, status, usage = os.wait4(self._popen.pid, 0)
+        self._popen.returncode = os.waitstatus_to_exitcode(status)
+        # The monitor wrote pid 1 before it could die; read it now if the loop did not.
+        with contextlib.suppress(BlockingIOError):
+            os.set_blocking(self._status_fd, False)
+            while chunk := os.read(self._status_fd, 4096):
+                self._read_status(chunk)
+        self.kill_tree()
+        cpu_time = usage.ru_utime + usage.ru_stime
+        memory_kb = None
+        if self._init_pidfd is not None and self._init_pid is not None:
+            with contextlib.suppress(ChildProcessError):
+                _, _, init_usage = os.wait4(self._init_pid, 0)
+                cpu_time += init_usage.ru_utime + init_usage.ru_stime
+                # Not the monitor's: forked from the worker, its peak includes the worker's memory.
+                memory_kb = init_usage.ru_maxrss
+        exit_code = self._reported("exit-code")
+        if exit_code is not None:
+            return_code, signal_number = program_status(exit_code)
+            return ProcessEnd(return_code, signal_number, cpu_time, memory_kb)
+        return_code, signal_number = end_of(status)
+        if signal_number is not None:
+            # Killed by us (timeout, output, cancel) before bwrap could report on the program.
+            return ProcessEnd(None, signal_number, cpu_time, memory_kb)
+        return ProcessEnd(
+            cpu_time=cpu_time, sandbox_error=f"bubblewrap failed to start the program (status {return_code})"
+        )
+
+    def _read_status(self, chunk: bytes) -> None:
+        self._status += chunk
+        if self._init_pid is None:
+            self._init_pid = self._reported("child-pid")
+            if self._init_pid is not None:
+                self._init_pidfd = self._open_init(self._init_pid)
+
+    def _open_init(self, pid: int) -> int | None:
+        """A pidfd of pid 1, checked to be a child of the monitor or of ours, so never a recycled pid."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        try:
+            parent = int(stat_fields(pid)[1])
+        except OSError:
+            parent = None
+        if parent in (self._popen.pid, os.getpid()):
+            return pidfd
+        os.close(pidfd)
+        return None
+
+    def _reported(self, key: str) -> int | None:
+        """The last value bwrap reported for `key` in its complete JSON lines; others are ignored."""
+        value = None
+        for line in bytes(self._status).splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                continue
+            with contextlib.suppress(ValueError):
+                report = json.loads(line)
+                if isinstance(report, dict) and isinstance(report.get(key), int):
+                    value = report[key]
+        return value

@@ -1,0 +1,68 @@
+"""Choosing the isolation once per worker: bubblewrap when it really works here, rlimits only otherwise."""
+
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import replace
+
+from executor.languages import Language
+from executor.sandbox.isolation import Isolation, Sandbox, SandboxUnavailable
+from executor.sandbox.limits import Limits
+from executor.sandbox.program import Program
+from executor.sandbox.result import Outcome
+from executor.sandbox.runner import run_program
+from executor.sandbox.seccomp import build_seccomp_filter
+
+_logger = logging.getLogger(__name__)
+# Generous, so that only a sandbox that cannot start at all fails the probe.
+_PROBE_LIMITS = Limits(wall_time_s=20.0)
+
+
+def detect_sandbox(
+    languages: Mapping[str, Language],
+    program_uid: int | None = None,
+    program_gid: int | None = None,
+    require_isolation: bool = False,
+) -> Sandbox:
+    """Probe bubblewrap by running an empty program of every language with the real flags and uid.
+
+    Falls back to rlimits only, with a loud warning, unless `require_isolation` makes that an error.
+    """
+    if program_uid is None and os.geteuid() == 0:
+        _logger.warning(
+            "the worker is root and no program uid was given: programs run as host root, "
+            "and RLIMIT_NPROC does not hold for root, so fork bombs are not contained"
+        )
+    candidate = Sandbox(
+        isolation=Isolation.BWRAP,
+        languages=languages,
+        program_uid=program_uid,
+        program_gid=program_gid,
+        seccomp_filter=build_seccomp_filter(),
+        bwrap_path=shutil.which("bwrap") or "bwrap",
+    )
+    problem = _bwrap_problem(candidate)
+    if problem is None:
+        _logger.info("sandbox: bubblewrap works, programs run isolated")
+        return candidate
+    if require_isolation:
+        raise SandboxUnavailable(f"bubblewrap does not work here: {problem}")
+    _logger.warning(
+        "SANDBOX DEGRADED: bubblewrap does not work here (%s). Programs run with rlimits and seccomp "
+        "only: they can read what their uid may read on the host, use the network and see other processes.",
+        problem,
+    )
+    return replace(candidate, isolation=Isolation.RLIMITS_ONLY)
+
+
+def _bwrap_problem(candidate: Sandbox) -> str | None:
+    """Why bubblewrap cannot run programs here, or None when every language ran in it."""
+    if not os.access(candidate.bwrap_path, os.X_OK):
+        return "bwrap is not installed"
+    for language in candidate.languages.values():
+        result = run_program(Program(code="", language=language.id), _PROBE_LIMITS, candidate)
+        if result.outcome is not Outcome.SUCCESS:
+            reason = result.message or result.stderr.strip() or f"the probe ended {result.outcome.value}"
+            return f"{language.id}: {reason}"
+    return None

@@ -1,0 +1,122 @@
+"""What both isolation levels share: spawning the child, and the shape of what they report back."""
+
+import os
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from executor.languages import Language
+from executor.sandbox.isolation import Sandbox
+from executor.sandbox.limits import Limits
+from executor.sandbox.processes import count_tasks
+from executor.sandbox.program import Program
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's inputs: the program, the language it is in, its limits and the sandbox."""
+
+    program: Program
+    language: Language
+    limits: Limits
+    sandbox: Sandbox
+
+
+@dataclass(frozen=True)
+class Stdio:
+    """The child's ends of its standard-stream pipes."""
+
+    stdin: int
+    stdout: int
+    stderr: int
+
+
+@dataclass(frozen=True)
+class ProcessEnd:
+    """How the process tree ended, as far as the isolation layer can tell."""
+
+    return_code: int | None = None
+    signal: int | None = None
+    cpu_time: float = 0.0
+    memory_kb: int | None = None
+    # Set when the sandbox itself failed before the program ran.
+    sandbox_error: str | None = None
+
+
+class StartedProgram(Protocol):
+    """A program started under one isolation level, seen by the runner."""
+
+    @property
+    def pidfd(self) -> int:
+        """A pidfd of the direct child, readable once it has exited."""
+
+    @property
+    def listeners(self) -> Mapping[int, Callable[[bytes], None]]:
+        """Extra fds the I/O loop should read, and who wants their bytes."""
+
+    def kill(self) -> None:
+        """Make the program end at once; safe from any thread while the run is registered."""
+
+    def end_program(self) -> None:
+        """Kill the program so that its CPU time and peak memory are still accounted."""
+
+    def kill_tree(self) -> None:
+        """Kill the whole tree, including what escaped the program's process group."""
+
+    def finish(self) -> ProcessEnd:
+        """Kill what is left, reap everything, and report; later calls return the same report."""
+
+
+def process_allowance(sandbox: Sandbox, own_processes: int) -> int:
+    """Tasks RLIMIT_NPROC must allow beyond the program's own.
+
+    The limit counts every task of a host uid. With a uid of its own per worker slot that is just
+    the program plus the sandbox's own processes; sharing the worker's uid, it also counts every
+    task that uid runs now, so the program gets its budget on top of those (shared, not exact).
+    """
+    if sandbox.program_uid is None and os.geteuid() != 0:
+        return own_processes + count_tasks(os.getuid())
+    return own_processes
+
+
+def spawn(
+    argv: Sequence[str | bytes],
+    *,
+    env: Mapping[str, str],
+    cwd: str,
+    stdio: Stdio,
+    pass_fds: Sequence[int],
+    child_setup: Callable[[], None],
+    sandbox: Sandbox,
+) -> "subprocess.Popen[bytes]":
+    """Start the child in a new session with only the given fds, as the program uid when there is one."""
+    identity: dict[str, Any] = {}
+    if sandbox.program_uid is not None:
+        group = sandbox.program_uid if sandbox.program_gid is None else sandbox.program_gid
+        identity = {"user": sandbox.program_uid, "group": group, "extra_groups": []}
+    return subprocess.Popen(
+        argv,
+        stdin=stdio.stdin,
+        stdout=stdio.stdout,
+        stderr=stdio.stderr,
+        env=env,
+        cwd=cwd,
+        close_fds=True,
+        pass_fds=pass_fds,
+        start_new_session=True,
+        preexec_fn=child_setup,  # noqa: PLW1509 - it only makes system calls; see rlimits.child_setup
+        **identity,
+    )
+
+
+def text_args(args: tuple[str, ...]) -> tuple[str, ...]:
+    """Arguments that encode as UTF-8: a lone surrogate (valid JSON) becomes "?" rather than a failure."""
+    return tuple(arg.encode("utf-8", "replace").decode("utf-8") for arg in args)
+
+
+def end_of(status: int) -> tuple[int | None, int | None]:
+    """A wait status as (return code, signal number), one of them None."""
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status), None

@@ -1,0 +1,58 @@
+"""Resource limits and privilege settings applied in the child between fork and exec."""
+
+import ctypes
+import resource
+from collections.abc import Callable
+
+from executor.sandbox.limits import MIB, Limits
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+class _SockFprog(ctypes.Structure):
+    """The kernel's struct sock_fprog: a BPF program as length and pointer."""
+
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+RlimitSettings = tuple[tuple[int, tuple[int, int]], ...]
+
+
+def program_rlimits(limits: Limits, extra_processes: int) -> RlimitSettings:
+    """The rlimits of a run, ordered so that RLIMIT_AS comes last (see child_setup)."""
+    disk = limits.max_disk_mb * MIB
+    processes = limits.max_processes + extra_processes
+    return (
+        # SIGXCPU at the soft limit; SIGKILL a second later if the program ignores it.
+        (resource.RLIMIT_CPU, (limits.cpu_time_s, limits.cpu_time_s + 1)),
+        (resource.RLIMIT_NPROC, (processes, processes)),
+        (resource.RLIMIT_FSIZE, (disk, disk)),
+        (resource.RLIMIT_NOFILE, (limits.max_open_files, limits.max_open_files)),
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_AS, (limits.memory_mb * MIB, limits.memory_mb * MIB)),
+    )
+
+
+def child_setup(rlimits: RlimitSettings, seccomp_filter: bytes) -> Callable[[], None]:
+    """The preexec function: no new privileges, the rlimits, and the seccomp filter when one is given."""
+    program = ctypes.create_string_buffer(seccomp_filter, len(seccomp_filter))
+    fprog = _SockFprog(len(seccomp_filter) // 8, ctypes.cast(program, ctypes.c_void_p))
+    zero, one, filter_mode = ctypes.c_ulong(0), ctypes.c_ulong(1), ctypes.c_ulong(SECCOMP_MODE_FILTER)
+    fprog_pointer = ctypes.byref(fprog)
+
+    def apply() -> None:
+        # Runs in the forked child of a possibly multi-threaded worker: everything is prepared
+        # above, so this only makes system calls; RLIMIT_AS comes last, since after it the copy of
+        # the worker may not be able to allocate anything.
+        if _LIBC.prctl(PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        if seccomp_filter and _LIBC.prctl(PR_SET_SECCOMP, filter_mode, fprog_pointer, zero, zero) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+        for limit, values in rlimits:
+            resource.setrlimit(limit, values)
+
+    return apply

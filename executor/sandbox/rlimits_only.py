@@ -1,0 +1,121 @@
+"""Running a program straight on the host, with only rlimits, seccomp and its own uid around it.
+
+The fallback when bubblewrap does not work: the program sees the host's files (as its uid may),
+network and processes; docs/sandbox.md spells out what that allows.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+
+from executor.sandbox.launch import ProcessEnd, Run, Stdio, end_of, process_allowance, spawn, text_args
+from executor.sandbox.processes import kill_strays, send_kill, stat_fields
+from executor.sandbox.rlimits import child_setup, program_rlimits
+
+
+def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
+    """Spawn the interpreter in a fresh working directory that `cleanup` removes."""
+    sandbox = run.sandbox
+    workdir = tempfile.mkdtemp(prefix="executor-run-")
+    cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+    source = os.path.join(workdir, run.language.source_file)
+    with open(source, "wb") as source_file:
+        source_file.write(run.program.code.encode("utf-8", "replace"))
+    if sandbox.program_uid is not None:
+        group = sandbox.program_uid if sandbox.program_gid is None else sandbox.program_gid
+        os.chown(workdir, sandbox.program_uid, group)
+        os.chown(source, sandbox.program_uid, group)
+    environment = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "TMPDIR": workdir}
+    rlimits = program_rlimits(run.limits, process_allowance(sandbox, 0))
+    baseline_kb = _peak_rss_kb()
+    popen = spawn(
+        run.language.command(text_args(run.program.args)),
+        env=environment,
+        cwd=workdir,
+        stdio=stdio,
+        pass_fds=(),
+        child_setup=child_setup(rlimits, sandbox.seccomp_filter),
+        sandbox=sandbox,
+    )
+    process = DirectProcess(popen, sandbox.program_uid, baseline_kb)
+    cleanup.callback(process.close)
+    return process
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak resident memory, which a child forked from it inherits in ru_maxrss."""
+    with open("/proc/self/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class DirectProcess:
+    """The interpreter as our direct child, leading its own process group and session."""
+
+    def __init__(self, popen: "subprocess.Popen[bytes]", program_uid: int | None, baseline_kb: int) -> None:
+        self._popen = popen
+        self._pidfd = os.pidfd_open(popen.pid)
+        # A uid of its own is the program's alone: everything running as it is the run's to kill.
+        self._uid = os.geteuid() if program_uid is None else program_uid
+        self._whole_uid = program_uid is not None
+        self._baseline_kb = baseline_kb
+        self._since_ticks = int(stat_fields(popen.pid)[19])
+        self._strays_cpu_time = 0.0
+        self._end: ProcessEnd | None = None
+
+    @property
+    def pidfd(self) -> int:
+        """A pidfd of the interpreter, readable once it has exited."""
+        return self._pidfd
+
+    @property
+    def listeners(self) -> Mapping[int, Callable[[bytes], None]]:
+        """Nothing to read besides the standard streams."""
+        return {}
+
+    def kill(self) -> None:
+        """SIGKILL the interpreter and its process group (valid: the leader is not reaped yet)."""
+        send_kill(self._pidfd)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, signal.SIGKILL)
+
+    def kill_tree(self) -> None:
+        """Kill the group, then sweep the process table for what left it (setsid, double fork)."""
+        self.kill()
+        self._strays_cpu_time += kill_strays(self._popen.pid, self._since_ticks, self._uid, self._whole_uid)
+
+    def end_program(self) -> None:
+        """The interpreter is our child: we reap it, so killing the tree loses none of its accounting."""
+        self.kill_tree()
+
+    def finish(self) -> ProcessEnd:
+        """Kill, reap the interpreter, then reap its killed descendants, which reparent to us."""
+        if self._end is None:
+            self._end = self._collect()
+        return self._end
+
+    def close(self) -> None:
+        """Release the pidfd, once the run is over (its end reaped even if collecting was interrupted)."""
+        # An exception (e.g. RQ's job timeout) may have cut finish() short after a reap.
+        with contextlib.suppress(ChildProcessError):
+            self.finish()
+        os.close(self._pidfd)
+
+    def _collect(self) -> ProcessEnd:
+        self.kill_tree()
+        _, status, usage = os.wait4(self._popen.pid, 0)
+        self._popen.returncode = os.waitstatus_to_exitcode(status)
+        self._strays_cpu_time += kill_strays(self._popen.pid, self._since_ticks, self._uid, self._whole_uid)
+        return_code, signal_number = end_of(status)
+        # ru_maxrss of a child forked from the worker starts at the worker's own resident size:
+        # only a peak above that is the program's; below it the true figure is unknown.
+        memory_kb = usage.ru_maxrss if usage.ru_maxrss > self._baseline_kb else None
+        cpu_time = usage.ru_utime + usage.ru_stime + self._strays_cpu_time
+        return ProcessEnd(return_code, signal_number, cpu_time, memory_kb)

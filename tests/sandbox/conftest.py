@@ -1,0 +1,123 @@
+"""Fixtures for runner tests: real sandboxes of both isolation levels, and a way to run code in them."""
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from executor.languages import Language, build_languages, default_python
+from executor.sandbox import (
+    Isolation,
+    Limits,
+    Program,
+    RunResult,
+    Sandbox,
+    SandboxUnavailable,
+    detect_sandbox,
+    run_program,
+)
+from executor.sandbox.processes import process_table
+from executor.sandbox.seccomp import build_seccomp_filter
+
+# Host uids programs run as when the tests run as root, apart from any a real worker uses.
+BWRAP_UID = 62900
+RLIMITS_ONLY_UID = 62901
+IS_ROOT = os.geteuid() == 0
+
+Run = Callable[..., RunResult]
+
+
+def program_uid(uid: int) -> int | None:
+    """The uid to run programs as: only root can switch to one."""
+    return uid if IS_ROOT else None
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids of the processes, of any uid, whose command line contains `marker`."""
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as cmdline:
+                if marker.encode() in cmdline.read():
+                    found.append(int(name))
+        except (NotADirectoryError, FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+@pytest.fixture
+def find_processes() -> Callable[[str], list[int]]:
+    """processes_with, for tests (which do not import the conftest)."""
+    return processes_with
+
+
+@pytest.fixture(scope="session")
+def languages() -> Mapping[str, Language]:
+    """The languages a worker would offer."""
+    return build_languages(default_python())
+
+
+@pytest.fixture(scope="session")
+def bwrap_sandbox(languages: Mapping[str, Language]) -> Sandbox:
+    """A bubblewrap sandbox; skipped where bubblewrap does not work, but failing in CI."""
+    uid = program_uid(BWRAP_UID)
+    try:
+        return detect_sandbox(languages, uid, uid, require_isolation=True)
+    except SandboxUnavailable as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"bubblewrap is not usable here: {error}")
+
+
+@pytest.fixture(scope="session")
+def rlimits_only_sandbox(languages: Mapping[str, Language]) -> Sandbox:
+    """The fallback sandbox, built directly: on this machine detection would choose bubblewrap."""
+    uid = program_uid(RLIMITS_ONLY_UID)
+    return Sandbox(Isolation.RLIMITS_ONLY, languages, uid, uid, build_seccomp_filter())
+
+
+@pytest.fixture(params=[Isolation.BWRAP, Isolation.RLIMITS_ONLY], ids=str)
+def sandbox(request: pytest.FixtureRequest) -> Sandbox:
+    """Each test taking this runs once per isolation level."""
+    name = "bwrap_sandbox" if request.param is Isolation.BWRAP else "rlimits_only_sandbox"
+    chosen: Sandbox = request.getfixturevalue(name)
+    return chosen
+
+
+def runner(sandbox: Sandbox) -> Run:
+    """run(code, stdin=..., args=..., **limits): one program with short limits by default."""
+
+    def run(code: str, *, stdin: str = "", args: tuple[str, ...] = (), **limits: Any) -> RunResult:
+        settings = {"wall_time_s": 5.0, **limits}
+        return run_program(Program(code, stdin=stdin, args=args), Limits(**settings), sandbox)
+
+    return run
+
+
+@pytest.fixture
+def run(sandbox: Sandbox) -> Run:
+    """Run code in the parametrized sandbox."""
+    return runner(sandbox)
+
+
+@pytest.fixture
+def run_bwrap(bwrap_sandbox: Sandbox) -> Run:
+    """Run code under bubblewrap only, for what the fallback cannot promise."""
+    return runner(bwrap_sandbox)
+
+
+@pytest.fixture
+def needs_program_uid(sandbox: Sandbox) -> None:
+    """Skip what rlimits-only cannot promise when programs share the worker's uid (not root)."""
+    if sandbox.isolation == Isolation.RLIMITS_ONLY and sandbox.program_uid is None:
+        pytest.skip("rlimits-only without a program uid (worker not root) cannot protect the worker's files")
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_run() -> Iterator[None]:
+    """After every test, nothing runs as the programs' uids: each run killed and reaped its tree."""
+    yield
+    if IS_ROOT:
+        left = [info.pid for uid in (BWRAP_UID, RLIMITS_ONLY_UID) for info in process_table(uid)]
+        assert left == [], f"processes outlived their run: {left}"

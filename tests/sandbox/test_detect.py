@@ -1,0 +1,34 @@
+"""Detection picks bubblewrap where it works, and says so loudly when it falls back."""
+
+import logging
+from collections.abc import Mapping
+
+import pytest
+
+from executor.languages import Language
+from executor.sandbox import Isolation, Sandbox, SandboxUnavailable, detect_sandbox
+
+
+def test_bubblewrap_is_chosen_where_it_works(bwrap_sandbox: Sandbox) -> None:
+    assert bwrap_sandbox.isolation == Isolation.BWRAP
+    assert bwrap_sandbox.seccomp_filter
+    assert bwrap_sandbox.bwrap_path.endswith("/bwrap")
+
+
+def test_without_bubblewrap_detection_falls_back_to_rlimits_only_with_a_warning(
+    languages: Mapping[str, Language], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with caplog.at_level(logging.WARNING, logger="executor.sandbox"):
+        sandbox = detect_sandbox(languages)
+    assert sandbox.isolation == Isolation.RLIMITS_ONLY
+    assert "SANDBOX DEGRADED" in caplog.text
+    assert "bwrap is not installed" in caplog.text
+
+
+def test_without_bubblewrap_required_isolation_is_an_error(
+    languages: Mapping[str, Language], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SandboxUnavailable, match="bwrap is not installed"):
+        detect_sandbox(languages, require_isolation=True)

@@ -1,0 +1,91 @@
+"""Helpers to start the processes of a deployment, exactly as the Procfile names them."""
+
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from flask.testing import FlaskClient
+from redis import Redis
+from rq import Worker
+
+REPO = Path(__file__).resolve().parent.parent
+WORKER_START_TIMEOUT_S = 30.0
+POLL_LIMIT_S = 30.0
+# Placed in the workers' environment: no program may ever see it.
+WORKER_SECRET = "executor-test-secret-5f2c9a"
+
+
+def procfile_command(name: str) -> list[str]:
+    """A command of the Procfile, so the tests start processes exactly as a deployment does."""
+    for line in (REPO / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return shlex.split(command)
+    raise KeyError(name)
+
+
+class WorkerProcesses:
+    """`rq worker` processes started from the Procfile line, stopped by pid at the end."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, count: int = 1, extra_env: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
+        started = []
+        for _ in range(count):
+            process = subprocess.Popen(
+                procfile_command("worker"),
+                env={**self.env, **(extra_env or {})},
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            started.append(process)
+        self.processes.extend(started)
+        return started
+
+    def wait_registered(self, connection: Redis, count: int) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        while Worker.count(connection=connection) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {count} workers registered in time")
+            time.sleep(0.05)
+
+    def stop(self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            self.stop(process)
+
+
+def poll_until(client: FlaskClient, job_id: str, statuses: set[str]) -> dict[str, Any]:
+    """Poll until the job reaches one of `statuses`, bounded in time."""
+    deadline = time.monotonic() + POLL_LIMIT_S
+    while time.monotonic() < deadline:
+        view: dict[str, Any] = client.get(f"/api/v1/execute/{job_id}").get_json()
+        if view["status"] in statuses:
+            return view
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} never reached {statuses}")
+
+
+def processes_with_token(token: str) -> list[psutil.Process]:
+    """Live processes whose command line carries `token` (programs get it as an argument)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if any(token in part for part in cmdline) and process.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(process)
+    return found

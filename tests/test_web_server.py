@@ -1,0 +1,82 @@
+"""The Procfile's web line under gunicorn, as a Heroku-style platform starts it: real HTTP, real errors."""
+
+import http.client
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from executor.local_redis import free_port
+from tests.stack import REPO, WorkerProcesses, procfile_command
+
+START_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def web_port(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen(
+        procfile_command("web"),
+        env={**stack_env, "PORT": str(port), "WEB_CONCURRENCY": "1"},
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            if request(port, "GET", "/health")[0] == 200:
+                break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.1)
+    yield port
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def request(
+    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    payload = json.dumps(body) if body is not None else None
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    connection.request(method, path, body=payload, headers=all_headers)
+    response = connection.getresponse()
+    raw = response.read()
+    connection.close()
+    content_type = response.getheader("Content-Type", "")
+    parsed = json.loads(raw) if content_type.startswith("application/json") else raw
+    return response.status, dict(response.getheaders()), parsed
+
+
+def test_the_procfile_web_process_serves_a_program(web_port: int) -> None:
+    status, _, body = request(web_port, "POST", "/api/v1/execute?wait=true", {"code": "print('hello')"})
+    assert (status, body["status"], body["stdout"]) == (200, "success", "hello\n")
+
+
+def test_an_over_long_url_is_refused_as_json(web_port: int) -> None:
+    status, _, body = request(web_port, "GET", "/api/v1/execute/" + "x" * 10_000)
+    assert (status, body["error"]["code"]) == (414, "uri_too_long")
+
+
+def test_an_over_long_header_is_refused_as_json(web_port: int) -> None:
+    status, _, body = request(web_port, "GET", "/health", headers={"X-Big": "y" * 10_000})
+    assert status in {400, 431}
+    assert body["error"]["code"] in {"bad_request", "headers_too_large"}
+
+
+def test_the_dashboard_shows_queues_workers_and_jobs(web_port: int) -> None:
+    _, _, job = request(web_port, "POST", "/api/v1/execute?wait=true", {"code": "print(1)"})
+    for path in ("/rq/", "/rq/0/view/workers", f"/rq/0/view/job/{job['job_id']}"):
+        assert request(web_port, "GET", path)[0] == 200, path
+    status, _, queues = request(web_port, "GET", "/rq/0/data/queues.json")
+    assert status == 200
+    assert "tests" in {queue["name"] for queue in queues["queues"]}
+    status, _, info = request(web_port, "GET", f"/rq/0/data/job/{job['job_id']}.json")
+    assert (status, info["status"]) == (200, "finished")
