@@ -65,7 +65,8 @@ def start_redis(data_dir: str, port: int | None = None, password: str | None = N
     ]  # fmt: skip
     if password:
         command += ["--requirepass", password]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    # A session of its own: a Ctrl-C meant for the services must not stop Redis under them.
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
     credentials = f":{password}@" if password else ""
     server = RedisServer(process=process, url=f"redis://{credentials}127.0.0.1:{port}/0", port=port)
     _wait_until_ready(server)
