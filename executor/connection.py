@@ -11,7 +11,12 @@ from executor.settings import Settings
 
 
 def connect(settings: Settings) -> Redis:
-    """A client that fails fast when Redis is away instead of waiting forever.
+    """A client that fails fast when Redis is away instead of waiting forever."""
+    return Redis.from_url(settings.redis_url, **client_options(settings))
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Options of every client of the web process, the rate limiter's included.
 
     One quick retry replaces a connection that Redis closed (say, after a restart); more would
     only delay the 503 that tells the client to come back.
@@ -25,4 +30,4 @@ def connect(settings: Settings) -> Redis:
     if settings.redis_url.startswith("rediss://"):
         # Heroku-style managed Redis presents a self-signed certificate.
         options["ssl_cert_reqs"] = ssl.CERT_NONE
-    return Redis.from_url(settings.redis_url, **options)
+    return options

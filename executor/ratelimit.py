@@ -3,6 +3,7 @@
 from flask import Flask, request
 from flask_limiter import Limiter
 
+from executor.connection import client_options
 from executor.jobs import owner_of
 from executor.settings import Settings
 
@@ -19,18 +20,15 @@ def init_rate_limit(app: Flask, settings: Settings) -> None:
     """Limit the API routes to EXECUTOR_RATE_LIMIT (e.g. '100/minute'); off when it is empty."""
     if not settings.rate_limit:
         return
-    limiter = Limiter(
+    # Registering on the app is all it takes: the limiter hooks into every request from here on.
+    Limiter(
         key_func=_client_key,
         app=app,
         default_limits=[settings.rate_limit],
         storage_uri=settings.redis_url,
-        storage_options={
-            "socket_connect_timeout": settings.redis_timeout,
-            "socket_timeout": settings.redis_timeout,
-        },
+        storage_options=client_options(settings),
         headers_enabled=True,
         # An outage of the limiter's store must not turn every request into an error.
         swallow_errors=True,
         default_limits_exempt_when=lambda: not request.path.startswith("/api/"),
     )
-    app.extensions["executor_limiter"] = limiter

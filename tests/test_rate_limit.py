@@ -1,0 +1,22 @@
+"""The optional per-client rate limit, counted in the real Redis."""
+
+import uuid
+
+from executor.app import create_app
+from executor.settings import Settings
+
+
+def test_a_client_over_its_rate_limit_gets_429_with_retry_after(settings: Settings) -> None:
+    limited = settings.model_copy(
+        update={"rate_limit": "2/minute", "queue_name": f"limited-{uuid.uuid4().hex}"}
+    )
+    client = create_app(limited).test_client()
+    key = {"Authorization": f"Bearer {uuid.uuid4().hex}"}
+    statuses = [client.get("/api/v1/languages", headers=key).status_code for _ in range(3)]
+    response = client.get("/api/v1/languages", headers=key)
+    assert statuses == [200, 200, 429]
+    assert (response.status_code, response.get_json()["error"]["code"]) == (429, "rate_limited")
+    assert int(response.headers["Retry-After"]) > 0
+    # Another client has a budget of its own, and the health check is never limited.
+    assert client.get("/api/v1/languages", headers={"Authorization": "Bearer other"}).status_code == 200
+    assert all(client.get("/health").status_code == 200 for _ in range(3))

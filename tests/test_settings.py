@@ -1,0 +1,44 @@
+"""Configuration from the environment, as a Heroku-style platform provides it."""
+
+import importlib
+import ssl
+
+import pytest
+
+from executor.connection import client_options
+from executor.settings import Settings
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://example:6379/3")
+    monkeypatch.setenv("EXECUTOR_API_KEYS", " alpha, beta ,")
+    monkeypatch.setenv("EXECUTOR_MAX_TIMEOUT", "12.5")
+    settings = Settings()
+    assert (settings.redis_url, settings.api_keys, settings.max_timeout) == (
+        "redis://example:6379/3",
+        ("alpha", "beta"),
+        12.5,
+    )
+
+
+def test_a_bad_setting_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXECUTOR_MAX_MEMORY_MB", "8")
+    with pytest.raises(ValueError, match="max_memory_mb"):
+        Settings()
+
+
+def test_managed_rediss_urls_accept_self_signed_certificates() -> None:
+    assert client_options(Settings(redis_url="rediss://h:6380"))["ssl_cert_reqs"] == ssl.CERT_NONE
+    assert "ssl_cert_reqs" not in client_options(Settings(redis_url="redis://h:6379"))
+
+
+def test_the_worker_config_passes_rediss_certificate_relaxation_in_the_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "rediss://:pw@h:6380/0")
+    monkeypatch.setenv("EXECUTOR_QUEUE_NAME", "jobs")
+    import workers.rq_config
+
+    config = importlib.reload(workers.rq_config)
+    assert config.REDIS_URL == "rediss://:pw@h:6380/0?ssl_cert_reqs=none"
+    assert config.QUEUES == ["jobs"]
