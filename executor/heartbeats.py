@@ -28,4 +28,8 @@ def sandboxes_in_use(connection: Redis) -> list[str]:
     """The isolation levels of the live workers, without repeats."""
     keys = list(connection.scan_iter(match=HEARTBEAT_PREFIX + "*", count=1000))
     values = connection.mget(keys) if keys else []
-    return sorted({value.decode() for value in values if value is not None})
+    return sorted({_text(value) for value in values if value is not None})
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -9,6 +9,7 @@ from redis.retry import Retry
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.utils import as_text
 from rq.worker import SimpleWorker
 
 from executor.jobs import RUN_JOB
@@ -94,4 +95,4 @@ class ExecutorWorker(SimpleWorker):
     def _owner_of(self, job: Job) -> str | None:
         """The worker Redis says runs the job now (a retried job may have moved on)."""
         owner = self.connection.hget(job.key, "worker_name")
-        return owner.decode() if owner else None
+        return as_text(owner) if owner else None

@@ -1,11 +1,11 @@
 """The outcome of one run, as a closed set of words and a frozen record."""
 
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """How a run ended; the values are the API's terminal status words."""
 
     SUCCESS = "success"
