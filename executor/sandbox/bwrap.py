@@ -8,10 +8,19 @@ import subprocess
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 
-from executor.sandbox.launch import ProcessEnd, Run, Stdio, end_of, process_allowance, spawn, text_args
+from executor.sandbox.launch import (
+    ProcessEnd,
+    Run,
+    Stdio,
+    end_of,
+    process_allowance,
+    program_user,
+    spawn,
+    text_args,
+)
 from executor.sandbox.limits import MIB, Limits
-from executor.sandbox.processes import children_of, send_kill, stat_fields
-from executor.sandbox.rlimits import child_setup, program_rlimits
+from executor.sandbox.processes import children_of, kill_strays, send_kill, stat_fields
+from executor.sandbox.rlimits import exec_prefix, program_rlimits
 
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
@@ -48,7 +57,9 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
     cleanup.callback(os.close, status_read)
     # The interpreter by its real path: a symlink into a directory the sandbox does not show breaks.
     executable = os.path.realpath(run.language.executable)
+    rlimits = program_rlimits(run.limits, process_allowance(run.sandbox, BWRAP_PROCESSES))
     argv = [
+        *exec_prefix(rlimits, program_user(run.sandbox)),
         run.sandbox.bwrap_path,
         *_namespaces(),
         *_filesystem(executable, run.limits, source_fd, run.language.source_file),
@@ -59,17 +70,8 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
         executable,
         *run.language.command(text_args(run.program.args))[1:],
     ]
-    rlimits = program_rlimits(run.limits, process_allowance(run.sandbox, BWRAP_PROCESSES))
     try:
-        popen = spawn(
-            argv,
-            env={},
-            cwd="/",
-            stdio=stdio,
-            pass_fds=[*pass_fds, status_write],
-            child_setup=child_setup(rlimits, b""),
-            sandbox=run.sandbox,
-        )
+        popen = spawn(argv, env={}, cwd="/", stdio=stdio, pass_fds=[*pass_fds, status_write])
     finally:
         os.close(status_write)
     uid = os.geteuid() if run.sandbox.program_uid is None else run.sandbox.program_uid
@@ -154,6 +156,7 @@ class BwrapProcess:
         self._popen = popen
         self._uid = uid
         self._pidfd = os.pidfd_open(popen.pid)
+        self._since_ticks = int(stat_fields(popen.pid)[19])
         self._status_fd = status_fd
         self._status = bytearray()
         self._init_pid: int | None = None
@@ -228,6 +231,10 @@ class BwrapProcess:
                 self._read_status(chunk)
         self.kill_tree()
         cpu_time = usage.ru_utime + usage.ru_stime
+        if self._init_pid is None and os.WIFSIGNALED(status):
+            # Killed between its clone() and reporting pid 1, the monitor leaves pid 1 blocked for
+            # ever on an eventfd, before it asked to die with its parent: it is ours now, find it.
+            cpu_time += kill_strays(self._popen.pid, self._since_ticks, self._uid, whole_uid=False)
         memory_kb = None
         if self._init_pidfd is not None and self._init_pid is not None:
             with contextlib.suppress(ChildProcessError):

@@ -9,6 +9,7 @@ from dataclasses import replace
 from executor.languages import Language
 from executor.sandbox.isolation import Isolation, Sandbox, SandboxUnavailable
 from executor.sandbox.limits import Limits
+from executor.sandbox.processes import kill_all_of
 from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome
 from executor.sandbox.runner import run_program
@@ -28,8 +29,13 @@ def detect_sandbox(
     """Probe bubblewrap by running an empty program of every language with the real flags and uid.
 
     Falls back to rlimits only, with a loud warning, unless `require_isolation` makes that an error.
+    Kills whatever still runs as `program_uid` first: that uid must be this worker slot's alone.
     """
-    if program_uid is None and os.geteuid() == 0:
+    if program_uid is not None:
+        # The uid is this worker slot's alone: whatever runs as it was left by a worker that died
+        # (bwrap can leave its pid 1 blocked for ever), and it would count against RLIMIT_NPROC.
+        kill_all_of(program_uid)
+    elif os.geteuid() == 0:
         _logger.warning(
             "the worker is root and no program uid was given: programs run as host root, "
             "and RLIMIT_NPROC does not hold for root, so fork bombs are not contained"
@@ -42,7 +48,8 @@ def detect_sandbox(
         seccomp_filter=build_seccomp_filter(),
         bwrap_path=shutil.which("bwrap") or "bwrap",
     )
-    problem = _bwrap_problem(candidate)
+    installed = os.access(candidate.bwrap_path, os.X_OK)
+    problem = _problem(candidate) if installed else "bwrap is not installed"
     if problem is None:
         _logger.info("sandbox: bubblewrap works, programs run isolated")
         return candidate
@@ -53,15 +60,17 @@ def detect_sandbox(
         "only: they can read what their uid may read on the host, use the network and see other processes.",
         problem,
     )
-    return replace(candidate, isolation=Isolation.RLIMITS_ONLY)
+    fallback = replace(candidate, isolation=Isolation.RLIMITS_ONLY)
+    problem = _problem(fallback)
+    if problem is not None:
+        _logger.error("programs cannot run here at all, even with rlimits only: %s", problem)
+    return fallback
 
 
-def _bwrap_problem(candidate: Sandbox) -> str | None:
-    """Why bubblewrap cannot run programs here, or None when every language ran in it."""
-    if not os.access(candidate.bwrap_path, os.X_OK):
-        return "bwrap is not installed"
-    for language in candidate.languages.values():
-        result = run_program(Program(code="", language=language.id), _PROBE_LIMITS, candidate)
+def _problem(sandbox: Sandbox) -> str | None:
+    """Why the sandbox cannot run programs here, or None when an empty program of every language ran."""
+    for language in sandbox.languages.values():
+        result = run_program(Program(code="", language=language.id), _PROBE_LIMITS, sandbox)
         if result.outcome is not Outcome.SUCCESS:
             reason = result.message or result.stderr.strip() or f"the probe ended {result.outcome.value}"
             return f"{language.id}: {reason}"

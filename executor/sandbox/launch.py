@@ -80,6 +80,13 @@ def process_allowance(sandbox: Sandbox, own_processes: int) -> int:
     return own_processes
 
 
+def program_user(sandbox: Sandbox) -> tuple[int, int] | None:
+    """The host uid and gid programs run as, or None to stay the worker's."""
+    if sandbox.program_uid is None:
+        return None
+    return sandbox.program_uid, sandbox.program_uid if sandbox.program_gid is None else sandbox.program_gid
+
+
 def spawn(
     argv: Sequence[str | bytes],
     *,
@@ -87,14 +94,16 @@ def spawn(
     cwd: str,
     stdio: Stdio,
     pass_fds: Sequence[int],
-    child_setup: Callable[[], None],
-    sandbox: Sandbox,
+    child_setup: Callable[[], None] | None = None,
+    user: tuple[int, int] | None = None,
 ) -> "subprocess.Popen[bytes]":
-    """Start the child in a new session with only the given fds, as the program uid when there is one."""
+    """Start the child in a new session with only the given fds.
+
+    Without `child_setup` and `user` Python uses vfork, which stays fast however large the worker.
+    """
     identity: dict[str, Any] = {}
-    if sandbox.program_uid is not None:
-        group = sandbox.program_uid if sandbox.program_gid is None else sandbox.program_gid
-        identity = {"user": sandbox.program_uid, "group": group, "extra_groups": []}
+    if user is not None:
+        identity = {"user": user[0], "group": user[1], "extra_groups": []}
     return subprocess.Popen(
         argv,
         stdin=stdio.stdin,

@@ -118,11 +118,17 @@ def kill_strays(child_pid: int, since_ticks: int, uid: int, whole_uid: bool) -> 
     cpu_time = 0.0
     for _ in range(_MAX_SWEEPS):
         strays = _strays(child_pid, since_ticks, uid, whole_uid)
-        if not strays:
+        # A zombie whose parent is not us is its parent's (or init's) to reap.
+        if not any(info.ppid == me or not info.zombie for info in strays):
             break
         dying = {info.pid for info in strays if info.zombie or _kill_if_owned(info.pid, uid)}
         cpu_time += reap(info.pid for info in strays if info.ppid == me and info.pid in dying)
     return cpu_time
+
+
+def kill_all_of(uid: int) -> None:
+    """SIGKILL every process of a uid that is a worker slot's own, e.g. left by a worker that died."""
+    kill_strays(0, 0, uid, whole_uid=True)
 
 
 def _kill_if_owned(pid: int, uid: int) -> bool:

@@ -13,7 +13,16 @@ import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 
-from executor.sandbox.launch import ProcessEnd, Run, Stdio, end_of, process_allowance, spawn, text_args
+from executor.sandbox.launch import (
+    ProcessEnd,
+    Run,
+    Stdio,
+    end_of,
+    process_allowance,
+    program_user,
+    spawn,
+    text_args,
+)
 from executor.sandbox.processes import kill_strays, send_kill, stat_fields
 from executor.sandbox.rlimits import child_setup, program_rlimits
 
@@ -26,10 +35,10 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
     source = os.path.join(workdir, run.language.source_file)
     with open(source, "wb") as source_file:
         source_file.write(run.program.code.encode("utf-8", "replace"))
-    if sandbox.program_uid is not None:
-        group = sandbox.program_uid if sandbox.program_gid is None else sandbox.program_gid
-        os.chown(workdir, sandbox.program_uid, group)
-        os.chown(source, sandbox.program_uid, group)
+    user = program_user(sandbox)
+    if user is not None:
+        os.chown(workdir, *user)
+        os.chown(source, *user)
     environment = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "TMPDIR": workdir}
     rlimits = program_rlimits(run.limits, process_allowance(sandbox, 0))
     baseline_kb = _peak_rss_kb()
@@ -40,7 +49,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
         stdio=stdio,
         pass_fds=(),
         child_setup=child_setup(rlimits, sandbox.seccomp_filter),
-        sandbox=sandbox,
+        user=user,
     )
     process = DirectProcess(popen, sandbox.program_uid, baseline_kb)
     cleanup.callback(process.close)

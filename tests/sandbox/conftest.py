@@ -111,7 +111,7 @@ def run_bwrap(bwrap_sandbox: Sandbox) -> Run:
 def needs_program_uid(sandbox: Sandbox) -> None:
     """Skip what rlimits-only cannot promise when programs share the worker's uid (not root)."""
     if sandbox.isolation == Isolation.RLIMITS_ONLY and sandbox.program_uid is None:
-        pytest.skip("rlimits-only without a program uid (worker not root) cannot protect the worker's files")
+        pytest.skip("rlimits-only without a program uid (worker not root) runs programs as the worker's user")
 
 
 @pytest.fixture(autouse=True)

@@ -32,3 +32,14 @@ def test_without_bubblewrap_required_isolation_is_an_error(
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SandboxUnavailable, match="bwrap is not installed"):
         detect_sandbox(languages, require_isolation=True)
+
+
+def test_a_sandbox_that_cannot_run_anything_is_reported_as_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    broken = Language("python", "Python", source_file="main.py", executable="/nonexistent/bin/python3")
+    with caplog.at_level(logging.WARNING, logger="executor.sandbox"):
+        sandbox = detect_sandbox({"python": broken})
+    assert sandbox.isolation == Isolation.RLIMITS_ONLY
+    assert "cannot run here at all" in caplog.text

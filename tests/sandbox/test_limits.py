@@ -15,13 +15,20 @@ def test_a_sleeping_program_times_out_and_is_killed_quickly(run: Run) -> None:
     result = run("import time; time.sleep(30)", wall_time_s=1)
     assert result.outcome is Outcome.TIMEOUT
     assert (result.return_code, result.signal) == (None, "SIGKILL")
-    assert 1 <= result.execution_time < 1.5
+    assert 1 <= result.execution_time < 2
 
 
-def test_a_cpu_burner_times_out_and_its_cpu_time_is_measured(run: Run) -> None:
+def test_a_cpu_burner_times_out(run: Run) -> None:
     result = run("while True: pass", wall_time_s=1)
     assert result.outcome is Outcome.TIMEOUT
-    assert result.cpu_time > 0.5
+
+
+def test_the_cpu_time_of_a_program_killed_at_its_timeout_is_counted(run: Run) -> None:
+    # A known amount of CPU, then a sleep: the figure does not depend on the machine's load.
+    code = "import time\nwhile time.process_time() < 0.3: pass\nprint('burnt', flush=True)\ntime.sleep(30)"
+    result = run(code, wall_time_s=2)
+    assert (result.outcome, result.stdout) == (Outcome.TIMEOUT, "burnt\n")
+    assert 0.3 <= result.cpu_time < 0.6
 
 
 def test_threads_burning_cpu_time_out(run: Run) -> None:
@@ -33,14 +40,14 @@ def test_threads_burning_cpu_time_out(run: Run) -> None:
     )
     result = run(code, wall_time_s=1)
     assert result.outcome is Outcome.TIMEOUT
-    assert result.execution_time < 1.5
+    assert result.execution_time < 2
 
 
 def test_a_program_ignoring_sigterm_is_still_killed_at_the_timeout(run: Run) -> None:
     code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(30)"
     result = run(code, wall_time_s=1)
     assert result.outcome is Outcome.TIMEOUT
-    assert result.execution_time < 1.5
+    assert result.execution_time < 2
 
 
 @pytest.mark.parametrize(
@@ -60,11 +67,11 @@ def test_python_starts_at_the_smallest_memory_limit_the_api_allows(run: Run) -> 
 
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])
 def test_an_output_flood_is_cut_at_the_cap_and_stopped_early(run: Run, stream: str) -> None:
-    result = run(FLOOD.format(stream=stream), max_output_bytes=CAP, wall_time_s=5)
+    result = run(FLOOD.format(stream=stream), max_output_bytes=CAP, wall_time_s=10)
     assert result.outcome is Outcome.OUTPUT_LIMIT
     assert len(getattr(result, stream)) == CAP
     assert getattr(result, f"{stream}_truncated")
-    assert result.execution_time < 1
+    assert result.execution_time < 2
 
 
 def test_output_exactly_at_the_cap_is_not_truncated(run: Run) -> None:
