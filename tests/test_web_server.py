@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench.load import run_load
 from executor.local_redis import free_port
 from tests.stack import REPO, WorkerProcesses, procfile_command
 
@@ -80,3 +81,10 @@ def test_the_dashboard_shows_queues_workers_and_jobs(web_port: int) -> None:
     assert "tests" in {queue["name"] for queue in queues["queues"]}
     status, _, info = request(web_port, "GET", f"/rq/0/data/job/{job['job_id']}.json")
     assert (status, info["status"]) == (200, "finished")
+
+
+def test_concurrent_clients_each_get_their_own_result(web_port: int) -> None:
+    """A small run of the bench's load check: every job terminal, its own output, documented codes only."""
+    report = run_load(f"http://127.0.0.1:{web_port}", jobs=120, clients=20, deadline_s=120)
+    assert report.ok, report.figures()
+    assert report.terminal == report.jobs == 120

@@ -1,0 +1,113 @@
+"""`python -m bench`: the command line of the benchmark (see docs/benchmark.md)."""
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+from bench.load import run_load
+from bench.pool import Deadline
+from bench.report import json_line
+from bench.stack import running_stack
+from bench.suite import Options, machine, run_suite
+from bench.workloads import WORKLOADS
+
+SCALING_WORKERS = [1, 2, 4]
+SCALING_WORKLOADS = ["hello", "sleep"]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The flags; --jobs and --clients default to 300 and 8, or 1000 and 50 with --load."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--workers", type=int, default=2, help="rq worker processes (W), default 2")
+    parser.add_argument("--clients", type=int, help="concurrent HTTP clients (C), default 8 (50 with --load)")
+    parser.add_argument(
+        "--jobs", type=int, help="jobs per workload (N), default 300 (1000 with --load); cpu runs N/5"
+    )
+    parser.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
+    parser.add_argument(
+        "--mode",
+        choices=["poll", "wait", "both"],
+        default="both",
+        help="poll: POST then GET until terminal; wait: POST ?wait=true; both (default): one run each",
+    )
+    parser.add_argument("--poll-interval-ms", type=float, default=5.0, help="sleep between polls, default 5")
+    parser.add_argument("--scaling", action="store_true", help="hello and sleep with W = 1, 2 and 4")
+    parser.add_argument("--load", action="store_true", help="the load check: 1000 jobs from 50 clients")
+    parser.add_argument("--time-limit", type=float, default=1500.0, help="seconds for the whole run")
+    args = parser.parse_args(argv)
+    if min(args.workers, args.clients or 1, args.jobs or 1) < 1 or args.poll_interval_ms < 0:
+        parser.error("--workers, --clients and --jobs must be at least 1, --poll-interval-ms not negative")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    """Run what the flags ask for; exit 1 when a job failed, got another job's output or an
+    undocumented HTTP code, or the time limit cut the run short. Missed targets are reported, not fatal."""
+    args = parse_args(argv)
+    deadline = Deadline(args.time_limit)
+    # SIGTERM would end the process without running `finally`; as an interrupt, the stack is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if args.load:
+            return _load(args, deadline)
+        return _suite(args, deadline)
+    except KeyboardInterrupt:
+        deadline.cancel()
+        print("bench: interrupted; every process it started has been stopped", file=sys.stderr)
+        return 130
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _suite(args: argparse.Namespace, deadline: Deadline) -> int:
+    workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    options = Options(
+        workers=SCALING_WORKERS if args.scaling else [args.workers],
+        clients=args.clients or 8,
+        jobs=args.jobs or 300,
+        workloads=SCALING_WORKLOADS if args.scaling else workloads,
+        modes=["poll", "wait"] if args.mode == "both" else [args.mode],
+        poll_interval_s=args.poll_interval_ms / 1000,
+        latency_phase=not args.scaling,
+    )
+    document = run_suite(options, deadline)
+    print()
+    for target in document["targets"]:
+        where = f"{target['workload']} {target['mode']} W={target['workers']} C={target['clients']}"
+        verdict = "met" if target["met"] else "MISSED"
+        value = f"{target['value']:9.2f} {target['limit']:>8}"
+        print(f"target {target['target']:30} {where:28} {value}  {verdict}")
+    print(json_line({"bench": "executor", **document}), flush=True)
+    broken = document["deadline_hit"] or any(
+        item["service"]["wrong_or_failed"] or item["service"]["unexpected_codes"]
+        for item in document["comparisons"]
+    )
+    return 1 if broken else 0
+
+
+def _load(args: argparse.Namespace, deadline: Deadline) -> int:
+    jobs, clients = args.jobs or 1000, args.clients or 50
+    with running_stack(args.workers, deadline) as stack, stack.watched(deadline):
+        before = stack.usage()
+        report = run_load(stack.base_url, jobs, clients, deadline.remaining(), within=deadline)
+        after = stack.usage()
+        memory = stack.memory()
+    figures: dict[str, Any] = {
+        **report.figures(),
+        "workers": args.workers,
+        "service_cpu_ms_per_job": (after.service_s - before.service_s) * 1000 / max(1, jobs),
+        "program_cpu_ms_per_job": (after.program_s - before.program_s) * 1000 / max(1, jobs),
+        **memory,
+    }
+    print(f"== load · W={args.workers} C={clients} · {jobs} jobs, half ?wait=true, half polled")
+    for key, value in figures.items():
+        print(f"{key:28} {round(value, 2) if isinstance(value, float) else value}")
+    print(json_line({"bench": "executor-load", "machine": machine(), "load": figures}), flush=True)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,139 @@
+"""The floor: the same programs with no HTTP and no Redis, through the sandbox runner called directly,
+and through the bare interpreter (`python -I main.py`, no sandbox at all).
+
+Like the service, the floor has `clients` callers but only `parallel` runners (the service's W workers)
+fed from one FIFO queue, so its latency includes the same wait in line and its throughput the same cap.
+"""
+
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from bench.pool import Deadline, run_pool
+from bench.samples import JobSample
+from bench.workloads import Workload, new_token
+
+# Root workers run programs as a uid of their slot (62000 + n); the floor takes one outside the used range.
+FLOOR_UID = 62950
+
+# A runner takes a job's token and returns its terminal status word and its stdout.
+Runner = Callable[[str], tuple[str, str]]
+
+
+@cache
+def _sandbox() -> Any:
+    """The sandbox as a worker process detects it, decided once per run."""
+    from executor.languages import build_languages
+    from executor.sandbox import detect_sandbox
+    from executor.settings import Settings
+
+    uid = FLOOR_UID if os.geteuid() == 0 else None
+    return detect_sandbox(build_languages(Settings().python), program_uid=uid, program_gid=uid)
+
+
+def sandbox_isolation() -> str:
+    """The isolation the floor's (and, on this machine, the workers') sandbox uses."""
+    return str(_sandbox().isolation)
+
+
+def sandbox_runner(workload: Workload) -> Runner:
+    """`run_program` with the limits `workers.tasks.run_job` gives a request with this workload's timeout."""
+    from executor.sandbox import Limits, Program, run_program
+    from executor.settings import Settings
+
+    settings = Settings()
+    limits = Limits(
+        wall_time_s=workload.timeout_s,
+        memory_mb=256,
+        max_processes=settings.max_processes,
+        max_disk_mb=settings.max_disk_mb,
+        max_output_bytes=settings.max_output_bytes,
+    )
+    sandbox = _sandbox()
+
+    def run(token: str) -> tuple[str, str]:
+        result = run_program(Program(code=workload.code(token), language="python"), limits, sandbox)
+        return str(result.outcome.value), str(result.stdout)
+
+    return run
+
+
+def bare_runner(workload: Workload) -> Runner:
+    """The interpreter the sandbox starts, started directly on a file in a fresh directory."""
+    from executor.settings import Settings
+
+    python = Settings().python
+
+    def run(token: str) -> tuple[str, str]:
+        with tempfile.TemporaryDirectory(prefix="bench-bare-") as directory:
+            with open(os.path.join(directory, "main.py"), "w") as source:
+                source.write(workload.code(token))
+            try:
+                done = subprocess.run(
+                    [python, "-I", "main.py"],
+                    cwd=directory,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    timeout=workload.timeout_s,
+                )
+            except subprocess.TimeoutExpired:
+                return "timeout", ""
+        return ("success" if done.returncode == 0 else "failed"), done.stdout.decode(errors="replace")
+
+    return run
+
+
+@dataclass
+class _Request:
+    """A job handed from a client thread to a runner thread, and the answer handed back."""
+
+    token: str
+    answered: threading.Event = field(default_factory=threading.Event)
+    status: str = "unanswered"
+    stdout: str = ""
+
+
+def run_floor(
+    runner: Runner, workload: Workload, *, jobs: int, clients: int, parallel: int, deadline: Deadline
+) -> tuple[list[JobSample], float]:
+    """`clients` threads hand jobs to `parallel` runner threads through one FIFO queue, as the service's
+    clients hand them to its W workers through Redis; a sample times a job from hand-over to answer."""
+    requests: queue.Queue[_Request | None] = queue.Queue()
+    runners = [threading.Thread(target=_serve, args=(runner, requests), daemon=True) for _ in range(parallel)]
+    for thread in runners:
+        thread.start()
+
+    def work(index: int) -> JobSample:
+        request = _Request(new_token())
+        started = time.perf_counter()
+        requests.put(request)
+        while not request.answered.wait(0.2):
+            if deadline.expired():
+                return JobSample(False, "deadline", time.perf_counter() - started)
+        ok = request.status == "success" and workload.check(request.stdout, request.token)
+        return JobSample(ok, request.status, time.perf_counter() - started)
+
+    try:
+        return run_pool(clients, jobs, deadline, work)
+    finally:
+        for _ in runners:
+            requests.put(None)
+
+
+def _serve(runner: Runner, requests: "queue.Queue[_Request | None]") -> None:
+    """Run queued jobs one at a time until the stop sentinel comes."""
+    while (request := requests.get()) is not None:
+        try:
+            request.status, request.stdout = runner(request.token)
+        except Exception as error:
+            request.status = f"error: {error!r}"
+        finally:
+            request.answered.set()

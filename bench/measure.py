@@ -1,0 +1,89 @@
+"""One measured phase: the service through HTTP, or the floor through the runner, with its CPU and memory."""
+
+import resource
+import sys
+
+from bench.client import run_clients
+from bench.floor import Runner, run_floor
+from bench.pool import Deadline
+from bench.report import Phase
+from bench.stack import Stack
+from bench.workloads import Workload
+
+# Figure name -> StackUsage attribute, each in CPU ms per job.
+CPU_FIGURES = {
+    "overhead_cpu_ms_per_job": "service_s",
+    "web_cpu_ms_per_job": "web_s",
+    "worker_cpu_ms_per_job": "workers_s",
+    "redis_cpu_ms_per_job": "redis_s",
+    "program_cpu_ms_per_job": "program_s",
+}
+
+
+def _cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def service_phase(
+    stack: Stack,
+    workload: Workload,
+    *,
+    jobs: int,
+    clients: int,
+    mode: str,
+    poll_interval_s: float,
+    deadline: Deadline,
+) -> Phase:
+    """`jobs` jobs from `clients` HTTP clients; CPU of the stack's processes and of this (client) process."""
+    _progress(f"service {workload.name} {mode} W={len(stack.workers)} C={clients} jobs={jobs}")
+    # Not timed: loads what the first request of each gunicorn thread and worker loads lazily.
+    drive = {"clients": clients, "mode": mode, "poll_interval_s": poll_interval_s, "deadline": deadline}
+    with stack.watched(deadline):
+        run_clients(stack.base_url, workload, jobs=len(stack.workers) * 2, **drive)
+        before, client_before = stack.usage(), _cpu_s(resource.RUSAGE_SELF)
+        samples, elapsed = run_clients(stack.base_url, workload, jobs=jobs, **drive)
+        after, client_after = stack.usage(), _cpu_s(resource.RUSAGE_SELF)
+    done = max(1, len(samples))
+    per_job = {
+        key: (getattr(after, attribute) - getattr(before, attribute)) * 1000 / done
+        for key, attribute in CPU_FIGURES.items()
+    }
+    resources = {
+        **per_job,
+        # The INFO calls that read these counters add 2 commands per phase: noise, not worth removing.
+        "redis_commands_per_job": (after.redis_commands - before.redis_commands) / done,
+        "client_cpu_ms_per_job": (client_after - client_before) * 1000 / done,
+        **stack.memory(),
+    }
+    return Phase(samples, elapsed, jobs, resources)
+
+
+def floor_phase(
+    name: str,
+    runner: Runner,
+    workload: Workload,
+    *,
+    jobs: int,
+    clients: int,
+    parallel: int,
+    deadline: Deadline,
+) -> Phase:
+    """Direct runs from `clients` threads, `parallel` at a time; CPU of this process and its children."""
+    _progress(f"{name} {workload.name} parallel={parallel} C={clients} jobs={jobs}")
+    run_floor(runner, workload, jobs=parallel, clients=parallel, parallel=parallel, deadline=deadline)
+    own_before, children_before = _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
+    samples, elapsed = run_floor(
+        runner, workload, jobs=jobs, clients=clients, parallel=parallel, deadline=deadline
+    )
+    own_after, children_after = _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
+    done = max(1, len(samples))
+    resources = {
+        "overhead_cpu_ms_per_job": (own_after - own_before) * 1000 / done,
+        "program_cpu_ms_per_job": (children_after - children_before) * 1000 / done,
+    }
+    return Phase(samples, elapsed, jobs, resources)
+
+
+def _progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,249 @@
+"""A real stack on loopback: a private redis-server, the Procfile's web process and W Procfile workers.
+
+Every process is started here and stopped here by its pid, in a `finally`, so an error or Ctrl-C
+never leaves one behind.
+"""
+
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis import Redis
+
+from bench.pool import Deadline
+from bench.procstat import children, cpu_times, rss_mib
+from executor.local_redis import RedisServer, free_port, start_redis, stop_redis
+
+REPO = Path(__file__).resolve().parent.parent
+QUEUE = "bench"
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+WATCH_INTERVAL_S = 0.5
+
+
+class StackDied(RuntimeError):
+    """A process of the stack exited while the bench was using it."""
+
+
+def procfile_command(name: str) -> list[str]:
+    """A command of the Procfile, so the bench starts processes exactly as a deployment does."""
+    for line in (REPO / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return shlex.split(command)
+    raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class StackUsage:
+    """CPU seconds used so far by each role of the service, and by the programs its workers ran."""
+
+    web_s: float
+    workers_s: float
+    redis_s: float
+    program_s: float
+    # Commands redis-server has processed since it started: the service's round trips, roughly.
+    redis_commands: int
+
+    @property
+    def service_s(self) -> float:
+        """The service's own CPU: gunicorn, rq workers and redis-server, without the programs."""
+        return self.web_s + self.workers_s + self.redis_s
+
+
+@dataclass
+class Stack:
+    """The running processes and the URL of the API."""
+
+    redis: RedisServer
+    web: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
+    base_url: str
+    port: int
+    log_dir: str
+    client: Redis | None = None
+
+    def web_pids(self) -> list[int]:
+        """Gunicorn's master and its workers."""
+        return [self.web.pid, *children(self.web.pid)]
+
+    def usage(self) -> StackUsage:
+        """Each process's utime+stime; the programs are the rq workers' reaped children (cutime+cstime),
+        that is the sandbox and the program in it."""
+        return StackUsage(
+            web_s=sum(cpu_times(pid).own_s for pid in self.web_pids()),
+            workers_s=sum(cpu_times(worker.pid).own_s for worker in self.workers),
+            redis_s=cpu_times(self.redis.process.pid).own_s,
+            program_s=sum(cpu_times(worker.pid).children_s for worker in self.workers),
+            redis_commands=int(self._redis_client().info("stats")["total_commands_processed"]),
+        )
+
+    def _redis_client(self) -> Redis:
+        if self.client is None:
+            self.client = Redis.from_url(self.redis.url, socket_timeout=5)
+        return self.client
+
+    def exited(self) -> str | None:
+        """Which of our processes has exited, if one has: a dead worker would leave jobs queued forever."""
+        for process in [self.redis.process, self.web, *self.workers]:
+            if process.poll() is not None:
+                return f"{process.args[0]} (pid {process.pid}) exited with code {process.returncode}"
+        return None
+
+    @contextlib.contextmanager
+    def watched(self, deadline: Deadline) -> Iterator[None]:
+        """Cancel the run as soon as a process of the stack exits (another session's `pkill`, a crash),
+        instead of polling jobs that nobody will run until every job's limit has passed."""
+        stop = threading.Event()
+        reasons: list[str] = []
+
+        def watch() -> None:
+            while not stop.wait(WATCH_INTERVAL_S):
+                if reason := self.exited():
+                    reasons.append(reason)
+                    deadline.cancel()
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True, name="bench-watchdog")
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+        if reasons:
+            logs = _log_tails(self.log_dir)
+            raise StackDied(f"{reasons[0]} during the run; its figures are not valid\n{logs}")
+
+    def memory(self) -> dict[str, float]:
+        """Resident memory in MiB: the largest rq worker, all of gunicorn, redis-server."""
+        return {
+            "worker_rss_mib": max((rss_mib(worker.pid) for worker in self.workers), default=0.0),
+            "web_rss_mib": sum(rss_mib(pid) for pid in self.web_pids()),
+            "redis_rss_mib": rss_mib(self.redis.process.pid),
+        }
+
+
+@contextlib.contextmanager
+def running_stack(workers: int, deadline: Deadline) -> Iterator[Stack]:
+    """Start redis, the web process and `workers` workers; stop them all on the way out, whatever happens."""
+    with tempfile.TemporaryDirectory(prefix="executor-bench-") as temp_dir:
+        with _stdout_to(os.path.join(temp_dir, "redis.log")):
+            redis = start_redis(os.path.join(temp_dir, "redis"), password=secrets.token_hex(16))
+        started: list[subprocess.Popen[bytes]] = []
+        try:
+            port = free_port()
+            env = _stack_env(redis.url, port, temp_dir)
+            web = _spawn("web", env, temp_dir, 0)
+            started.append(web)
+            pool = [_spawn("worker", env, temp_dir, n) for n in range(workers)]
+            started += pool
+            stack = Stack(redis, web, pool, f"http://127.0.0.1:{port}", port, temp_dir)
+            _wait_ready(stack, workers, deadline)
+            yield stack
+        finally:
+            for process in reversed(started):
+                _stop(process)
+            stop_redis(redis)
+
+
+def _stack_env(redis_url: str, port: int, temp_dir: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # The config file binds 0.0.0.0; settings in this variable override it, keeping us on loopback.
+    # The control socket goes to our temp dir, so it never collides with another gunicorn's default one.
+    control = os.path.join(temp_dir, "gunicorn.ctl")
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "PORT": str(port),
+            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} --control-socket {control}",
+            "EXECUTOR_QUEUE_NAME": QUEUE,
+            "PYTHONPATH": str(REPO),
+            # `gunicorn` and `rq` are found in the bench's own virtualenv, as `make` would find them.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+@contextlib.contextmanager
+def _stdout_to(path: str) -> Iterator[None]:
+    """Point file descriptor 1 at `path` for a while: `start_redis` lets redis-server inherit our stdout,
+    and its start-up warnings would land in the middle of the table."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _spawn(name: str, env: dict[str, str], log_dir: str, number: int) -> subprocess.Popen[bytes]:
+    with open(os.path.join(log_dir, f"{name}-{number}.log"), "wb") as log:
+        return subprocess.Popen(
+            procfile_command(name),
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_ready(stack: Stack, workers: int, deadline: Deadline) -> None:
+    """Wait until /health answers 200 and counts every worker, or fail with the logs' last lines."""
+    limit = deadline.child(READY_TIMEOUT_S)
+    while not limit.expired():
+        for process in [stack.web, *stack.workers]:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args} exited early:\n{_log_tails(stack.log_dir)}")
+        with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
+            connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=2)
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            health = json.loads(response.read())
+            connection.close()
+            if response.status == 200 and health.get("workers") == workers:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the stack was not ready in {READY_TIMEOUT_S} s:\n{_log_tails(stack.log_dir)}")
+
+
+def _log_tails(log_dir: str, lines: int = 15) -> str:
+    tails = []
+    for path in sorted(Path(log_dir).glob("*.log")):
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        tails.append(f"--- {path.name}\n" + "\n".join(tail))
+    return "\n".join(tails)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (gunicorn and rq both shut down gracefully on it), then SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    helpers = children(process.pid)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        # Gunicorn's workers notice their master is gone, but a hung one would not: end them too.
+        for pid in helpers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,127 @@
+"""What is compared with what: each workload on the service against its floors, with the same W and C."""
+
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from bench.floor import bare_runner, sandbox_isolation, sandbox_runner
+from bench.measure import floor_phase, service_phase
+from bench.pool import Deadline
+from bench.report import Figures, ratios, summarize, table
+from bench.stack import Stack, running_stack
+from bench.workloads import WORKLOADS, Workload
+
+# The latency phase sends one job at a time; this many are enough for a stable p50.
+LATENCY_JOBS = 100
+C1_OVERHEAD_TARGET_MS = 15.0
+SUBMIT_P99_TARGET_MS = 20.0
+THROUGHPUT_RATIO_TARGET = 0.8
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to run, from the command line."""
+
+    workers: list[int]
+    clients: int
+    jobs: int
+    workloads: list[str]
+    modes: list[str]
+    poll_interval_s: float
+    latency_phase: bool
+
+
+def run_suite(options: Options, deadline: Deadline) -> dict[str, Any]:
+    """Run every comparison, printing each table as it is done; the JSON document of them all."""
+    comparisons: list[dict[str, Any]] = []
+    # Taken before the run: the load average then says how busy the (shared) machine was.
+    measured_on = machine()
+    for workers in options.workers:
+        with running_stack(workers, deadline) as stack:
+            for name in options.workloads:
+                comparisons += _compare(stack, WORKLOADS[name], options, options.clients, deadline)
+            if options.latency_phase:
+                latency = replace(options, jobs=min(options.jobs, LATENCY_JOBS))
+                comparisons += _compare(stack, WORKLOADS["hello"], latency, 1, deadline)
+    return {
+        "machine": {**measured_on, "loadavg_1m_end": os.getloadavg()[0]},
+        "options": asdict(options),
+        "deadline_hit": deadline.expired(),
+        "comparisons": comparisons,
+        "targets": targets(comparisons, options),
+    }
+
+
+def _compare(
+    stack: Stack, workload: Workload, options: Options, clients: int, deadline: Deadline
+) -> list[dict[str, Any]]:
+    """The floors once, then the service in each client mode; one table per mode."""
+    jobs = workload.jobs(options.jobs)
+    # One caller at a time leaves a single runner busy, whatever W is.
+    parallel = len(stack.workers) if clients > 1 else 1
+    shape = {"jobs": jobs, "clients": clients, "deadline": deadline}
+    floor = summarize(floor_phase("floor", sandbox_runner(workload), workload, parallel=parallel, **shape))
+    bare = summarize(floor_phase("bare", bare_runner(workload), workload, parallel=parallel, **shape))
+    found = []
+    for mode in options.modes:
+        phase = service_phase(stack, workload, mode=mode, poll_interval_s=options.poll_interval_s, **shape)
+        service = summarize(phase)
+        title = f"{workload.name} · {mode} · W={len(stack.workers)} C={clients} · {jobs} jobs"
+        print(table(title, [("service", service), ("floor", floor), ("bare", bare)]), flush=True)
+        found.append(
+            {
+                "workload": workload.name,
+                "mode": mode,
+                "workers": len(stack.workers),
+                "clients": clients,
+                "service": service,
+                "floor": floor,
+                "bare": bare,
+                "ratio_to_floor": ratios(service, floor),
+                "ratio_to_bare": ratios(service, bare),
+            }
+        )
+    return found
+
+
+def targets(comparisons: list[dict[str, Any]], options: Options) -> list[dict[str, Any]]:
+    """The issue's targets, each with its measured value and whether it is met."""
+    found = []
+    for item in comparisons:
+        service, floor = item["service"], item["floor"]
+        where = {key: item[key] for key in ("workload", "mode", "workers", "clients")}
+        if item["clients"] == 1 and service["latency_p50_ms"] and floor["latency_p50_ms"]:
+            overhead = service["latency_p50_ms"] - floor["latency_p50_ms"]
+            found.append(_target("C=1 p50 minus floor p50, ms", where, overhead, C1_OVERHEAD_TARGET_MS, "<="))
+        if item["clients"] == options.clients and service["submit_p99_ms"] is not None:
+            submit = service["submit_p99_ms"]
+            found.append(_target("submit p99, ms", where, submit, SUBMIT_P99_TARGET_MS, "<="))
+        ratio = item["ratio_to_floor"].get("jobs_per_s")
+        if item["clients"] > 1 and ratio is not None:
+            found.append(_target("throughput / floor", where, ratio, THROUGHPUT_RATIO_TARGET, ">="))
+    return found
+
+
+def _target(name: str, where: Figures, value: float, limit: float, relation: str) -> dict[str, Any]:
+    met = value <= limit if relation == "<=" else value >= limit
+    return {"target": name, **where, "value": value, "limit": f"{relation} {limit}", "met": met}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on; the machine is shared, so its load is part of the record."""
+    from executor.settings import Settings
+
+    python = Settings().python
+    version = subprocess.run([python, "-V"], capture_output=True, text=True, check=False).stdout.strip()
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "nproc": os.cpu_count(),
+        "loadavg_1m": os.getloadavg()[0],
+        "bench_python": platform.python_version(),
+        "program_python": f"{python} ({version})",
+        "isolation": sandbox_isolation(),
+        "kernel": platform.release(),
+    }

@@ -1,0 +1,63 @@
+"""The programs the benchmark runs; each prints a token unique to its job, so outputs cannot be mixed up."""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+OUTPUT_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A program template, the timeout it is sent with, and how to recognise its job's own output."""
+
+    name: str
+    template: str
+    timeout_s: float
+    expected: Callable[[str], str]
+    # The 1 s CPU loop runs a fraction of --jobs, or it alone would take most of the time limit.
+    jobs_divisor: int = 1
+
+    def code(self, token: str) -> str:
+        """The program of the job that owns `token`."""
+        return self.template.replace("TOKEN", token)
+
+    def check(self, stdout: str, token: str) -> bool:
+        """True when `stdout` is exactly what this job's program prints."""
+        return stdout == self.expected(token)
+
+    def jobs(self, requested: int) -> int:
+        """How many jobs this workload runs when --jobs asks for `requested`."""
+        return max(1, requested // self.jobs_divisor)
+
+
+def new_token() -> str:
+    """A token no other job prints."""
+    return uuid.uuid4().hex
+
+
+_CPU_LOOP = """\
+import time
+end = time.process_time() + 1.0
+n = 0
+while time.process_time() < end:
+    for i in range(10000):
+        n += i
+print('TOKEN')
+"""
+
+_FILLER = OUTPUT_BYTES - len(new_token()) - 1
+
+WORKLOADS = {
+    "hello": Workload("hello", "print('hello', 'TOKEN')", 5.0, lambda token: f"hello {token}\n"),
+    "sleep": Workload(
+        "sleep", "import time\ntime.sleep(0.2)\nprint('TOKEN')", 5.0, lambda token: f"{token}\n"
+    ),
+    "cpu": Workload("cpu", _CPU_LOOP, 10.0, lambda token: f"{token}\n", jobs_divisor=5),
+    "output": Workload(
+        "output",
+        f"import sys\nsys.stdout.write('TOKEN\\n' + 'x' * {_FILLER})",
+        5.0,
+        lambda token: f"{token}\n" + "x" * _FILLER,
+    ),
+}

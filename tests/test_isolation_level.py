@@ -1,0 +1,39 @@
+"""Workers name the isolation they run programs in, and can be told to refuse anything weaker."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+from redis import Redis
+
+from executor.heartbeats import sandboxes_in_use
+from tests.stack import REPO, WorkerProcesses, procfile_command
+
+# A PATH with the virtualenv but without /usr/bin, where bwrap lives: bubblewrap is "not installed".
+NO_BWRAP_PATH = os.path.dirname(sys.executable)
+
+
+def test_a_worker_that_must_isolate_refuses_to_start_without_bubblewrap(stack_env: dict[str, str]) -> None:
+    env = {**stack_env, "PATH": NO_BWRAP_PATH, "EXECUTOR_REQUIRE_ISOLATION": "1"}
+    finished = subprocess.run(
+        procfile_command("worker"), env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert finished.returncode != 0
+    assert "bwrap" in finished.stderr or "bubblewrap" in finished.stderr
+
+
+def test_a_worker_without_bubblewrap_runs_with_rlimits_only_and_says_so(
+    stack_env: dict[str, str], redis_client: Redis
+) -> None:
+    queue = f"degraded-{uuid.uuid4().hex[:8]}"
+    pool = WorkerProcesses({**stack_env, "PATH": NO_BWRAP_PATH, "EXECUTOR_QUEUE_NAME": queue})
+    try:
+        pool.start(1)
+        deadline = time.monotonic() + 30
+        while "rlimits-only" not in sandboxes_in_use(redis_client):
+            assert time.monotonic() < deadline, "the degraded worker never reported its isolation"
+            time.sleep(0.1)
+    finally:
+        pool.stop_all()
