@@ -135,3 +135,13 @@ def test_health_counts_workers_and_names_the_sandbox(client: FlaskClient) -> Non
     assert health["status"] == "ok"
     assert health["workers"] >= 2
     assert health["sandbox"] == ("bwrap" if shutil.which("bwrap") else "rlimits-only")
+
+
+def test_concurrent_jobs_on_different_workers_do_not_disturb_each_other(client: FlaskClient) -> None:
+    code = "import sys, time\ntime.sleep(0.5)\nprint(sys.argv[1])"
+    job_ids = [
+        client.post("/api/v1/execute", json={"code": code, "args": [str(index)]}).get_json()["job_id"]
+        for index in range(6)
+    ]
+    views = [poll_until(client, job_id, {"success", "failed", "internal_error"}) for job_id in job_ids]
+    assert [(view["status"], view["stdout"]) for view in views] == [("success", f"{i}\n") for i in range(6)]

@@ -9,7 +9,7 @@ from executor.languages import build_languages
 from executor.models import ExecuteRequest, execute_request_model
 from executor.sandbox import Limits, Program, Sandbox, detect_sandbox, run_program
 from executor.settings import Settings
-from workers.slots import acquire_slot
+from workers.slots import Slot, acquire_slot
 
 logger = logging.getLogger(__name__)
 
@@ -21,13 +21,24 @@ def worker_settings() -> Settings:
 
 
 @cache
+def worker_slot() -> Slot | None:
+    """This process's slot, held (its lock file open) for as long as the process lives; None unless root.
+
+    Root workers run programs as the uid of their own slot: never uid 0, never shared with
+    another worker, whose programs the sandbox would otherwise count, and kill, as its own.
+    """
+    if os.geteuid() != 0:
+        return None
+    settings = worker_settings()
+    return acquire_slot(settings.sandbox_uid_base, settings.sandbox_slots)
+
+
+@cache
 def worker_sandbox() -> Sandbox:
     """The sandbox this worker process runs every program in, decided once at start-up."""
     settings = worker_settings()
-    program_uid = None
-    if os.geteuid() == 0:
-        # Root workers run programs as a uid of their own slot: never uid 0, never shared.
-        program_uid = acquire_slot(settings.sandbox_uid_base, settings.sandbox_slots).uid
+    slot = worker_slot()
+    program_uid = slot.uid if slot else None
     sandbox = detect_sandbox(
         build_languages(settings.python),
         program_uid=program_uid,

@@ -1,0 +1,50 @@
+"""Worker slots: each worker process on a machine holds its own, for as long as it lives."""
+
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workers import slots, tasks
+from workers.slots import NoFreeSlot, Slot, acquire_slot
+
+
+@pytest.fixture
+def taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Slot]]:
+    """Slots taken by a test, in a folder of its own, released at the end."""
+    monkeypatch.setattr(slots, "SLOTS_DIR", str(tmp_path))
+    held: list[Slot] = []
+    yield held
+    for slot in held:
+        slot.lock_file.close()
+
+
+def test_a_held_slot_is_not_given_twice(taken: list[Slot]) -> None:
+    taken += [acquire_slot(62000, 4), acquire_slot(62000, 4)]
+    assert [(slot.number, slot.uid) for slot in taken] == [(0, 62000), (1, 62001)]
+
+
+def test_a_released_slot_is_given_again(taken: list[Slot]) -> None:
+    acquire_slot(62000, 4).lock_file.close()
+    taken.append(acquire_slot(62000, 4))
+    assert taken[0].number == 0
+
+
+def test_no_free_slot_is_a_clear_error(taken: list[Slot]) -> None:
+    taken += [acquire_slot(62000, 2), acquire_slot(62000, 2)]
+    with pytest.raises(NoFreeSlot, match="2 worker slots"):
+        acquire_slot(62000, 2)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root workers take a slot")
+def test_the_worker_keeps_its_slot_locked_for_its_whole_life(taken: list[Slot]) -> None:
+    tasks.worker_slot.cache_clear()
+    slot = tasks.worker_slot()
+    assert slot is not None
+    taken.append(slot)
+    assert tasks.worker_slot() is slot
+    with open(slot.lock_file.name, "wb") as other, pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    tasks.worker_slot.cache_clear()
