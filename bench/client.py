@@ -107,7 +107,9 @@ def _failure_detail(view: dict[str, Any]) -> str:
         or (view.get("stderr") or "").strip()[-160:]
         or f"stdout {view.get('stdout')!r:.60}"
     )
-    return f"{view.get('status')}: {said}"
+    return (
+        f"{view.get('status')} (return code {view.get('return_code')}, signal {view.get('signal')}): {said}"
+    )
 
 
 def _poll(

@@ -2,6 +2,7 @@
 
 import resource
 import sys
+from functools import partial
 
 from bench.client import run_clients
 from bench.floor import Runner, run_floor
@@ -37,12 +38,20 @@ def service_phase(
 ) -> Phase:
     """`jobs` jobs from `clients` HTTP clients; CPU of the stack's processes and of this (client) process."""
     _progress(f"service {workload.name} {mode} W={len(stack.workers)} C={clients} jobs={jobs}")
-    # Not timed: loads what the first request of each gunicorn thread and worker loads lazily.
-    drive = {"clients": clients, "mode": mode, "poll_interval_s": poll_interval_s, "deadline": deadline}
+    drive = partial(
+        run_clients,
+        stack.base_url,
+        workload,
+        clients=clients,
+        mode=mode,
+        poll_interval_s=poll_interval_s,
+        deadline=deadline,
+    )
     with stack.watched(deadline):
-        run_clients(stack.base_url, workload, jobs=len(stack.workers) * 2, **drive)
+        # Not timed: loads what the first request of each gunicorn thread and worker loads lazily.
+        drive(jobs=len(stack.workers) * 2)
         before, client_before = stack.usage(), _cpu_s(resource.RUSAGE_SELF)
-        samples, elapsed = run_clients(stack.base_url, workload, jobs=jobs, **drive)
+        samples, elapsed = drive(jobs=jobs)
         after, client_after = stack.usage(), _cpu_s(resource.RUSAGE_SELF)
     done = max(1, len(samples))
     per_job = {

@@ -99,7 +99,7 @@ class Stack:
         """Which of our processes has exited, if one has: a dead worker would leave jobs queued forever."""
         for process in [self.redis.process, self.web, *self.workers]:
             if process.poll() is not None:
-                return f"{process.args[0]} (pid {process.pid}) exited with code {process.returncode}"
+                return f"{_name(process)} (pid {process.pid}) exited with code {process.returncode}"
         return None
 
     @contextlib.contextmanager
@@ -143,6 +143,7 @@ def running_stack(workers: int, deadline: Deadline) -> Iterator[Stack]:
         with _stdout_to(os.path.join(temp_dir, "redis.log")):
             redis = start_redis(os.path.join(temp_dir, "redis"), password=secrets.token_hex(16))
         started: list[subprocess.Popen[bytes]] = []
+        stack: Stack | None = None
         try:
             port = free_port()
             env = _stack_env(redis.url, port, temp_dir)
@@ -154,6 +155,8 @@ def running_stack(workers: int, deadline: Deadline) -> Iterator[Stack]:
             _wait_ready(stack, workers, deadline)
             yield stack
         finally:
+            if stack is not None and stack.client is not None:
+                stack.client.close()
             for process in reversed(started):
                 _stop(process)
             stop_redis(redis)
@@ -211,7 +214,7 @@ def _wait_ready(stack: Stack, workers: int, deadline: Deadline) -> None:
     while not limit.expired():
         for process in [stack.web, *stack.workers]:
             if process.poll() is not None:
-                raise RuntimeError(f"{process.args} exited early:\n{_log_tails(stack.log_dir)}")
+                raise RuntimeError(f"{_name(process)} exited early:\n{_log_tails(stack.log_dir)}")
         with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
             connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=2)
             connection.request("GET", "/health")
@@ -222,6 +225,12 @@ def _wait_ready(stack: Stack, workers: int, deadline: Deadline) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"the stack was not ready in {READY_TIMEOUT_S} s:\n{_log_tails(stack.log_dir)}")
+
+
+def _name(process: subprocess.Popen[bytes]) -> str:
+    """The command a process was started with, for messages."""
+    args = process.args
+    return shlex.join(str(arg) for arg in args) if isinstance(args, list) else str(args)
 
 
 def _log_tails(log_dir: str, lines: int = 15) -> str:

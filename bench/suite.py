@@ -5,6 +5,7 @@ import platform
 import subprocess
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any
 
 from bench.floor import bare_runner, sandbox_isolation, sandbox_runner
@@ -62,13 +63,22 @@ def _compare(
     jobs = workload.jobs(options.jobs)
     # One caller at a time leaves a single runner busy, whatever W is.
     parallel = len(stack.workers) if clients > 1 else 1
-    shape = {"jobs": jobs, "clients": clients, "deadline": deadline}
-    floor = summarize(floor_phase("floor", sandbox_runner(workload), workload, parallel=parallel, **shape))
-    bare = summarize(floor_phase("bare", bare_runner(workload), workload, parallel=parallel, **shape))
+    floors = partial(floor_phase, workload=workload, jobs=jobs, clients=clients, parallel=parallel)
+    floor = summarize(floors(name="floor", runner=sandbox_runner(workload), deadline=deadline))
+    bare = summarize(floors(name="bare", runner=bare_runner(workload), deadline=deadline))
     found = []
     for mode in options.modes:
-        phase = service_phase(stack, workload, mode=mode, poll_interval_s=options.poll_interval_s, **shape)
-        service = summarize(phase)
+        service = summarize(
+            service_phase(
+                stack,
+                workload,
+                jobs=jobs,
+                clients=clients,
+                mode=mode,
+                poll_interval_s=options.poll_interval_s,
+                deadline=deadline,
+            )
+        )
         title = f"{workload.name} · {mode} · W={len(stack.workers)} C={clients} · {jobs} jobs"
         print(table(title, [("service", service), ("floor", floor), ("bare", bare)]), flush=True)
         found.append(
