@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from executor.access import client_owner
 from executor.errors import APIError, unavailable, validation_error
 from executor.heartbeats import sandboxes_in_use
-from executor.jobs import JobAlreadyEnded, JobNotFound, QueueFull
+from executor.jobs import Job, JobAlreadyEnded, JobNotFound, QueueFull
 from executor.languages import language_version
 from executor.models import TERMINAL_STATUSES, Health, JobAccepted, JobView, LanguageInfo
 from executor.services import services
@@ -26,18 +26,18 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     """Queue one program; with ?wait=true, answer with its result when it is ready in time."""
     wait = _wait_requested()
     program = _validated_request()
-    owner = client_owner()
+    jobs = services().jobs
     try:
-        job_id = services().jobs.submit(program, owner)
+        job = jobs.submit(program, client_owner())
     except QueueFull as full:
         raise unavailable(f"The service is busy ({full}); retry shortly.") from full
     if wait:
-        view = services().jobs.wait(job_id, owner)
+        view = jobs.wait(job)
         if view.status in TERMINAL_STATUSES:
             return _view_json(view), 200
-    status_url = f"/api/v1/execute/{job_id}"
+    status_url = f"/api/v1/execute/{job.id}"
     accepted = JobAccepted(
-        job_id=job_id,
+        job_id=job.id,
         message=f"Job queued; poll {status_url} for its result.",
         status_url=status_url,
     )
@@ -46,21 +46,18 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
 
 @api.get("/api/v1/execute/<job_id>")
 def poll(job_id: str) -> Response:
-    """The job's status, and its result once it has ended."""
-    try:
-        view = services().jobs.view(job_id, client_owner())
-    except JobNotFound as missing:
-        raise APIError(404, f"No job with id {job_id!r}; it never existed or has expired.") from missing
-    return _view_json(view)
+    """The job's status, and its result once it has ended; ?wait=true holds the answer until then."""
+    wait = _wait_requested()
+    jobs = services().jobs
+    job = _find(job_id)
+    return _view_json(jobs.wait(job) if wait else jobs.view(job))
 
 
 @api.delete("/api/v1/execute/<job_id>")
 def cancel(job_id: str) -> Response:
     """Cancel a job that has not ended."""
     try:
-        view = services().jobs.cancel(job_id, client_owner())
-    except JobNotFound as missing:
-        raise APIError(404, f"No job with id {job_id!r}; it never existed or has expired.") from missing
+        view = services().jobs.cancel(_find(job_id))
     except JobAlreadyEnded as ended:
         raise APIError(409, f"Job {job_id} has already ended; there is nothing to cancel.") from ended
     return _view_json(view)
@@ -95,6 +92,14 @@ def health() -> tuple[Response, int]:
             status="unavailable", redis=f"unreachable: {error}", workers=0, queued=0, sandbox="unknown"
         )
     return jsonify(report.model_dump()), 200 if report.status == "ok" else 503
+
+
+def _find(job_id: str) -> Job:
+    """The caller's job, or 404: another client's job is as absent as one that never existed."""
+    try:
+        return services().jobs.find(job_id, client_owner())
+    except JobNotFound as missing:
+        raise APIError(404, f"No job with id {job_id!r}; it never existed or has expired.") from missing
 
 
 def _wait_requested() -> bool:

@@ -14,6 +14,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("EXECUTOR_WEB_THREADS", "64"))
 timeout = 60
 graceful_timeout = 30
+# The control socket lives at one path per user: two servers on a machine (make run beside the
+# tests or the bench) would fight over it, and nothing here uses it.
+control_socket_disable = True
 accesslog = "-" if os.environ.get("EXECUTOR_ACCESS_LOG") else None
 
 

@@ -12,7 +12,9 @@ from rq import Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.results import Result
 from rq.serializers import JSONSerializer
+from rq.utils import as_text
 
 from executor.lost_jobs import settle_if_lost
 from executor.models import TERMINAL_STATUSES, ExecuteRequest, JobView
@@ -57,8 +59,8 @@ class JobQueue:
         self.settings = settings
         self.queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
 
-    def submit(self, request: ExecuteRequest, owner: str | None) -> str:
-        """Put a program on the queue and return its job id."""
+    def submit(self, request: ExecuteRequest, owner: str | None) -> Job:
+        """Put a program on the queue."""
         if self.queue.count >= self.settings.max_queue_depth:
             raise QueueFull(f"the queue holds {self.settings.max_queue_depth} jobs, its configured maximum")
         job = self.queue.enqueue_call(
@@ -73,51 +75,10 @@ class JobQueue:
             # One more run if its worker is lost (or the runner fails), when the operator wants it.
             retry=Retry(max=1) if self.settings.retry_lost_jobs else None,
         )
-        return job.id
+        return job
 
-    def view(self, job_id: str, owner: str | None) -> JobView:
-        """The job as the client sees it."""
-        return self._view_of(self._fetch(job_id, owner))
-
-    def wait(self, job_id: str, owner: str | None) -> JobView:
-        """The job once terminal, or as it is when its timeout plus a margin has passed."""
-        job = self._fetch(job_id, owner)
-        deadline = time.monotonic() + float(job.meta.get("timeout", 5.0)) + WAIT_MARGIN_S
-        results_key = f"rq:results:{job_id}"
-        while True:
-            view = self._view_of(job)
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if view.status in TERMINAL_STATUSES or remaining_ms <= 0:
-                return view
-            # Blocks until the worker writes the result, so the answer follows completion at once.
-            self.connection.xread({results_key: "0-0"}, block=min(remaining_ms, WAIT_SLICE_MS), count=1)
-            job = self._fetch(job_id, owner)
-
-    def cancel(self, job_id: str, owner: str | None) -> JobView:
-        """Stop a job: a queued one never runs, a started one's program is killed."""
-        job = self._fetch(job_id, owner)
-        status = job.get_status()
-        if self._view_of(job).status in TERMINAL_STATUSES:
-            raise JobAlreadyEnded(f"job {job_id} has already ended")
-        try:
-            job.cancel()
-        except InvalidJobOperation as error:
-            raise JobAlreadyEnded(f"job {job_id} has already ended") from error
-        if status == JobStatus.STARTED:
-            # If it ended between the two reads, the worker still relabels it canceled.
-            with contextlib.suppress(InvalidJobOperation):
-                send_stop_job_command(self.connection, job_id, serializer=JSONSerializer)
-        return self._view_of(job)
-
-    def waiting_count(self) -> int:
-        """Jobs waiting for a worker."""
-        return self.queue.count
-
-    def worker_count(self) -> int:
-        """Worker processes registered in Redis."""
-        return Worker.count(connection=self.connection)
-
-    def _fetch(self, job_id: str, owner: str | None) -> Job:
+    def find(self, job_id: str, owner: str | None) -> Job:
+        """The client's job with this id."""
         if not _is_uuid(job_id):
             raise JobNotFound(f"no job {job_id}")  # every id we hand out is a UUID
         try:
@@ -128,10 +89,57 @@ class JobQueue:
             raise JobNotFound(f"no job {job_id}")
         return job
 
+    def view(self, job: Job) -> JobView:
+        """The job as the client sees it."""
+        return self._view_of(job)
+
+    def wait(self, job: Job) -> JobView:
+        """The job once terminal, or as it is when its timeout plus a margin has passed.
+
+        A blocking read of the job's result stream returns as soon as the worker writes the result,
+        and its reply is the result itself: no polling, and no second read of it.
+        """
+        deadline = time.monotonic() + float(job.meta.get("timeout", 5.0)) + WAIT_MARGIN_S
+        results_key = Result.get_key(job.id)
+        view = self._view_of(job) if job.get_status(refresh=False) not in WAITING_STATUSES else None
+        while view is None or view.status not in TERMINAL_STATUSES:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                return view or self._view_of(self._refetch(job))
+            # Sliced, so each call returns well inside the socket timeout and an outage shows quickly.
+            reply = self.connection.xread({results_key: "0-0"}, block=min(remaining_ms, WAIT_SLICE_MS))
+            job = self._refetch(job)
+            view = self._view_of(job, _latest_result(job, reply))
+        return view
+
+    def cancel(self, job: Job) -> JobView:
+        """Stop a job: a queued one never runs, a started one's program is killed."""
+        status = job.get_status()
+        if self._view_of(job).status in TERMINAL_STATUSES:
+            raise JobAlreadyEnded(f"job {job.id} has already ended")
+        try:
+            job.cancel()
+        except InvalidJobOperation as error:
+            raise JobAlreadyEnded(f"job {job.id} has already ended") from error
+        if status == JobStatus.STARTED:
+            # If it ended between the two reads, the worker still relabels it canceled.
+            with contextlib.suppress(InvalidJobOperation):
+                send_stop_job_command(self.connection, job.id, serializer=JSONSerializer)
+        return self._view_of(job)
+
+    def waiting_count(self) -> int:
+        """Jobs waiting for a worker."""
+        return self.queue.count
+
+    def worker_count(self) -> int:
+        """Worker processes registered in Redis."""
+        return Worker.count(connection=self.connection)
+
     def _refetch(self, job: Job) -> Job:
         return Job.fetch(job.id, connection=self.connection, serializer=JSONSerializer)
 
-    def _view_of(self, job: Job) -> JobView:
+    def _view_of(self, job: Job, result: Result | None = None) -> JobView:
+        """The view of a job as fetched; `result` saves a read when the caller already holds it."""
         status = job.get_status(refresh=False)
         timestamps = {
             "created_at": _utc(job.created_at),
@@ -145,11 +153,23 @@ class JobQueue:
             if settle_if_lost(job, self.settings.worker_lost_after_s):
                 return self._view_of(self._refetch(job))
             return JobView(status="started", **common)
-        if status in CANCELED_STATUSES:
-            return _ended(common, "canceled", "canceled before it finished", job.return_value())
-        if status == JobStatus.FINISHED:
-            return _ended(common, None, None, job.return_value())
+        if status in CANCELED_STATUSES or status == JobStatus.FINISHED:
+            result = result or job.latest_result()
+            returned = result.return_value if result and result.type == Result.Type.SUCCESSFUL else None
+            if status == JobStatus.FINISHED:
+                return _ended(common, None, None, returned)
+            return _ended(common, "canceled", "canceled before it finished", returned)
         return _ended(common, "internal_error", _failure_message(job))
+
+
+def _latest_result(job: Job, reply: Any) -> Result | None:
+    """The newest result in an XREAD reply on the job's result stream, if there is one."""
+    if not reply:
+        return None
+    result_id, payload = reply[0][1][-1]
+    return Result.restore(
+        job.id, as_text(result_id), payload, connection=job.connection, serializer=JSONSerializer
+    )
 
 
 def _ended(

@@ -59,11 +59,11 @@ def build_openapi(request_model: type[ExecuteRequest], authenticated: bool) -> d
         },
         "/api/v1/execute/{job_id}": {
             "get": {
-                "summary": "Poll a job",
-                "parameters": [JOB_ID],
+                "summary": "Poll a job (with ?wait=true: hold the answer until it ends)",
+                "parameters": [JOB_ID, WAIT],
                 "responses": {
                     "200": {"description": "The job", "content": _content("JobView")},
-                    **_errors(*auth, 404, 429, 503),
+                    **_errors(*auth, 404, 422, 429, 503),
                 },
             },
             "delete": {

@@ -145,3 +145,11 @@ def test_concurrent_jobs_on_different_workers_do_not_disturb_each_other(client: 
     ]
     views = [poll_until(client, job_id, {"success", "failed", "internal_error"}) for job_id in job_ids]
     assert [(view["status"], view["stdout"]) for view in views] == [("success", f"{i}\n") for i in range(6)]
+
+
+def test_a_poll_with_wait_holds_the_answer_until_the_job_ends(client: FlaskClient) -> None:
+    job_id = client.post(
+        "/api/v1/execute", json={"code": "import time\ntime.sleep(0.3)\nprint('late')"}
+    ).get_json()["job_id"]
+    view = client.get(f"/api/v1/execute/{job_id}?wait=true").get_json()
+    assert (view["status"], view["stdout"]) == ("success", "late\n")

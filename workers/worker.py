@@ -5,11 +5,12 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.backoff import ExponentialBackoff
+from redis.client import Pipeline
 from redis.retry import Retry
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.utils import as_text
+from rq.utils import as_text, now
 from rq.worker import SimpleWorker
 
 from executor.jobs import RUN_JOB
@@ -21,6 +22,10 @@ from workers.tasks import run_job, worker_sandbox, worker_settings
 # A Redis outage shorter than about two minutes is ridden out: every command is retried with backoff,
 # so a result computed during the outage is written when Redis returns instead of being lost.
 OUTAGE_RETRY = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=70)
+
+
+# RQ's own worker key (for the dashboard and its bookkeeping) is renewed no more often than this.
+RQ_HEARTBEAT_EVERY_S = 5.0
 
 
 class ForbiddenJob(Exception):
@@ -73,6 +78,27 @@ class ExecutorWorker(SimpleWorker):
         self.heartbeat_thread.stop()
         kill_running_programs()
         super().teardown()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """Renew RQ's worker key at most every few seconds between jobs.
+
+        RQ renews it up to four times per job, three commands each; the key lives two minutes and
+        liveness is judged by our own heartbeat thread, so the rest were pure cost per job.
+        """
+        recent = (
+            (now() - self.last_heartbeat).total_seconds() < RQ_HEARTBEAT_EVERY_S
+            if self.last_heartbeat
+            else False
+        )
+        if pipeline is None and timeout is None and recent:
+            return
+        super().heartbeat(timeout, pipeline)
+
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
+        """Write the state only when it changes: RQ sets the same one several times per job."""
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline)
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """There is no work horse here: stopping the job means killing its program."""
