@@ -110,15 +110,13 @@ class ExecutorWorker(SimpleWorker):
         A canceled job is labeled canceled, whatever its program was doing when it died; a job
         settled as lost (failed, or handed to another worker) keeps that verdict.
         """
-        status = job.get_status(refresh=True)
+        status, owner = (
+            as_text(value) if value else None
+            for value in self.connection.hmget(job.key, "status", "worker_name")
+        )
         if self._stopped_job_id == job.id or status in {JobStatus.CANCELED, JobStatus.STOPPED}:
             return_value = {**return_value, "status": "canceled", "message": "canceled before it finished"}
-        elif status != JobStatus.STARTED or self._owner_of(job) != self.name:
+        elif status != JobStatus.STARTED or owner != self.name:
             self.log.warning("job %s was settled as lost while it ran here; dropping its result", job.id)
             return
         super()._finalize_success(job, queue, execution, return_value)
-
-    def _owner_of(self, job: Job) -> str | None:
-        """The worker Redis says runs the job now (a retried job may have moved on)."""
-        owner = self.connection.hget(job.key, "worker_name")
-        return as_text(owner) if owner else None
