@@ -1,6 +1,5 @@
 """Helpers to start the processes of a deployment, exactly as the Procfile names them."""
 
-import shlex
 import signal
 import subprocess
 import time
@@ -12,20 +11,13 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Worker
 
+from bench.stack import procfile_command
+
 REPO = Path(__file__).resolve().parent.parent
 WORKER_START_TIMEOUT_S = 30.0
 POLL_LIMIT_S = 30.0
 # Placed in the workers' environment: no program may ever see it.
 WORKER_SECRET = "executor-test-secret-5f2c9a"
-
-
-def procfile_command(name: str) -> list[str]:
-    """A command of the Procfile, so the tests start processes exactly as a deployment does."""
-    for line in (REPO / "Procfile").read_text().splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            return shlex.split(command)
-    raise KeyError(name)
 
 
 class WorkerProcesses:

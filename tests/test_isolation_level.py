@@ -8,8 +8,9 @@ import uuid
 
 from redis import Redis
 
+from bench.stack import procfile_command
 from executor.heartbeats import sandboxes_in_use
-from tests.stack import REPO, WorkerProcesses, procfile_command
+from tests.stack import REPO, WorkerProcesses
 
 # A PATH with the virtualenv but without /usr/bin, where bwrap lives: bubblewrap is "not installed".
 NO_BWRAP_PATH = os.path.dirname(sys.executable)
