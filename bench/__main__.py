@@ -10,6 +10,7 @@ from bench.pool import Deadline
 from bench.report import json_line
 from bench.stack import running_stack
 from bench.suite import Options, machine, run_suite
+from bench.waiters import measure_waiters
 from bench.workloads import WORKLOADS
 
 SCALING_WORKERS = [1, 2, 4]
@@ -34,6 +35,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--poll-interval-ms", type=float, default=5.0, help="sleep between polls, default 5")
     parser.add_argument("--scaling", action="store_true", help="hello and sleep with W = 1, 2 and 4")
     parser.add_argument("--load", action="store_true", help="the load check: 1000 jobs from 50 clients")
+    parser.add_argument(
+        "--waiters", action="store_true", help="submit latency beside 100 clients held by ?wait=true"
+    )
     parser.add_argument("--time-limit", type=float, default=1500.0, help="seconds for the whole run")
     args = parser.parse_args(argv)
     if min(args.workers, args.clients or 1, args.jobs or 1) < 1 or args.poll_interval_ms < 0:
@@ -51,6 +55,8 @@ def main(argv: list[str]) -> int:
     try:
         if args.load:
             return _load(args, deadline)
+        if args.waiters:
+            return _waiters(args, deadline)
         return _suite(args, deadline)
     except KeyboardInterrupt:
         deadline.cancel()
@@ -107,6 +113,21 @@ def _load(args: argparse.Namespace, deadline: Deadline) -> int:
         print(f"{key:28} {round(value, 2) if isinstance(value, float) else value}")
     print(json_line({"bench": "executor-load", "machine": machine(), "load": figures}), flush=True)
     return 0 if report.ok else 1
+
+
+def _waiters(args: argparse.Namespace, deadline: Deadline) -> int:
+    with running_stack(args.workers, deadline) as stack, stack.watched(deadline):
+        report = measure_waiters(stack.port)
+    print(
+        f"== waiters · W={args.workers} · {report.waiters} held by ?wait=true, {report.submits} submits timed"
+    )
+    for key, value in report.figures().items():
+        print(f"{key:28} {round(value, 2) if isinstance(value, float) else value}")
+    print(
+        json_line({"bench": "executor-waiters", "machine": machine(), "waiters": report.figures()}),
+        flush=True,
+    )
+    return 0 if set(report.submit_codes) == {202} else 1
 
 
 if __name__ == "__main__":
