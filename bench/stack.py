@@ -146,7 +146,7 @@ def running_stack(workers: int, deadline: Deadline) -> Iterator[Stack]:
         stack: Stack | None = None
         try:
             port = free_port()
-            env = _stack_env(redis.url, port, temp_dir)
+            env = _stack_env(redis.url, port)
             web = _spawn("web", env, temp_dir, 0)
             started.append(web)
             pool = [_spawn("worker", env, temp_dir, n) for n in range(workers)]
@@ -162,16 +162,14 @@ def running_stack(workers: int, deadline: Deadline) -> Iterator[Stack]:
             stop_redis(redis)
 
 
-def _stack_env(redis_url: str, port: int, temp_dir: str) -> dict[str, str]:
+def _stack_env(redis_url: str, port: int) -> dict[str, str]:
     env = dict(os.environ)
     # The config file binds 0.0.0.0; settings in this variable override it, keeping us on loopback.
-    # The control socket goes to our temp dir, so it never collides with another gunicorn's default one.
-    control = os.path.join(temp_dir, "gunicorn.ctl")
     env.update(
         {
             "REDIS_URL": redis_url,
             "PORT": str(port),
-            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} --control-socket {control}",
+            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}",
             "EXECUTOR_QUEUE_NAME": QUEUE,
             "PYTHONPATH": str(REPO),
             # `gunicorn` and `rq` are found in the bench's own virtualenv, as `make` would find them.
