@@ -60,21 +60,26 @@ class JobQueue:
         self.queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
 
     def submit(self, request: ExecuteRequest, owner: str | None) -> Job:
-        """Put a program on the queue."""
-        if self.queue.count >= self.settings.max_queue_depth:
+        """Put a program on the queue, in one round trip with the depth check."""
+        with self.connection.pipeline() as pipeline:
+            job = self.queue.enqueue_call(
+                RUN_JOB,
+                kwargs={"request": request.model_dump()},
+                job_id=str(uuid.uuid4()),
+                timeout=int(request.timeout) + RUNNER_MARGIN_S,
+                result_ttl=self.settings.result_ttl,
+                failure_ttl=self.settings.result_ttl,
+                description=f"{request.language} program, {len(request.code.encode())} bytes",
+                meta={"owner": owner, "language": request.language, "timeout": request.timeout},
+                # One more run if its worker is lost (or the runner fails), when the operator wants it.
+                retry=Retry(max=1) if self.settings.retry_lost_jobs else None,
+                pipeline=pipeline,
+            )
+            pipeline.llen(self.queue.key)
+            depth = pipeline.execute()[-1]
+        if depth > self.settings.max_queue_depth:
+            job.delete()  # over the limit after all: taken back before any worker reaches it
             raise QueueFull(f"the queue holds {self.settings.max_queue_depth} jobs, its configured maximum")
-        job = self.queue.enqueue_call(
-            RUN_JOB,
-            kwargs={"request": request.model_dump()},
-            job_id=str(uuid.uuid4()),
-            timeout=int(request.timeout) + RUNNER_MARGIN_S,
-            result_ttl=self.settings.result_ttl,
-            failure_ttl=self.settings.result_ttl,
-            description=f"{request.language} program, {len(request.code.encode())} bytes",
-            meta={"owner": owner, "language": request.language, "timeout": request.timeout},
-            # One more run if its worker is lost (or the runner fails), when the operator wants it.
-            retry=Retry(max=1) if self.settings.retry_lost_jobs else None,
-        )
         return job
 
     def find(self, job_id: str, owner: str | None) -> Job:

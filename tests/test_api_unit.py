@@ -188,12 +188,14 @@ def test_unknown_routes_and_wrong_methods_answer_json(client: FlaskClient) -> No
     assert "POST" in wrong.headers["Allow"]
 
 
-def test_a_full_queue_answers_503_with_retry_after(client: FlaskClient) -> None:
+def test_a_full_queue_answers_503_with_retry_after_and_keeps_nothing(app: Flask, client: FlaskClient) -> None:
     for _ in range(3):
         submit(client)
     response = client.post("/api/v1/execute", json={"code": "x"})
     assert (response.status_code, response.get_json()["error"]["code"]) == (503, "unavailable")
     assert int(response.headers["Retry-After"]) > 0
+    assert services_of(app).jobs.waiting_count() == 3
+    assert len(services_of(app).redis.keys("rq:job:*")) == 3
 
 
 def test_a_bug_answers_500_json_without_a_traceback(
