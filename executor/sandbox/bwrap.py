@@ -10,6 +10,7 @@ from contextlib import ExitStack
 
 from executor.sandbox.launch import (
     ProcessEnd,
+    ReapedOnce,
     Run,
     Stdio,
     end_of,
@@ -149,7 +150,7 @@ def program_status(exit_code: int) -> tuple[int | None, int | None]:
     return exit_code, None
 
 
-class BwrapProcess:
+class BwrapProcess(ReapedOnce):
     """A running bwrap: the monitor we spawned, and pid 1 of its namespace once bwrap reports it."""
 
     def __init__(self, popen: "subprocess.Popen[bytes]", status_fd: int, uid: int) -> None:
@@ -161,7 +162,6 @@ class BwrapProcess:
         self._status = bytearray()
         self._init_pid: int | None = None
         self._init_pidfd: int | None = None
-        self._end: ProcessEnd | None = None
 
     @property
     def pidfd(self) -> int:
@@ -205,22 +205,13 @@ class BwrapProcess:
         if self._init_pidfd is not None:
             send_kill(self._init_pidfd)
 
-    def finish(self) -> ProcessEnd:
-        """Kill, reap the monitor and pid 1, and report the program's end from bwrap's status."""
-        if self._end is None:
-            self._end = self._collect()
-        return self._end
-
-    def close(self) -> None:
-        """Release the pidfds, once the run is over (its end reaped even if collecting was interrupted)."""
-        # An exception (e.g. RQ's job timeout) may have cut finish() short after a reap.
-        with contextlib.suppress(ChildProcessError):
-            self.finish()
+    def _release(self) -> None:
         os.close(self._pidfd)
         if self._init_pidfd is not None:
             os.close(self._init_pidfd)
 
     def _collect(self) -> ProcessEnd:
+        """Kill, reap the monitor and pid 1, and report the program's end from bwrap's status."""
         self.kill_tree()
         _, status, usage = os.wait4(self._popen.pid, 0)
         self._popen.returncode = os.waitstatus_to_exitcode(status)

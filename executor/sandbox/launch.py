@@ -1,5 +1,6 @@
 """What both isolation levels share: spawning the child, and the shape of what they report back."""
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +43,34 @@ class ProcessEnd:
     memory_kb: int | None = None
     # Set when the sandbox itself failed before the program ran.
     sandbox_error: str | None = None
+
+
+class ReapedOnce:
+    """The end of a run collected exactly once, and the fds released only after it was.
+
+    Subclasses say how to collect (`_collect`: kill, reap, account) and what to release.
+    """
+
+    _end: ProcessEnd | None = None
+
+    def finish(self) -> ProcessEnd:
+        """Kill and reap the tree on the first call; later calls report the same end."""
+        if self._end is None:
+            self._end = self._collect()
+        return self._end
+
+    def close(self) -> None:
+        """Release the fds, once the run is over (its end reaped even if collecting was interrupted)."""
+        # An exception (e.g. RQ's job timeout) may have cut finish() short after a reap.
+        with contextlib.suppress(ChildProcessError):
+            self.finish()
+        self._release()
+
+    def _collect(self) -> ProcessEnd:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
 
 
 class StartedProgram(Protocol):

@@ -15,6 +15,7 @@ from contextlib import ExitStack
 
 from executor.sandbox.launch import (
     ProcessEnd,
+    ReapedOnce,
     Run,
     Stdio,
     end_of,
@@ -65,7 +66,7 @@ def _peak_rss_kb() -> int:
     return 0
 
 
-class DirectProcess:
+class DirectProcess(ReapedOnce):
     """The interpreter as our direct child, leading its own process group and session."""
 
     def __init__(self, popen: "subprocess.Popen[bytes]", program_uid: int | None, baseline_kb: int) -> None:
@@ -77,7 +78,6 @@ class DirectProcess:
         self._baseline_kb = baseline_kb
         self._since_ticks = int(stat_fields(popen.pid)[19])
         self._strays_cpu_time = 0.0
-        self._end: ProcessEnd | None = None
 
     @property
     def pidfd(self) -> int:
@@ -104,20 +104,11 @@ class DirectProcess:
         """The interpreter is our child: we reap it, so killing the tree loses none of its accounting."""
         self.kill_tree()
 
-    def finish(self) -> ProcessEnd:
-        """Kill, reap the interpreter, then reap its killed descendants, which reparent to us."""
-        if self._end is None:
-            self._end = self._collect()
-        return self._end
-
-    def close(self) -> None:
-        """Release the pidfd, once the run is over (its end reaped even if collecting was interrupted)."""
-        # An exception (e.g. RQ's job timeout) may have cut finish() short after a reap.
-        with contextlib.suppress(ChildProcessError):
-            self.finish()
+    def _release(self) -> None:
         os.close(self._pidfd)
 
     def _collect(self) -> ProcessEnd:
+        """Kill, reap the interpreter, then reap its killed descendants, which reparent to us."""
         self.kill_tree()
         _, status, usage = os.wait4(self._popen.pid, 0)
         self._popen.returncode = os.waitstatus_to_exitcode(status)
