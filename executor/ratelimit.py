@@ -1,5 +1,7 @@
 """An optional per-client rate limit, counted in Redis so every web process shares it."""
 
+from collections.abc import Callable
+
 from flask import Flask, request
 from flask_limiter import Limiter
 
@@ -8,12 +10,20 @@ from executor.jobs import owner_of
 from executor.settings import Settings
 
 
-def _client_key() -> str:
-    """The API key when there is one, so clients behind one address are told apart; else the address."""
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and key:
-        return "key:" + (owner_of(key) or "")
-    return "addr:" + (request.remote_addr or "unknown")
+def _client_key(api_keys: tuple[str, ...]) -> Callable[[], str]:
+    """Count per API key when the caller presents a configured one, else per address.
+
+    Only a configured key may pick the bucket: were any Bearer token enough, a client could
+    take a fresh budget with every made-up token.
+    """
+
+    def key() -> str:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and presented in api_keys:
+            return "key:" + (owner_of(presented) or "")
+        return "addr:" + (request.remote_addr or "unknown")
+
+    return key
 
 
 def init_rate_limit(app: Flask, settings: Settings) -> None:
@@ -22,7 +32,7 @@ def init_rate_limit(app: Flask, settings: Settings) -> None:
         return
     # Registering on the app is all it takes: the limiter hooks into every request from here on.
     Limiter(
-        key_func=_client_key,
+        key_func=_client_key(settings.api_keys),
         app=app,
         default_limits=[settings.rate_limit],
         storage_uri=settings.redis_url,
