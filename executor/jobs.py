@@ -119,7 +119,7 @@ class JobQueue:
 
     def cancel(self, job: Job) -> JobView:
         """Stop a job: a queued one never runs, a started one's program is killed."""
-        status = job.get_status()
+        status = job.get_status(refresh=False)  # just fetched
         if self._view_of(job).status in TERMINAL_STATUSES:
             raise JobAlreadyEnded(f"job {job.id} has already ended")
         try:

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError, ResponseError
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
+from rq.utils import as_text
 
 from executor.heartbeats import is_alive
 
@@ -51,6 +52,10 @@ def sweep_lost_jobs(queue: Queue, lost_after_s: float) -> list[str]:
     settled = []
     for job_id in queue.started_job_registry.get_job_ids(cleanup=False):
         try:
+            # The whole job (its program included) is read only when its worker has gone silent.
+            worker_name = queue.connection.hget(queue.job_class.key_for(job_id), "worker_name")
+            if worker_name and is_alive(queue.connection, as_text(worker_name)):
+                continue
             job = queue.fetch_job(job_id)
             if job is not None and settle_if_lost(job, lost_after_s):
                 settled.append(job_id)

@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 from flask.testing import FlaskClient
 from redis import Redis
-from rq import Worker
+from rq import Queue, Worker
 
 from bench.stack import procfile_command
 
@@ -41,9 +41,11 @@ class WorkerProcesses:
         self.processes.extend(started)
         return started
 
-    def wait_registered(self, connection: Redis, count: int) -> None:
+    def wait_registered(self, connection: Redis, count: int, queue: str | None = None) -> None:
+        """Wait for `count` workers on `queue` (all queues when None); dead ones linger in RQ's registry."""
+        on_queue = Queue(queue, connection=connection) if queue else None
         deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while Worker.count(connection=connection) < count:
+        while Worker.count(connection=connection, queue=on_queue) < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"fewer than {count} workers registered in time")
             time.sleep(0.05)

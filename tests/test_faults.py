@@ -1,6 +1,7 @@
 """Faults on a real Redis with real workers: outages, restarts, lost workers, graceful stops."""
 
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,18 @@ def submit(client: FlaskClient, code: str, **fields: Any) -> str:
     assert response.status_code == 202, response.get_json()
     job_id: str = response.get_json()["job_id"]
     return job_id
+
+
+def own_queue(
+    settings: Settings, pool: WorkerProcesses, redis_client: Redis, workers: int, **updates: Any
+) -> tuple[FlaskClient, list["subprocess.Popen[bytes]"]]:
+    """An app and `workers` registered workers on a queue of this test alone."""
+    queue = f"faults-{uuid.uuid4().hex[:8]}"
+    client = create_app(settings.model_copy(update={"queue_name": queue, **updates})).test_client()
+    pool.env = {**pool.env, "EXECUTOR_QUEUE_NAME": queue}
+    started = pool.start(workers)
+    pool.wait_registered(redis_client, workers, queue)
+    return client, started
 
 
 @pytest.fixture
@@ -106,11 +119,7 @@ def test_a_worker_rides_out_a_redis_restart_during_a_job(
 def test_a_job_whose_worker_is_killed_ends_internal_error_and_its_program_dies(
     pool: WorkerProcesses, settings: Settings, redis_client: Redis
 ) -> None:
-    queue = f"lost-{uuid.uuid4().hex[:8]}"
-    lost_client = create_app(settings.model_copy(update={"queue_name": queue})).test_client()
-    pool.env = {**pool.env, "EXECUTOR_QUEUE_NAME": queue}
-    doomed, survivor = pool.start(2)
-    pool.wait_registered(redis_client, 2)
+    lost_client, (doomed, survivor) = own_queue(settings, pool, redis_client, 2)
     token = uuid.uuid4().hex
     job_id = submit(lost_client, "import time\ntime.sleep(60)", timeout=30, args=[token])
     poll_until(lost_client, job_id, {"started"})
@@ -139,13 +148,7 @@ def test_a_job_whose_worker_is_killed_ends_internal_error_and_its_program_dies(
 def test_a_lost_job_runs_again_when_the_operator_asks(
     pool: WorkerProcesses, settings: Settings, redis_client: Redis
 ) -> None:
-    queue = f"retry-{uuid.uuid4().hex[:8]}"
-    retry_client = create_app(
-        settings.model_copy(update={"queue_name": queue, "retry_lost_jobs": True})
-    ).test_client()
-    pool.env = {**pool.env, "EXECUTOR_QUEUE_NAME": queue}
-    (first,) = pool.start(1)
-    pool.wait_registered(redis_client, 1)
+    retry_client, (first,) = own_queue(settings, pool, redis_client, 1, retry_lost_jobs=True)
     job_id = submit(retry_client, "import time\ntime.sleep(1.5)\nprint('ran')", timeout=10)
     poll_until(retry_client, job_id, {"started"})
     pool.stop(first, signal.SIGKILL)
@@ -157,11 +160,7 @@ def test_a_lost_job_runs_again_when_the_operator_asks(
 def test_sigterm_lets_the_running_job_finish_and_takes_no_new_one(
     pool: WorkerProcesses, settings: Settings, redis_client: Redis
 ) -> None:
-    queue = f"drain-{uuid.uuid4().hex[:8]}"
-    drain_client = create_app(settings.model_copy(update={"queue_name": queue})).test_client()
-    pool.env = {**pool.env, "EXECUTOR_QUEUE_NAME": queue}
-    (worker,) = pool.start(1)
-    pool.wait_registered(redis_client, 1)
+    drain_client, (worker,) = own_queue(settings, pool, redis_client, 1)
     running = submit(drain_client, "import time\ntime.sleep(1.5)\nprint('done')", timeout=10)
     poll_until(drain_client, running, {"started"})
     waiting = submit(drain_client, "print('later')")
