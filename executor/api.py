@@ -66,7 +66,7 @@ def cancel(job_id: str) -> Response:
 @api.get("/api/v1/languages")
 def languages() -> Response:
     """The languages programs can be written in."""
-    client_owner()
+    client_owner()  # only to refuse callers without a valid key; languages belong to no one
     listing = [
         LanguageInfo(id=language.id, name=language.name, version=language_version(language.version_probe))
         for language in services().languages.values()
