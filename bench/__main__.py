@@ -38,10 +38,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--waiters", action="store_true", help="submit latency beside 100 clients held by ?wait=true"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each comparison this many times, floor and service back to back; report the median",
+    )
     parser.add_argument("--time-limit", type=float, default=1500.0, help="seconds for the whole run")
     args = parser.parse_args(argv)
-    if min(args.workers, args.clients or 1, args.jobs or 1) < 1 or args.poll_interval_ms < 0:
-        parser.error("--workers, --clients and --jobs must be at least 1, --poll-interval-ms not negative")
+    if min(args.workers, args.clients or 1, args.jobs or 1, args.rounds) < 1 or args.poll_interval_ms < 0:
+        parser.error("--workers, --clients, --jobs and --rounds must be >= 1, --poll-interval-ms >= 0")
     return args
 
 
@@ -78,6 +84,7 @@ def _suite(args: argparse.Namespace, deadline: Deadline) -> int:
         modes=["poll", "wait"] if args.mode == "both" else [args.mode],
         poll_interval_s=args.poll_interval_ms / 1000,
         latency_phase=not args.scaling,
+        rounds=args.rounds,
     )
     document = run_suite(options, deadline)
     print()

@@ -33,6 +33,8 @@ class Options:
     modes: list[str]
     poll_interval_s: float
     latency_phase: bool
+    # Each comparison is measured this many times, floor and service back to back each time.
+    rounds: int = 1
 
 
 def run_suite(options: Options, deadline: Deadline) -> dict[str, Any]:
@@ -59,42 +61,66 @@ def run_suite(options: Options, deadline: Deadline) -> dict[str, Any]:
 def _compare(
     stack: Stack, workload: Workload, options: Options, clients: int, deadline: Deadline
 ) -> list[dict[str, Any]]:
-    """The floors once, then the service in each client mode; one table per mode."""
+    """Floors then service in each client mode, `rounds` times over; one table per mode.
+
+    The machine's speed drifts (it is shared), so each round pairs a service phase with floors
+    measured just before it, and the round with the median throughput ratio is the one reported.
+    """
     jobs = workload.jobs(options.jobs)
     # One caller at a time leaves a single runner busy, whatever W is.
     parallel = len(stack.workers) if clients > 1 else 1
     floors = partial(floor_phase, workload=workload, jobs=jobs, clients=clients, parallel=parallel)
-    floor = summarize(floors(name="floor", runner=sandbox_runner(workload), deadline=deadline))
-    bare = summarize(floors(name="bare", runner=bare_runner(workload), deadline=deadline))
-    found = []
-    for mode in options.modes:
-        service = summarize(
-            service_phase(
-                stack,
-                workload,
-                jobs=jobs,
-                clients=clients,
-                mode=mode,
-                poll_interval_s=options.poll_interval_s,
-                deadline=deadline,
+    rounds: dict[str, list[dict[str, Any]]] = {mode: [] for mode in options.modes}
+    for _ in range(options.rounds):
+        floor = summarize(floors(name="floor", runner=sandbox_runner(workload), deadline=deadline))
+        bare = summarize(floors(name="bare", runner=bare_runner(workload), deadline=deadline))
+        for mode in options.modes:
+            service = summarize(
+                service_phase(
+                    stack,
+                    workload,
+                    jobs=jobs,
+                    clients=clients,
+                    mode=mode,
+                    poll_interval_s=options.poll_interval_s,
+                    deadline=deadline,
+                )
             )
-        )
+            rounds[mode].append(
+                {
+                    "workload": workload.name,
+                    "mode": mode,
+                    "workers": len(stack.workers),
+                    "clients": clients,
+                    "service": service,
+                    "floor": floor,
+                    "bare": bare,
+                    "ratio_to_floor": ratios(service, floor),
+                    "ratio_to_bare": ratios(service, bare),
+                }
+            )
+    found = []
+    for mode, measured in rounds.items():
+        chosen = _median_round(measured)
         title = f"{workload.name} · {mode} · W={len(stack.workers)} C={clients} · {jobs} jobs"
-        print(table(title, [("service", service), ("floor", floor), ("bare", bare)]), flush=True)
-        found.append(
-            {
-                "workload": workload.name,
-                "mode": mode,
-                "workers": len(stack.workers),
-                "clients": clients,
-                "service": service,
-                "floor": floor,
-                "bare": bare,
-                "ratio_to_floor": ratios(service, floor),
-                "ratio_to_bare": ratios(service, bare),
-            }
-        )
+        if len(measured) > 1:
+            title += f" · median of {len(measured)} rounds by throughput ratio"
+        columns = [(name, chosen[name]) for name in ("service", "floor", "bare")]
+        print(table(title, columns))
+        per_round = chosen["round_ratios"]
+        if len(per_round) > 1:
+            print("throughput ratio per round:", "  ".join(f"{ratio:.2f}" for ratio in per_round))
+        print(flush=True)
+        found.append(chosen)
     return found
+
+
+def _median_round(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round whose throughput ratio is the median (the lower middle one for an even count)."""
+    by_ratio = sorted(measured, key=lambda item: item["ratio_to_floor"].get("jobs_per_s") or 0.0)
+    chosen = by_ratio[(len(by_ratio) - 1) // 2]
+    round_ratios = [item["ratio_to_floor"].get("jobs_per_s") for item in measured]
+    return {**chosen, "round_ratios": round_ratios}
 
 
 def targets(comparisons: list[dict[str, Any]], options: Options) -> list[dict[str, Any]]:

@@ -1,0 +1,62 @@
+"""RQ's records of a job, as the trimmed ExecutorWorker leaves them: what rq-dashboard and RQ rely on."""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Worker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from executor.settings import Settings
+
+Run = Callable[..., dict[str, Any]]
+SETTLE_LIMIT_S = 10.0
+
+
+def test_a_finished_job_leaves_the_records_rq_keeps_for_a_finished_job(
+    run: Run, redis_client: Redis, settings: Settings
+) -> None:
+    job_id = run("print('bookkeeping')")["job_id"]
+    queue = Queue(settings.queue_name, connection=redis_client, serializer=JSONSerializer)
+    job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
+
+    assert job.get_status() == "finished"
+    assert job_id in queue.finished_job_registry.get_job_ids()
+    assert job_id not in queue.started_job_registry.get_job_ids()
+    assert job.latest_result() is not None
+    # Kept for result_ttl, then gone: nothing of the job outlives it.
+    assert 0 < redis_client.ttl(job.key) <= settings.result_ttl
+    assert 0 < redis_client.ttl(f"rq:results:{job_id}") <= settings.result_ttl
+    # The execution record is removed, from the worker's set as well.
+    assert list(redis_client.scan_iter(f"rq:execution:{job_id}:*")) == []
+    assert not redis_client.exists(f"rq:executions:{job_id}")
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name, connection=redis_client)
+    assert worker is not None
+    assert worker.successful_job_count >= 1
+    assert not any(job_id in member.decode() for member in redis_client.smembers(f"{worker.key}:executions"))
+    # The worker says idle again once it has nothing to run (other tests' jobs may keep it busy).
+    deadline = time.monotonic() + SETTLE_LIMIT_S
+    while worker.get_state() != "idle":
+        assert time.monotonic() < deadline, f"worker still {worker.get_state()!r} after the job"
+        time.sleep(0.05)
+
+
+def test_the_started_registry_records_a_running_job_and_forgets_it_after(
+    client: Any, redis_client: Redis, settings: Settings
+) -> None:
+    queue = Queue(settings.queue_name, connection=redis_client, serializer=JSONSerializer)
+    code = "import time; print('up', flush=True); time.sleep(1.5)"
+    job_id = client.post("/api/v1/execute", json={"code": code}).get_json()["job_id"]
+    deadline = time.monotonic() + SETTLE_LIMIT_S
+    while job_id not in queue.started_job_registry.get_job_ids():
+        assert time.monotonic() < deadline, "the job never showed in the started registry"
+        time.sleep(0.02)
+    job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
+    assert job.get_status() == "started"
+    assert job.worker_name
+    while job.get_status() != "finished":
+        assert time.monotonic() < deadline, f"the job is still {job.get_status()!r}"
+        time.sleep(0.05)
+    assert job_id not in queue.started_job_registry.get_job_ids()
