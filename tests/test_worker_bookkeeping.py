@@ -32,7 +32,8 @@ def test_a_finished_job_leaves_the_records_rq_keeps_for_a_finished_job(
     # The execution record is removed, from the worker's set as well.
     assert list(redis_client.scan_iter(f"rq:execution:{job_id}:*")) == []
     assert not redis_client.exists(f"rq:executions:{job_id}")
-    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name, connection=redis_client)
+    worker_key = Worker.redis_worker_namespace_prefix + job.worker_name
+    worker = Worker.find_by_key(worker_key, connection=redis_client)
     assert worker is not None
     assert worker.successful_job_count >= 1
     assert not any(job_id in member.decode() for member in redis_client.smembers(f"{worker.key}:executions"))
