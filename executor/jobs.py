@@ -102,7 +102,8 @@ class JobQueue:
         """The job once terminal, or as it is when its timeout plus a margin has passed.
 
         A blocking read of the job's result stream returns as soon as the worker writes the result,
-        and its reply is the result itself: no polling, and no second read of it.
+        and its reply is the result itself: no polling, and no second read of it. The worker writes
+        the result and the job's status in one transaction, so the hash read after it agrees.
         """
         deadline = time.monotonic() + float(job.meta.get("timeout", 5.0)) + WAIT_MARGIN_S
         results_key = Result.get_key(job.id)
@@ -112,8 +113,12 @@ class JobQueue:
             if remaining_ms <= 0:
                 return view or self._view_of(self._refetch(job))
             # Sliced, so each call returns well inside the socket timeout and an outage shows quickly.
-            reply = self.connection.xread({results_key: "0-0"}, block=min(remaining_ms, WAIT_SLICE_MS))
-            job = self._refetch(job)
+            # The job's hash rides in the same round trip: Redis reads it as soon as the XREAD returns.
+            with self.connection.pipeline(transaction=False) as pipeline:
+                pipeline.xread({results_key: "0-0"}, block=min(remaining_ms, WAIT_SLICE_MS))
+                pipeline.hgetall(job.key)
+                reply, fields = pipeline.execute()
+            job = _restored(job, fields)
             view = self._view_of(job, _latest_result(job, reply))
         return view
 
@@ -165,6 +170,15 @@ class JobQueue:
                 return _ended(common, None, None, returned)
             return _ended(common, "canceled", "canceled before it finished", returned)
         return _ended(common, "internal_error", _failure_message(job))
+
+
+def _restored(job: Job, fields: dict[bytes, bytes]) -> Job:
+    """The job as its hash, just read, describes it (what `Job.fetch` does with its own read)."""
+    if not fields:
+        raise JobNotFound(f"job {job.id} has expired")
+    fresh = Job(job.id, connection=job.connection, serializer=JSONSerializer)
+    fresh.restore(fields)
+    return fresh
 
 
 def _latest_result(job: Job, reply: Any) -> Result | None:

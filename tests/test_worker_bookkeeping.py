@@ -1,15 +1,22 @@
 """RQ's records of a job, as the trimmed ExecutorWorker leaves them: what rq-dashboard and RQ rely on."""
 
+import signal
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from redis import Redis
 from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from executor.jobs import JobQueue
+from executor.models import execute_request_model
 from executor.settings import Settings
+from workers import tasks
+from workers.worker import ExecutorJob, ExecutorWorker
 
 Run = Callable[..., dict[str, Any]]
 SETTLE_LIMIT_S = 10.0
@@ -61,3 +68,46 @@ def test_the_started_registry_records_a_running_job_and_forgets_it_after(
         assert time.monotonic() < deadline, f"the job is still {job.get_status()!r}"
         time.sleep(0.05)
     assert job_id not in queue.started_job_registry.get_job_ids()
+
+
+@pytest.fixture
+def worker_in_this_process() -> Iterator[None]:
+    """A worker built in the test process takes a slot for the process's life; it is given back after."""
+    yield
+    slot = tasks.worker_slot()
+    if slot is not None:
+        slot.lock_file.close()
+    tasks.worker_slot.cache_clear()
+    tasks.worker_sandbox.cache_clear()
+    tasks.request_model.cache_clear()
+
+
+@pytest.mark.usefixtures("worker_in_this_process")
+def test_a_sigterm_while_the_result_is_saved_waits_for_the_job_to_settle(
+    redis_client: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker stays busy until the job is settled: a stop request then ends the loop after the
+    job, instead of interrupting its last steps (which would fail a job already finished)."""
+    queue = Queue(f"settle-{uuid.uuid4().hex[:8]}", connection=redis_client, serializer=JSONSerializer)
+    jobs = JobQueue(redis_client, settings.model_copy(update={"queue_name": queue.name}))
+    request = execute_request_model(settings, ["python"]).model_validate({"code": "print('settled')"})
+    first, second = jobs.submit(request, None), jobs.submit(request, None)
+    # A connection of its own: the worker sets its outage retries on the connection it is given.
+    connection = Redis.from_url(settings.redis_url)
+    worker = ExecutorWorker([queue], connection=connection, job_class=ExecutorJob, serializer=JSONSerializer)
+    save_result = ExecutorWorker.handle_job_success
+
+    def save_then_sigterm(self: ExecutorWorker, *args: Any, **kwargs: Any) -> None:
+        save_result(self, *args, **kwargs)
+        self.request_stop(signal.SIGTERM, None)  # as if SIGTERM arrived right after the save
+
+    monkeypatch.setattr(ExecutorWorker, "handle_job_success", save_then_sigterm)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker.work(burst=True)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        connection.close()
+    assert first.get_status() == "finished"
+    assert second.get_status() == "queued"  # the stop request was honoured before the next job

@@ -53,7 +53,7 @@ class ExecutorWorker(SimpleWorker):
     job timeout (the program's timeout plus a margin) still interrupts a runner that hung.
 
     RQ's bookkeeping is trimmed to what our jobs use (they have no dependents, repeats, callbacks or
-    per-job heartbeats): six round trips to Redis per job instead of eleven (see docs/benchmark.md).
+    per-job heartbeats): seven round trips to Redis per job instead of eleven (see docs/benchmark.md).
     """
 
     # RQ logs a job's result lifespan as a third line per job; the configured TTL says it once for all.
@@ -144,9 +144,11 @@ class ExecutorWorker(SimpleWorker):
     def handle_job_success(
         self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
     ) -> None:
-        """Save the result and free the worker in one transaction.
+        """Save the result in one transaction.
 
         RQ first WATCHes and reads the job's dependents (two round trips); ours never have any.
+        The worker stays busy until RQ sets it idle after this: a SIGTERM arriving meanwhile then
+        waits for the job to be settled instead of interrupting it (and failing a finished job).
         """
         assert job.started_at is not None and job.ended_at is not None
         result_ttl = job.get_result_ttl(self.default_result_ttl)
@@ -163,7 +165,6 @@ class ExecutorWorker(SimpleWorker):
             )
             job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=pipeline, execution=execution)
-            self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
             pipeline.execute()
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
