@@ -3,9 +3,9 @@
 import rq_dashboard
 import rq_dashboard.web
 from flask import Flask, request
-from rq.serializers import JSONSerializer
 
 from executor.access import dashboard_guard
+from executor.serializer import JobSerializer
 from executor.settings import Settings
 
 DASHBOARD_PREFIX = "/rq"
@@ -15,7 +15,7 @@ def mount_dashboard(app: Flask, settings: Settings) -> None:
     """Serve the dashboard from the web process, reading the same Redis as the queue."""
     app.config["RQ_DASHBOARD_REDIS_URL"] = settings.redis_url
     # Our jobs are JSON, not pickle; the dashboard reads them with the serializer set here.
-    rq_dashboard.web.config.serializer = JSONSerializer
+    rq_dashboard.web.config.serializer = JobSerializer
     rq_dashboard.web.setup_rq_connection(app)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=DASHBOARD_PREFIX)
 

@@ -13,11 +13,11 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
-from rq.serializers import JSONSerializer
 from rq.utils import as_text
 
 from executor.lost_jobs import settle_if_lost
 from executor.models import TERMINAL_STATUSES, ExecuteRequest, JobView
+from executor.serializer import JobSerializer
 from executor.settings import Settings
 
 # Enqueued by dotted path, so the API never imports worker code.
@@ -57,7 +57,7 @@ class JobQueue:
     def __init__(self, connection: Redis, settings: Settings) -> None:
         self.connection = connection
         self.settings = settings
-        self.queue = Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+        self.queue = Queue(settings.queue_name, connection=connection, serializer=JobSerializer)
 
     def submit(self, request: ExecuteRequest, owner: str | None) -> Job:
         """Put a program on the queue, in one round trip with the depth check."""
@@ -87,7 +87,7 @@ class JobQueue:
         if not _is_uuid(job_id):
             raise JobNotFound(f"no job {job_id}")  # every id we hand out is a UUID
         try:
-            job = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
+            job = Job.fetch(job_id, connection=self.connection, serializer=JobSerializer)
         except NoSuchJobError as error:
             raise JobNotFound(f"no job {job_id}") from error
         if job.meta.get("owner") != owner:
@@ -134,7 +134,7 @@ class JobQueue:
         if status == JobStatus.STARTED:
             # If it ended between the two reads, the worker still relabels it canceled.
             with contextlib.suppress(InvalidJobOperation):
-                send_stop_job_command(self.connection, job.id, serializer=JSONSerializer)
+                send_stop_job_command(self.connection, job.id, serializer=JobSerializer)
         return self._view_of(job)
 
     def waiting_count(self) -> int:
@@ -146,7 +146,7 @@ class JobQueue:
         return Worker.count(connection=self.connection)
 
     def _refetch(self, job: Job) -> Job:
-        return Job.fetch(job.id, connection=self.connection, serializer=JSONSerializer)
+        return Job.fetch(job.id, connection=self.connection, serializer=JobSerializer)
 
     def _view_of(self, job: Job, result: Result | None = None) -> JobView:
         """The view of a job as fetched; `result` saves a read when the caller already holds it."""
@@ -176,7 +176,7 @@ def _restored(job: Job, fields: dict[bytes, bytes]) -> Job:
     """The job as its hash, just read, describes it (what `Job.fetch` does with its own read)."""
     if not fields:
         raise JobNotFound(f"job {job.id} has expired")
-    fresh = Job(job.id, connection=job.connection, serializer=JSONSerializer)
+    fresh = Job(job.id, connection=job.connection, serializer=JobSerializer)
     fresh.restore(fields)
     return fresh
 
@@ -187,7 +187,7 @@ def _latest_result(job: Job, reply: Any) -> Result | None:
         return None
     result_id, payload = reply[0][1][-1]
     return Result.restore(
-        job.id, as_text(result_id), payload, connection=job.connection, serializer=JSONSerializer
+        job.id, as_text(result_id), payload, connection=job.connection, serializer=JobSerializer
     )
 
 
