@@ -46,8 +46,8 @@ def test_a_finished_job_leaves_the_records_rq_keeps_for_a_finished_job(
     assert not any(job_id in member.decode() for member in redis_client.smembers(f"{worker.key}:executions"))
     # The worker says idle again once it has nothing to run (other tests' jobs may keep it busy).
     deadline = time.monotonic() + SETTLE_LIMIT_S
-    while worker.get_state() != "idle":
-        assert time.monotonic() < deadline, f"worker still {worker.get_state()!r} after the job"
+    while (state := redis_client.hget(worker.key, "state")) != b"idle":
+        assert time.monotonic() < deadline, f"worker still {state!r} after the job"
         time.sleep(0.05)
 
 

@@ -53,7 +53,7 @@ class ExecutorWorker(SimpleWorker):
     job timeout (the program's timeout plus a margin) still interrupts a runner that hung.
 
     RQ's bookkeeping is trimmed to what our jobs use (they have no dependents, repeats, callbacks or
-    per-job heartbeats): seven round trips to Redis per job instead of eleven (see docs/benchmark.md).
+    per-job heartbeats): six round trips to Redis per job instead of eleven (see docs/benchmark.md).
     """
 
     # RQ logs a job's result lifespan as a third line per job; the configured TTL says it once for all.
@@ -67,6 +67,7 @@ class ExecutorWorker(SimpleWorker):
         settings = worker_settings()
         self.lost_after_s = settings.worker_lost_after_s
         self.suspension_checked_at = -SUSPENSION_CHECK_EVERY_S
+        self.state_in_redis: str | None = None
         self.heartbeat_thread = HeartbeatThread(
             self.connection,
             self.name,
@@ -114,10 +115,16 @@ class ExecutorWorker(SimpleWorker):
         self.suspension_checked_at = time.monotonic()
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
-        """Write the state only when it changes: RQ sets the same one several times per job."""
-        if pipeline is None and state == self._state:
+        """Write the state only when Redis does not hold it already.
+
+        RQ sets the same state several times per job, and after a success the idle state was
+        already written with the result (see `handle_job_success`); memory catches up here.
+        """
+        if pipeline is None and state == self.state_in_redis:
+            self._state = state
             return
         super().set_state(state, pipeline)
+        self.state_in_redis = state
 
     def prepare_execution(self, job: Job) -> Execution:
         """Record the execution and mark the job started in one transaction (RQ takes two)."""
@@ -144,11 +151,12 @@ class ExecutorWorker(SimpleWorker):
     def handle_job_success(
         self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
     ) -> None:
-        """Save the result in one transaction.
+        """Save the result, and mark the worker idle in Redis, in one transaction.
 
-        RQ first WATCHes and reads the job's dependents (two round trips); ours never have any.
-        The worker stays busy until RQ sets it idle after this: a SIGTERM arriving meanwhile then
-        waits for the job to be settled instead of interrupting it (and failing a finished job).
+        RQ first WATCHes and reads the job's dependents (two round trips); ours never have any, and
+        it writes the idle state in a round trip of its own. In memory the worker stays busy until
+        RQ sets it idle after this: a SIGTERM arriving meanwhile then waits for the job to be
+        settled instead of interrupting it (and failing a finished job).
         """
         assert job.started_at is not None and job.ended_at is not None
         result_ttl = job.get_result_ttl(self.default_result_ttl)
@@ -165,7 +173,9 @@ class ExecutorWorker(SimpleWorker):
             )
             job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.hset(self.key, "state", WorkerStatus.IDLE)  # as RQ's set_state writes it
             pipeline.execute()
+        self.state_in_redis = WorkerStatus.IDLE
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """There is no work horse here: stopping the job means killing its program."""
