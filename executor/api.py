@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from executor.access import client_owner
 from executor.errors import APIError, unavailable, validation_error
 from executor.heartbeats import sandboxes_in_use
-from executor.jobs import Job, JobAlreadyEnded, JobNotFound, QueueFull
+from executor.jobs import JobAlreadyEnded, JobNotFound, QueueFull, Snapshot
 from executor.languages import language_version
 from executor.models import TERMINAL_STATUSES, Health, JobAccepted, JobView, LanguageInfo
 from executor.services import services
@@ -49,15 +49,15 @@ def poll(job_id: str) -> Response:
     """The job's status, and its result once it has ended; ?wait=true holds the answer until then."""
     wait = _wait_requested()
     jobs = services().jobs
-    job = _find(job_id)
-    return _view_json(jobs.wait(job) if wait else jobs.view(job))
+    snapshot = _find(job_id)
+    return _view_json(jobs.wait(snapshot.job) if wait else jobs.view(snapshot))
 
 
 @api.delete("/api/v1/execute/<job_id>")
 def cancel(job_id: str) -> Response:
     """Cancel a job that has not ended."""
     try:
-        view = services().jobs.cancel(_find(job_id))
+        view = services().jobs.cancel(_find(job_id).job)
     except JobAlreadyEnded as ended:
         raise APIError(409, f"Job {job_id} has already ended; there is nothing to cancel.") from ended
     return _view_json(view)
@@ -94,7 +94,7 @@ def health() -> tuple[Response, int]:
     return jsonify(report.model_dump()), 200 if report.status == "ok" else 503
 
 
-def _find(job_id: str) -> Job:
+def _find(job_id: str) -> Snapshot:
     """The caller's job, or 404: another client's job is as absent as one that never existed."""
     try:
         return services().jobs.find(job_id, client_owner())
