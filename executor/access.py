@@ -9,21 +9,32 @@ from executor.jobs import owner_of
 from executor.services import services
 
 
+def presented_key() -> str | None:
+    """The key the caller sends as 'Authorization: Bearer <key>', if it sends one."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    return presented if scheme.lower() == "bearer" and presented else None
+
+
+def is_configured(presented: str, keys: tuple[str, ...]) -> bool:
+    """Whether `presented` is one of `keys`, compared with every key in constant time, so timing
+    does not reveal a near match."""
+    matches = [hmac.compare_digest(presented.encode(), key.encode()) for key in keys]
+    return any(matches)
+
+
 def client_owner() -> str | None:
     """The digest of the caller's valid API key, None when keys are off; 401 otherwise."""
     keys = services().settings.api_keys
     if not keys:
         return None
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented:
+    presented = presented_key()
+    if presented is None:
         raise APIError(
             401,
             "Send your API key as 'Authorization: Bearer <key>'.",
             headers={"WWW-Authenticate": 'Bearer realm="executor"'},
         )
-    # Compare against every key in constant time, so timing does not reveal a near match.
-    matches = [hmac.compare_digest(presented.encode(), key.encode()) for key in keys]
-    if not any(matches):
+    if not is_configured(presented, keys):
         raise APIError(
             401, "This API key is not valid.", headers={"WWW-Authenticate": 'Bearer realm="executor"'}
         )

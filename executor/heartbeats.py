@@ -5,6 +5,7 @@ worker quickly, so each worker also renews a short-lived key of ours, holding it
 """
 
 from redis import Redis
+from rq.utils import as_text
 
 HEARTBEAT_PREFIX = "executor:heartbeat:"
 
@@ -28,8 +29,4 @@ def sandboxes_in_use(connection: Redis) -> list[str]:
     """The isolation levels of the live workers, without repeats."""
     keys = list(connection.scan_iter(match=HEARTBEAT_PREFIX + "*", count=1000))
     values = connection.mget(keys) if keys else []
-    return sorted({_text(value) for value in values if value is not None})
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return sorted({as_text(value) for value in values if value is not None})

@@ -28,6 +28,9 @@ RUNNER_MARGIN_S = 15
 WAIT_MARGIN_S = 2.0
 # A blocking read is cut in slices shorter than the socket timeout, so an outage is noticed quickly.
 WAIT_SLICE_MS = 500
+# A poll asks for the queue position before it knows the job is queued: that guess scans at most
+# this much of the queue, so polls of started or ended jobs stay cheap however deep the queue is.
+GUESSED_POSITION_SCAN = 1000
 
 WAITING_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED}
 CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
@@ -102,7 +105,7 @@ class JobQueue:
             raise JobNotFound(f"no job {job_id}")  # every id we hand out is a UUID
         with self.connection.pipeline(transaction=False) as pipeline:
             pipeline.hgetall(Job.key_for(job_id))
-            pipeline.lpos(self.queue.key, job_id)
+            pipeline.lpos(self.queue.key, job_id, maxlen=GUESSED_POSITION_SCAN)
             pipeline.xrevrange(Result.get_key(job_id), count=1)
             fields, position, newest = pipeline.execute()
         job = _restored(Job(job_id, connection=self.connection, serializer=JobSerializer), fields)
@@ -174,7 +177,7 @@ class JobQueue:
         }
         common = {"job_id": job.id, "language": job.meta.get("language"), **timestamps}
         if status in WAITING_STATUSES:
-            if queue_position is None:  # not read yet, or the job is between lists: ask again
+            if queue_position is None:  # not read, beyond the guessed scan, or between lists: ask
                 queue_position = self.queue.get_job_position(job.id)
             return JobView(status="queued", queue_position=queue_position, **common)
         if status == JobStatus.STARTED:

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from flask import Flask, request
 from flask_limiter import Limiter
 
+from executor.access import is_configured, presented_key
 from executor.connection import client_options
 from executor.jobs import owner_of
 from executor.settings import Settings
@@ -18,8 +19,8 @@ def _client_key(api_keys: tuple[str, ...]) -> Callable[[], str]:
     """
 
     def key() -> str:
-        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and presented in api_keys:
+        presented = presented_key()
+        if presented is not None and is_configured(presented, api_keys):
             return "key:" + (owner_of(presented) or "")
         return "addr:" + (request.remote_addr or "unknown")
 

@@ -15,6 +15,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from executor import jobs as jobs_module
 from executor.app import create_app
 from executor.local_redis import free_port
 from executor.services import Services
@@ -92,6 +93,14 @@ def test_a_queued_job_reports_its_position(client: FlaskClient) -> None:
     view = client.get(f"/api/v1/execute/{second}").get_json()
     assert (view["status"], view["queue_position"]) == ("queued", 1)
     assert "stdout" not in view
+
+
+def test_a_job_beyond_the_guessed_scan_still_gets_its_true_position(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs_module, "GUESSED_POSITION_SCAN", 1)
+    ids = [submit(client) for _ in range(3)]
+    assert client.get(f"/api/v1/execute/{ids[2]}").get_json()["queue_position"] == 2
 
 
 def test_a_finished_job_shows_the_runner_result(app: Flask, client: FlaskClient) -> None:

@@ -20,7 +20,7 @@ from executor.sandbox.limits import Limits
 from executor.sandbox.processes import RunningPrograms, become_subreaper
 from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome, RunResult
-from executor.sandbox.streams import Exchange, Pipes, exchange
+from executor.sandbox.streams import Exchange, Pipes, StreamLoop
 
 _logger = logging.getLogger(__name__)
 _Start = Callable[[Run, Stdio, ExitStack], StartedProgram]
@@ -58,7 +58,7 @@ def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox)
         with _closing_after(stdio):
             process = start(Run(program, language, limits, sandbox), stdio, cleanup)
         with _RUNNING_PROGRAMS.registered(process.kill):
-            seen = exchange(
+            seen = StreamLoop(
                 pidfd=process.pidfd,
                 pipes=pipes,
                 stdin_data=program.stdin.encode("utf-8", "replace"),
@@ -67,7 +67,7 @@ def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox)
                 end_program=process.end_program,
                 kill_tree=process.kill_tree,
                 listeners=process.listeners,
-            )
+            ).run()
         end = process.finish()
     return _result(seen, end, (seen.exited_at or time.monotonic()) - started_at, limits)
 

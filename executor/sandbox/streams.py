@@ -54,47 +54,16 @@ class Pipes:
     stderr: FileIO
 
 
-def exchange(
-    *,
-    pidfd: int,
-    pipes: Pipes,
-    stdin_data: bytes,
-    deadline: float,
-    output_cap: int,
-    end_program: Callable[[], None],
-    kill_tree: Callable[[], None],
-    listeners: Mapping[int, Callable[[bytes], None]],
-) -> Exchange:
-    """Run the program's I/O until it has exited and its pipes are drained, stopping it on a limit.
+class StreamLoop:
+    """One exchange with a running program: what is still to write, to read, and until when.
 
     `end_program` is called on the deadline and on output over the cap; `kill_tree` once the child
     has exited (so that nothing it left behind keeps the pipes open), or when ending the program
-    did not make it exit in time. Closes stdin once it is written.
+    did not make it exit in time.
     """
-    with selectors.DefaultSelector() as selector:
-        loop = _Loop(
-            selector,
-            pidfd=pidfd,
-            pipes=pipes,
-            stdin_data=stdin_data,
-            deadline=deadline,
-            output_cap=output_cap,
-            end_program=end_program,
-            kill_tree=kill_tree,
-            listeners=listeners,
-        )
-        try:
-            return loop.run()
-        finally:
-            pipes.stdin.close()
-
-
-class _Loop:
-    """The state of one exchange: what is still to write, to read, and until when."""
 
     def __init__(
         self,
-        selector: selectors.BaseSelector,
         *,
         pidfd: int,
         pipes: Pipes,
@@ -105,7 +74,7 @@ class _Loop:
         kill_tree: Callable[[], None],
         listeners: Mapping[int, Callable[[bytes], None]],
     ) -> None:
-        self._selector = selector
+        self._selector = selectors.DefaultSelector()
         self._pidfd = pidfd
         self._stdin = pipes.stdin
         # Its number, until it is closed: after that the number may name another fd.
@@ -121,6 +90,17 @@ class _Loop:
         self._kill_at: float | None = None
 
     def run(self) -> Exchange:
+        """Run the program's I/O until it has exited and its pipes are drained, stopping it on a limit.
+
+        Closes stdin once it is written, and the selector when done.
+        """
+        try:
+            return self._serve_until_done()
+        finally:
+            self._selector.close()
+            self._stdin.close()
+
+    def _serve_until_done(self) -> Exchange:
         """Serve events until the child has exited and everything is read (or the drain grace is over)."""
         self._selector.register(self._pidfd, selectors.EVENT_READ)
         for fd in (*self._outputs, *self._listeners):
