@@ -8,14 +8,18 @@ from typing import Any
 
 import pytest
 from redis import Redis
-from rq import Queue, Worker
+from rq import Queue, Worker, get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from executor.jobs import JobQueue
 from executor.models import execute_request_model
+from executor.sandbox.result import Outcome, RunResult
+from executor.serializer import JobSerializer
 from executor.settings import Settings
 from workers import tasks
+from workers import worker as worker_module
+from workers.claiming_queue import ClaimingQueue
 from workers.worker import ExecutorJob, ExecutorWorker
 
 Run = Callable[..., dict[str, Any]]
@@ -70,10 +74,47 @@ def test_the_started_registry_records_a_running_job_and_forgets_it_after(
     assert job_id not in queue.started_job_registry.get_job_ids()
 
 
+class InProcessWorker:
+    """An ExecutorWorker run in the test process, on a queue of its own, its program stubbed or real."""
+
+    def __init__(self, redis_client: Redis, settings: Settings) -> None:
+        self.queue = ClaimingQueue(
+            f"in-process-{uuid.uuid4().hex[:8]}", connection=redis_client, serializer=JobSerializer
+        )
+        self.jobs = JobQueue(redis_client, settings.model_copy(update={"queue_name": self.queue.name}))
+        self.model = execute_request_model(settings, ["python"])
+        # A connection of its own: the worker sets its outage retries on the connection it is given.
+        self.connection = Redis.from_url(settings.redis_url)
+        self.worker = ExecutorWorker(
+            [self.queue.name],
+            connection=self.connection,
+            queue_class=ClaimingQueue,
+            job_class=ExecutorJob,
+            serializer=JobSerializer,
+        )
+
+    def submit(self, code: str) -> Job:
+        return self.jobs.submit(self.model.model_validate({"code": code}), None)
+
+    def work(self) -> None:
+        """Run every queued job, then give back the signal handlers RQ's work loop installs."""
+        handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.worker.work(burst=True)
+        finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+
+    def view(self, job: Job) -> dict[str, Any]:
+        return self.jobs.view(self.jobs.find(job.id, None)).model_dump()
+
+
 @pytest.fixture
-def worker_in_this_process() -> Iterator[None]:
+def in_process(redis_client: Redis, settings: Settings) -> Iterator[InProcessWorker]:
     """A worker built in the test process takes a slot for the process's life; it is given back after."""
-    yield
+    made = InProcessWorker(redis_client, settings)
+    yield made
+    made.connection.close()
     slot = tasks.worker_slot()
     if slot is not None:
         slot.lock_file.close()
@@ -82,32 +123,77 @@ def worker_in_this_process() -> Iterator[None]:
     tasks.request_model.cache_clear()
 
 
-@pytest.mark.usefixtures("worker_in_this_process")
+def stub_program(monkeypatch: pytest.MonkeyPatch, while_running: Callable[[str], object]) -> None:
+    """Replace the job's program run by `while_running(job_id)` and a successful result."""
+
+    def run_job(request: dict[str, Any]) -> dict[str, Any]:
+        job = get_current_job()
+        assert job is not None
+        while_running(job.id)
+        return RunResult(Outcome.SUCCESS, stdout="ran\n", return_code=0).to_dict()
+
+    monkeypatch.setattr(worker_module, "run_job", run_job)
+
+
 def test_a_sigterm_while_the_result_is_saved_waits_for_the_job_to_settle(
-    redis_client: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    in_process: InProcessWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker stays busy until the job is settled: a stop request then ends the loop after the
     job, instead of interrupting its last steps (which would fail a job already finished)."""
-    queue = Queue(f"settle-{uuid.uuid4().hex[:8]}", connection=redis_client, serializer=JSONSerializer)
-    jobs = JobQueue(redis_client, settings.model_copy(update={"queue_name": queue.name}))
-    request = execute_request_model(settings, ["python"]).model_validate({"code": "print('settled')"})
-    first, second = jobs.submit(request, None), jobs.submit(request, None)
-    # A connection of its own: the worker sets its outage retries on the connection it is given.
-    connection = Redis.from_url(settings.redis_url)
-    worker = ExecutorWorker([queue], connection=connection, job_class=ExecutorJob, serializer=JSONSerializer)
-    save_result = ExecutorWorker.handle_job_success
+    first, second = in_process.submit("print('settled')"), in_process.submit("print('settled')")
+    save_result = ExecutorWorker._save_success
 
-    def save_then_sigterm(self: ExecutorWorker, *args: Any, **kwargs: Any) -> None:
-        save_result(self, *args, **kwargs)
+    def save_then_sigterm(self: ExecutorWorker, *args: Any) -> tuple[bool, str, str]:
+        saved = save_result(self, *args)
         self.request_stop(signal.SIGTERM, None)  # as if SIGTERM arrived right after the save
+        return saved
 
-    monkeypatch.setattr(ExecutorWorker, "handle_job_success", save_then_sigterm)
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        worker.work(burst=True)
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
-        connection.close()
+    monkeypatch.setattr(ExecutorWorker, "_save_success", save_then_sigterm)
+    in_process.work()
     assert first.get_status() == "finished"
     assert second.get_status() == "queued"  # the stop request was honoured before the next job
+
+
+@pytest.mark.parametrize(
+    "settled_as", [{"status": "failed"}, {"worker_name": "another-worker"}], ids=["failed", "handed-over"]
+)
+def test_a_job_settled_as_lost_while_it_ran_keeps_that_verdict(
+    in_process: InProcessWorker,
+    redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    settled_as: dict[str, str],
+) -> None:
+    stub_program(monkeypatch, lambda job_id: redis_client.hset(Job.key_for(job_id), mapping=settled_as))
+    job = in_process.submit("print('lost')")
+    in_process.work()
+    found = redis_client.hmget(job.key, list(settled_as))
+    assert dict(zip(settled_as, (value.decode() for value in found), strict=True)) == settled_as
+    assert job.latest_result() is None
+    assert in_process.worker.successful_job_count == 0
+
+
+def test_a_job_canceled_as_its_program_ends_is_recorded_canceled(
+    in_process: InProcessWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel lands after the program's last instruction and before the result is saved: the
+    stop command comes too late to matter, the job's status in Redis decides."""
+    stub_program(monkeypatch, lambda job_id: in_process.jobs.cancel(in_process.jobs.find(job_id, None).job))
+    job = in_process.submit("print('canceled')")
+    in_process.work()
+    view = in_process.view(job)
+    assert (view["status"], view["message"], view["stdout"]) == (
+        "canceled",
+        "canceled before it finished",
+        "ran\n",
+    )
+
+
+def test_a_waiting_id_whose_job_has_expired_is_passed_over(
+    in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stub_program(monkeypatch, lambda job_id: None)
+    redis_client.rpush(in_process.queue.key, str(uuid.uuid4()))  # its hash expired, or was deleted
+    job = in_process.submit("print('after the expired one')")
+    in_process.work()
+    assert in_process.view(job)["status"] == "success"
+    assert in_process.queue.count == 0

@@ -11,14 +11,14 @@ from redis.retry import Retry
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.registry import StartedJobRegistry
-from rq.utils import as_text, now
+from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from executor.jobs import RUN_JOB
 from executor.lost_jobs import sweep_lost_jobs
 from executor.sandbox import kill_running_programs
 from workers.heartbeat import HeartbeatThread
+from workers.redis_scripts import run_if_owned
 from workers.tasks import run_job, worker_sandbox, worker_settings
 
 # A Redis outage shorter than about two minutes is ridden out: every command is retried with backoff,
@@ -53,7 +53,7 @@ class ExecutorWorker(SimpleWorker):
     job timeout (the program's timeout plus a margin) still interrupts a runner that hung.
 
     RQ's bookkeeping is trimmed to what our jobs use (they have no dependents, repeats, callbacks or
-    per-job heartbeats): six round trips to Redis per job instead of eleven (see docs/benchmark.md).
+    per-job heartbeats): three round trips to Redis per job instead of eleven (see docs/benchmark.md).
     """
 
     # RQ logs a job's result lifespan as a third line per job; the configured TTL says it once for all.
@@ -118,7 +118,7 @@ class ExecutorWorker(SimpleWorker):
         """Write the state only when Redis does not hold it already.
 
         RQ sets the same state several times per job, and after a success the idle state was
-        already written with the result (see `handle_job_success`); memory catches up here.
+        already written with the result (see `_save_success`); memory catches up here.
         """
         if pipeline is None and state == self.state_in_redis:
             self._state = state
@@ -148,34 +148,38 @@ class ExecutorWorker(SimpleWorker):
         """Note the end; RQ's extra heartbeat write on the job hash would be a round trip of its own."""
         job.ended_at = now()
 
-    def handle_job_success(
-        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
-    ) -> None:
-        """Save the result, and mark the worker idle in Redis, in one transaction.
+    def _save_success(
+        self, job: Job, queue: Queue, execution: Execution, return_value: Any, expected_status: str
+    ) -> tuple[bool, str, str]:
+        """Save the result and mark the worker idle in Redis in one atomic step, if the job is still
+        `expected_status` and this worker's; whether it was saved, and the status and owner found.
 
-        RQ first WATCHes and reads the job's dependents (two round trips); ours never have any, and
-        it writes the idle state in a round trip of its own. In memory the worker stays busy until
-        RQ sets it idle after this: a SIGTERM arriving meanwhile then waits for the job to be
-        settled instead of interrupting it (and failing a finished job).
+        These are the writes RQ's `handle_job_success` makes, less its WATCH on the job's dependents
+        (ours never have any) and plus the idle state it writes in a round trip of its own. In memory
+        the worker stays busy until RQ sets it idle after this: a SIGTERM arriving meanwhile then
+        waits for the job to be settled instead of interrupting it (and failing a finished job).
         """
         assert job.started_at is not None and job.ended_at is not None
+        job._result = return_value
         result_ttl = job.get_result_ttl(self.default_result_ttl)
-        with self.connection.pipeline() as pipeline:
-            self.increment_successful_job_count(pipeline=pipeline)
-            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+        with self.connection.pipeline(transaction=False) as writes:
+            self.increment_successful_job_count(pipeline=writes)
+            self.increment_total_working_time(job.ended_at - job.started_at, writes)
             job._handle_success(
                 result_ttl,
-                pipeline=pipeline,
+                pipeline=writes,
                 worker_name=self.name,
                 execution_id=execution.id,
                 execution_started_at=execution.created_at,
                 execution_ended_at=job.ended_at,
             )
-            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
-            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
-            pipeline.hset(self.key, "state", WorkerStatus.IDLE)  # as RQ's set_state writes it
-            pipeline.execute()
-        self.state_in_redis = WorkerStatus.IDLE
+            job.cleanup(result_ttl, pipeline=writes, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=writes, execution=execution)
+            writes.hset(self.key, "state", WorkerStatus.IDLE)  # as RQ's set_state writes it
+            saved, status, owner = run_if_owned(self.connection, job.key, expected_status, self.name, writes)
+        if saved:
+            self.state_in_redis = WorkerStatus.IDLE
+        return saved, status, owner
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """There is no work horse here: stopping the job means killing its program."""
@@ -185,15 +189,26 @@ class ExecutorWorker(SimpleWorker):
         """Record the result, unless the job was settled elsewhere while its program ran.
 
         A canceled job is labeled canceled, whatever its program was doing when it died; a job
-        settled as lost (failed, or handed to another worker) keeps that verdict.
+        settled as lost (failed, or handed to another worker) keeps that verdict. The check and the
+        save are one step in Redis, so a cancel cannot slip in between. RQ's success callbacks,
+        webhooks and `Retry` results are not handled: our jobs never have them.
         """
-        status, owner = (
-            as_text(value) if value else None
-            for value in self.connection.hmget(job.key, "status", "worker_name")
-        )
-        if self._stopped_job_id == job.id or status in {JobStatus.CANCELED, JobStatus.STOPPED}:
-            return_value = {**return_value, "status": "canceled", "message": "canceled before it finished"}
-        elif status != JobStatus.STARTED or owner != self.name:
-            self.log.warning("job %s was settled as lost while it ran here; dropping its result", job.id)
-            return
-        super()._finalize_success(job, queue, execution, return_value)
+        self.handle_execution_ended(job, queue, 0)
+        job._status = JobStatus.FINISHED
+        if self._stopped_job_id == job.id:
+            return_value = _as_canceled(return_value)
+        saved, status, owner = self._save_success(job, queue, execution, return_value, JobStatus.STARTED)
+        if not saved and owner == self.name and status in {JobStatus.CANCELED, JobStatus.STOPPED}:
+            canceled = _as_canceled(return_value)
+            saved, status, owner = self._save_success(job, queue, execution, canceled, status)
+        if saved:
+            self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
+        else:
+            self.log.warning(
+                "job %s was settled as %s while it ran here; dropping its result", job.id, status
+            )
+
+
+def _as_canceled(result: dict[str, Any]) -> dict[str, Any]:
+    """A runner's result relabeled for a job canceled while its program ran."""
+    return {**result, "status": "canceled", "message": "canceled before it finished"}
