@@ -96,11 +96,11 @@ class InProcessWorker:
     def submit(self, code: str) -> Job:
         return self.jobs.submit(self.model.model_validate({"code": code}), None)
 
-    def work(self) -> None:
-        """Run every queued job, then give back the signal handlers RQ's work loop installs."""
+    def work(self, max_jobs: int | None = None) -> None:
+        """Run the queued jobs (at most `max_jobs`), then give back the signal handlers RQ installs."""
         handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self.worker.work(burst=True)
+            self.worker.work(burst=True, max_jobs=max_jobs)
         finally:
             for number, handler in handlers.items():
                 signal.signal(number, handler)
@@ -136,7 +136,7 @@ def stub_program(monkeypatch: pytest.MonkeyPatch, while_running: Callable[[str],
 
 
 def test_a_sigterm_while_the_result_is_saved_waits_for_the_job_to_settle(
-    in_process: InProcessWorker, monkeypatch: pytest.MonkeyPatch
+    in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker stays busy until the job is settled: a stop request then ends the loop after the
     job, instead of interrupting its last steps (which would fail a job already finished)."""
@@ -151,7 +151,29 @@ def test_a_sigterm_while_the_result_is_saved_waits_for_the_job_to_settle(
     monkeypatch.setattr(ExecutorWorker, "_save_success", save_then_sigterm)
     in_process.work()
     assert first.get_status() == "finished"
-    assert second.get_status() == "queued"  # the stop request was honoured before the next job
+    # The stop request was honoured before the next job, claimed with the result and given back.
+    assert second.get_status() == "queued"
+    assert in_process.queue.get_job_ids() == [second.id]
+    assert redis_client.llen(in_process.queue.intermediate_queue_key) == 0
+
+
+def test_a_job_claimed_with_the_last_result_goes_back_to_the_head_of_the_queue(
+    in_process: InProcessWorker, redis_client: Redis
+) -> None:
+    first, second, third = (in_process.submit(f"print({number})") for number in range(3))
+    in_process.work(max_jobs=1)  # stops after the first job, having claimed the second with its result
+    assert [job.get_status() for job in (first, second, third)] == ["finished", "queued", "queued"]
+    assert in_process.queue.get_job_ids() == [second.id, third.id]
+    assert redis_client.llen(in_process.queue.intermediate_queue_key) == 0
+
+
+def test_jobs_claimed_with_the_previous_result_run_once_each_in_order(in_process: InProcessWorker) -> None:
+    jobs = [in_process.submit(f"print({number})") for number in range(4)]
+    in_process.work()
+    views = [in_process.view(job) for job in jobs]
+    assert [(view["status"], view["stdout"]) for view in views] == [("success", f"{n}\n") for n in range(4)]
+    started = [view["started_at"] for view in views]
+    assert started == sorted(started)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Two Lua scripts that each do in one round trip what RQ's worker does in two.
+"""Two Lua scripts that each do in one round trip what RQ's worker does in several.
 
 On a busy machine a round trip costs more than its commands: the worker sleeps and is woken for
 each reply (see docs/benchmark.md). What is written is still decided by RQ's own methods; the
@@ -8,6 +8,7 @@ Both touch keys they learn while running (the claimed job's hash, the written jo
 which a single Redis allows and a Redis Cluster would not; RQ does not support Cluster either.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
@@ -16,51 +17,101 @@ from rq.utils import as_text
 
 # Take the oldest waiting id into the intermediate list, as RQ's non-blocking LMOVE does, and read
 # its job's hash in the same call. An id whose hash has expired comes back with no fields.
-CLAIM = """
-local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-if not id then
-    return false
+_CLAIM_FUNCTION = """
+local function claim(queue_key, intermediate_key, job_key_prefix)
+    local id = redis.call('LMOVE', queue_key, intermediate_key, 'LEFT', 'RIGHT')
+    if not id then
+        return false
+    end
+    return {id, redis.call('HGETALL', job_key_prefix .. id)}
 end
-return {id, redis.call('HGETALL', ARGV[1] .. id)}
 """
 
-# Run the commands that follow only if the job still has the expected status and owner; either
-# way, answer whether they ran and what the job's hash held. ARGV: status, owner, then each
-# command as its number of words followed by the words.
-GUARDED = """
+CLAIM = _CLAIM_FUNCTION + "return claim(KEYS[1], KEYS[2], ARGV[1])"
+
+# Run the commands that follow only if the job still has the expected status and owner, then (when
+# given the queue's keys) claim the next job. Answer whether they ran, what the job's hash held and
+# the claimed job. KEYS: the job, then optionally the queue and its intermediate list. ARGV: status,
+# owner, job key prefix, then each command as its number of words followed by the words.
+FINISH = (
+    _CLAIM_FUNCTION
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 local owner = redis.call('HGET', KEYS[1], 'worker_name')
 if status ~= ARGV[1] or owner ~= ARGV[2] then
-    return {0, status or '', owner or ''}
+    return {0, status or '', owner or '', false}
 end
-local at = 3
+local at = 4
 while at <= #ARGV do
     local words = tonumber(ARGV[at])
     redis.call(unpack(ARGV, at + 1, at + words))
     at = at + words + 1
 end
-return {1, status, owner}
+local next_job = false
+if #KEYS == 3 then
+    next_job = claim(KEYS[2], KEYS[3], ARGV[3])
+end
+return {1, status, owner, next_job}
 """
+)
 
 
-def claim_next(
-    connection: Redis, queue_key: str, intermediate_key: str, job_key_prefix: str
-) -> tuple[str, dict[bytes, bytes]] | None:
-    """The next waiting job's id and hash, now in the intermediate list; None if none waits."""
-    reply = connection.register_script(CLAIM)(keys=[queue_key, intermediate_key], args=[job_key_prefix])
+@dataclass(frozen=True)
+class ClaimFrom:
+    """Where the next job is claimed from: a queue's list, its intermediate list, the job key prefix."""
+
+    queue_key: str
+    intermediate_key: str
+    job_key_prefix: str
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job id taken into the intermediate list, and its hash as read then (empty if it had expired)."""
+
+    job_id: str
+    fields: dict[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What the finishing script found and did."""
+
+    saved: bool
+    status: str
+    owner: str
+    next_job: Claimed | None
+
+
+def claim_next(connection: Redis, source: ClaimFrom) -> Claimed | None:
+    """The next waiting job, now in the intermediate list; None if none waits."""
+    keys = [source.queue_key, source.intermediate_key]
+    return _claimed(connection.register_script(CLAIM)(keys=keys, args=[source.job_key_prefix]))
+
+
+def finish_if_owned(
+    connection: Redis,
+    writes: Pipeline,
+    *,
+    job_key: str,
+    status: str,
+    owner: str,
+    claim_from: ClaimFrom | None,
+) -> Finished:
+    """Run the commands queued on `writes` (never executed itself) as one atomic step if the job
+    still has this status and owner, and then claim the next job from `claim_from`, if given."""
+    keys = [job_key]
+    args: list[Any] = [status, owner, claim_from.job_key_prefix if claim_from else ""]
+    if claim_from:
+        keys += [claim_from.queue_key, claim_from.intermediate_key]
+    for words, _options in writes.command_stack:
+        args += [len(words), *words]
+    saved, found_status, found_owner, next_job = connection.register_script(FINISH)(keys=keys, args=args)
+    return Finished(bool(saved), as_text(found_status), as_text(found_owner), _claimed(next_job))
+
+
+def _claimed(reply: Any) -> Claimed | None:
     if not reply:
         return None
     job_id, flat = reply
-    return as_text(job_id), dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def run_if_owned(
-    connection: Redis, job_key: str, status: str, owner: str, writes: Pipeline
-) -> tuple[bool, str, str]:
-    """Run the commands queued on `writes` (never executed itself) as one atomic step, if the job
-    still has this status and owner; whether they ran, and the status and owner found."""
-    args: list[Any] = [status, owner]
-    for words, _options in writes.command_stack:
-        args += [len(words), *words]
-    applied, found_status, found_owner = connection.register_script(GUARDED)(keys=[job_key], args=args)
-    return bool(applied), as_text(found_status), as_text(found_owner)
+    return Claimed(as_text(job_id), dict(zip(flat[::2], flat[1::2], strict=True)))

@@ -11,14 +11,16 @@ from redis.retry import Retry
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.suspension import is_suspended
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from executor.jobs import RUN_JOB
 from executor.lost_jobs import sweep_lost_jobs
 from executor.sandbox import kill_running_programs
+from workers.claiming_queue import claim_source, claimed_job, give_back
 from workers.heartbeat import HeartbeatThread
-from workers.redis_scripts import run_if_owned
+from workers.redis_scripts import Finished, finish_if_owned
 from workers.tasks import run_job, worker_sandbox, worker_settings
 
 # A Redis outage shorter than about two minutes is ridden out: every command is retried with backoff,
@@ -30,6 +32,8 @@ OUTAGE_RETRY = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=70)
 RQ_HEARTBEAT_EVERY_S = 5.0
 # `rq suspend` is noticed within this long; RQ asks Redis before every job.
 SUSPENSION_CHECK_EVERY_S = 1.0
+# A result saved for a job in one of these states was canceled while its program ran.
+CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
 
 
 class ForbiddenJob(Exception):
@@ -53,7 +57,8 @@ class ExecutorWorker(SimpleWorker):
     job timeout (the program's timeout plus a margin) still interrupts a runner that hung.
 
     RQ's bookkeeping is trimmed to what our jobs use (they have no dependents, repeats, callbacks or
-    per-job heartbeats): three round trips to Redis per job instead of eleven (see docs/benchmark.md).
+    per-job heartbeats): two round trips to Redis per job instead of eleven while jobs wait, as the
+    script that saves a result also claims the next job (see docs/benchmark.md).
     """
 
     # RQ logs a job's result lifespan as a third line per job; the configured TTL says it once for all.
@@ -68,6 +73,8 @@ class ExecutorWorker(SimpleWorker):
         self.lost_after_s = settings.worker_lost_after_s
         self.suspension_checked_at = -SUSPENSION_CHECK_EVERY_S
         self.state_in_redis: str | None = None
+        # The next job, claimed with the last result; it runs next, or goes back to its queue.
+        self.claimed_ahead: tuple[Job, Queue] | None = None
         self.heartbeat_thread = HeartbeatThread(
             self.connection,
             self.name,
@@ -87,6 +94,7 @@ class ExecutorWorker(SimpleWorker):
         self.heartbeat_thread.start()
 
     def teardown(self) -> None:
+        self.give_back_claimed_job()
         self.heartbeat_thread.stop()
         kill_running_programs()
         super().teardown()
@@ -111,6 +119,8 @@ class ExecutorWorker(SimpleWorker):
         """Ask Redis whether `rq suspend` is in force at most once a second, not before every job."""
         if time.monotonic() - self.suspension_checked_at < SUSPENSION_CHECK_EVERY_S:
             return
+        if is_suspended(self.connection, self):
+            self.give_back_claimed_job()  # not held while suspended, however long that lasts
         super().check_for_suspension(burst)
         self.suspension_checked_at = time.monotonic()
 
@@ -125,6 +135,25 @@ class ExecutorWorker(SimpleWorker):
             return
         super().set_state(state, pipeline)
         self.state_in_redis = state
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """The job claimed with the last result, if there is one; else RQ's dequeue, which waits."""
+        if self.claimed_ahead is None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        job, queue = self.claimed_ahead
+        self.claimed_ahead = None
+        job.redis_server_version = self.get_redis_server_version()
+        self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)  # as RQ's
+        return job, queue
+
+    def give_back_claimed_job(self) -> None:
+        """Put the job claimed ahead back at the head of its queue: this worker will not run it."""
+        if self.claimed_ahead is not None:
+            job, queue = self.claimed_ahead
+            give_back(queue, job.id)
+            self.claimed_ahead = None
 
     def prepare_execution(self, job: Job) -> Execution:
         """Record the execution and mark the job started in one transaction (RQ takes two)."""
@@ -150,18 +179,22 @@ class ExecutorWorker(SimpleWorker):
 
     def _save_success(
         self, job: Job, queue: Queue, execution: Execution, return_value: Any, expected_status: str
-    ) -> tuple[bool, str, str]:
+    ) -> Finished:
         """Save the result and mark the worker idle in Redis in one atomic step, if the job is still
-        `expected_status` and this worker's; whether it was saved, and the status and owner found.
+        `expected_status` and this worker's, and claim the next job of the queue in the same step.
 
         These are the writes RQ's `handle_job_success` makes, less its WATCH on the job's dependents
         (ours never have any) and plus the idle state it writes in a round trip of its own. In memory
         the worker stays busy until RQ sets it idle after this: a SIGTERM arriving meanwhile then
         waits for the job to be settled instead of interrupting it (and failing a finished job).
+        No job is claimed once a stop was asked for; one claimed before is given back on the way out.
         """
         assert job.started_at is not None and job.ended_at is not None
         job._result = return_value
         result_ttl = job.get_result_ttl(self.default_result_ttl)
+        # Only for a single queue: with several, the next job is RQ's to choose, by the queues' order.
+        claims = len(self.queues) == 1 and not self._stop_requested
+        claim_from = claim_source(queue, self.job_class) if claims else None
         with self.connection.pipeline(transaction=False) as writes:
             self.increment_successful_job_count(pipeline=writes)
             self.increment_total_working_time(job.ended_at - job.started_at, writes)
@@ -176,10 +209,20 @@ class ExecutorWorker(SimpleWorker):
             job.cleanup(result_ttl, pipeline=writes, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=writes, execution=execution)
             writes.hset(self.key, "state", WorkerStatus.IDLE)  # as RQ's set_state writes it
-            saved, status, owner = run_if_owned(self.connection, job.key, expected_status, self.name, writes)
-        if saved:
+            finished = finish_if_owned(
+                self.connection,
+                writes,
+                job_key=job.key,
+                status=expected_status,
+                owner=self.name,
+                claim_from=claim_from,
+            )
+        if finished.saved:
             self.state_in_redis = WorkerStatus.IDLE
-        return saved, status, owner
+        if finished.next_job is not None:
+            next_job = claimed_job(finished.next_job, self.job_class, self.connection, self.serializer)
+            self.claimed_ahead = (next_job, queue) if next_job is not None else None
+        return finished
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """There is no work horse here: stopping the job means killing its program."""
@@ -197,15 +240,15 @@ class ExecutorWorker(SimpleWorker):
         job._status = JobStatus.FINISHED
         if self._stopped_job_id == job.id:
             return_value = _as_canceled(return_value)
-        saved, status, owner = self._save_success(job, queue, execution, return_value, JobStatus.STARTED)
-        if not saved and owner == self.name and status in {JobStatus.CANCELED, JobStatus.STOPPED}:
+        found = self._save_success(job, queue, execution, return_value, JobStatus.STARTED)
+        if not found.saved and found.owner == self.name and found.status in CANCELED_STATUSES:
             canceled = _as_canceled(return_value)
-            saved, status, owner = self._save_success(job, queue, execution, canceled, status)
-        if saved:
+            found = self._save_success(job, queue, execution, canceled, found.status)
+        if found.saved:
             self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
         else:
             self.log.warning(
-                "job %s was settled as %s while it ran here; dropping its result", job.id, status
+                "job %s was settled as %s while it ran here; dropping its result", job.id, found.status
             )
 
 
