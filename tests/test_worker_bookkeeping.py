@@ -1,6 +1,7 @@
 """RQ's records of a job, as the trimmed ExecutorWorker leaves them: what rq-dashboard and RQ rely on."""
 
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from redis import Redis
 from rq import Queue, Worker, get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.suspension import resume, suspend
 
 from executor.jobs import JobQueue
 from executor.models import execute_request_model
@@ -219,3 +221,25 @@ def test_a_waiting_id_whose_job_has_expired_is_passed_over(
     in_process.work()
     assert in_process.view(job)["status"] == "success"
     assert in_process.queue.count == 0
+
+
+def test_a_job_claimed_ahead_is_given_back_while_workers_are_suspended(
+    in_process: InProcessWorker, redis_client: Redis
+) -> None:
+    job = in_process.submit("print('after the pause')")
+    worker = in_process.worker
+    worker.claimed_ahead = ClaimingQueue.dequeue_any(
+        [in_process.queue], None, connection=redis_client, job_class=ExecutorJob, serializer=JobSerializer
+    )
+    assert in_process.queue.get_job_ids() == []
+    suspend(redis_client)
+    resumer = threading.Timer(0.3, resume, args=[redis_client])
+    resumer.start()
+    try:
+        worker.check_for_suspension(burst=False)  # returns once resumed
+    finally:
+        resumer.join()
+        redis_client.delete(worker.key)  # the suspended state RQ wrote for this never-registered worker
+    assert worker.claimed_ahead is None
+    assert in_process.queue.get_job_ids() == [job.id]
+    assert redis_client.llen(in_process.queue.intermediate_queue_key) == 0

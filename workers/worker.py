@@ -119,7 +119,7 @@ class ExecutorWorker(SimpleWorker):
         """Ask Redis whether `rq suspend` is in force at most once a second, not before every job."""
         if time.monotonic() - self.suspension_checked_at < SUSPENSION_CHECK_EVERY_S:
             return
-        if is_suspended(self.connection, self):
+        if self.claimed_ahead is not None and is_suspended(self.connection, self):
             self.give_back_claimed_job()  # not held while suspended, however long that lasts
         super().check_for_suspension(burst)
         self.suspension_checked_at = time.monotonic()
