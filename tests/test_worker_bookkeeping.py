@@ -22,6 +22,7 @@ from executor.settings import Settings
 from workers import tasks
 from workers import worker as worker_module
 from workers.claiming_queue import ClaimingQueue
+from workers.redis_scripts import Finished
 from workers.worker import ExecutorJob, ExecutorWorker
 
 Run = Callable[..., dict[str, Any]]
@@ -106,6 +107,10 @@ class InProcessWorker:
         finally:
             for number, handler in handlers.items():
                 signal.signal(number, handler)
+
+    def successes_recorded(self) -> int:
+        """The worker's count of successful jobs, as RQ keeps it in Redis."""
+        return int(self.connection.hget(self.worker.key, "successful_job_count") or 0)
 
     def view(self, job: Job) -> dict[str, Any]:
         return self.jobs.view(self.jobs.find(job.id, None)).model_dump()
@@ -193,7 +198,7 @@ def test_a_job_settled_as_lost_while_it_ran_keeps_that_verdict(
     found = redis_client.hmget(job.key, list(settled_as))
     assert dict(zip(settled_as, (value.decode() for value in found), strict=True)) == settled_as
     assert job.latest_result() is None
-    assert in_process.worker.successful_job_count == 0
+    assert in_process.successes_recorded() == 0
 
 
 def test_a_job_canceled_as_its_program_ends_is_recorded_canceled(
@@ -243,3 +248,25 @@ def test_a_job_claimed_ahead_is_given_back_while_workers_are_suspended(
     assert worker.claimed_ahead is None
     assert in_process.queue.get_job_ids() == [job.id]
     assert redis_client.llen(in_process.queue.intermediate_queue_key) == 0
+
+
+def test_a_result_save_retried_after_its_reply_was_lost_is_recorded_once(
+    in_process: InProcessWorker,
+    redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A dropped connection makes redis-py send the finishing script again after it already ran."""
+    finish = worker_module.finish_if_owned
+
+    def finish_twice(*args: Any, **kwargs: Any) -> Finished:
+        finish(*args, **kwargs)  # ran in Redis, but its reply never arrived
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "finish_if_owned", finish_twice)
+    job = in_process.submit("print('once')")
+    in_process.work()
+    assert in_process.view(job)["stdout"] == "once\n"
+    assert redis_client.xlen(f"rq:results:{job.id}") == 1
+    assert in_process.successes_recorded() == 1
+    assert "dropping its result" not in caplog.text

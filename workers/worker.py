@@ -244,7 +244,9 @@ class ExecutorWorker(SimpleWorker):
         if not found.saved and found.owner == self.name and found.status in CANCELED_STATUSES:
             canceled = _as_canceled(return_value)
             found = self._save_success(job, queue, execution, canceled, found.status)
-        if found.saved:
+        # Finished and ours but not saved by this call: an earlier call saved it and its reply was lost
+        # to a dropped connection, so the call was retried (see OUTAGE_RETRY).
+        if found.saved or (found.owner == self.name and found.status == JobStatus.FINISHED):
             self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
         else:
             self.log.warning(
