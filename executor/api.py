@@ -27,14 +27,13 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     wait = _wait_requested()
     program = _validated_request()
     jobs = services().jobs
+    owner = client_owner()
     try:
-        job = jobs.submit(program, client_owner())
+        job, view = jobs.submit_and_wait(program, owner) if wait else (jobs.submit(program, owner), None)
     except QueueFull as full:
         raise unavailable(f"The service is busy ({full}); retry shortly.") from full
-    if wait:
-        view = jobs.wait(job)
-        if view.status in TERMINAL_STATUSES:
-            return _view_json(view), 200
+    if view is not None and view.status in TERMINAL_STATUSES:
+        return _view_json(view), 200
     status_url = f"/api/v1/execute/{job.id}"
     accepted = JobAccepted(
         job_id=job.id,

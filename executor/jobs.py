@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation
@@ -16,6 +17,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.utils import as_text
 
+from executor.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
 from executor.lost_jobs import settle_if_lost
 from executor.models import TERMINAL_STATUSES, ExecuteRequest, JobView
 from executor.serializer import JobSerializer
@@ -73,27 +75,24 @@ class JobQueue:
         self.queue = Queue(settings.queue_name, connection=connection, serializer=JobSerializer)
 
     def submit(self, request: ExecuteRequest, owner: str | None) -> Job:
-        """Put a program on the queue, in one round trip with the depth check."""
-        with self.connection.pipeline() as pipeline:
-            job = self.queue.enqueue_call(
-                RUN_JOB,
-                kwargs={"request": request.model_dump()},
-                job_id=str(uuid.uuid4()),
-                timeout=int(request.timeout) + RUNNER_MARGIN_S,
-                result_ttl=self.settings.result_ttl,
-                failure_ttl=self.settings.result_ttl,
-                description=f"{request.language} program, {len(request.code.encode())} bytes",
-                meta={"owner": owner, "language": request.language, "timeout": request.timeout},
-                # One more run if its worker is lost (or the runner fails), when the operator wants it.
-                retry=Retry(max=1) if self.settings.retry_lost_jobs else None,
-                pipeline=pipeline,
-            )
-            pipeline.llen(self.queue.key)
-            depth = pipeline.execute()[-1]
-        if depth > self.settings.max_queue_depth:
-            job.delete()  # over the limit after all: taken back before any worker reaches it
-            raise QueueFull(f"the queue holds {self.settings.max_queue_depth} jobs, its configured maximum")
+        """Put a program on the queue unless it is full, checked and done in one atomic step."""
+        with self.connection.pipeline(transaction=False) as pipeline:
+            job = self._enqueue_if_room(request, owner, pipeline, wake_waiter=False)
+            (admitted,) = pipeline.execute()
+        self._refuse_unless(admitted)
         return job
+
+    def submit_and_wait(self, request: ExecuteRequest, owner: str | None) -> tuple[Job, JobView]:
+        """Put a program on the queue and wait for it as `wait` does; the enqueue and the first wait
+        share one round trip, since a waiter has nothing to do in between."""
+        deadline = _wait_deadline(request.timeout)
+        with self.connection.pipeline(transaction=False) as pipeline:
+            job = self._enqueue_if_room(request, owner, pipeline, wake_waiter=True)
+            _read_result(pipeline, job, deadline)
+            admitted, reply, fields = pipeline.execute()
+        self._refuse_unless(admitted)
+        job = _restored(job, fields)
+        return job, self._wait_from(job, self._view_of(job, _latest_result(job, reply)), deadline)
 
     def find(self, job_id: str, owner: str | None) -> Snapshot:
         """The client's job with this id, read with what its view needs in one round trip.
@@ -122,24 +121,11 @@ class JobQueue:
 
         A blocking read of the job's result stream returns as soon as the worker writes the result,
         and its reply is the result itself: no polling, and no second read of it. The worker writes
-        the result and the job's status in one transaction, so the hash read after it agrees.
+        the result and the job's status in one step, so the hash read after it agrees.
         """
-        deadline = time.monotonic() + float(job.meta.get("timeout", 5.0)) + WAIT_MARGIN_S
-        results_key = Result.get_key(job.id)
+        deadline = _wait_deadline(job.meta.get("timeout", 5.0))
         view = self._view_of(job) if job.get_status(refresh=False) not in WAITING_STATUSES else None
-        while view is None or view.status not in TERMINAL_STATUSES:
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms <= 0:
-                return view or self._view_of(self._refetch(job))
-            # Sliced, so each call returns well inside the socket timeout and an outage shows quickly.
-            # The job's hash rides in the same round trip: Redis reads it as soon as the XREAD returns.
-            with self.connection.pipeline(transaction=False) as pipeline:
-                pipeline.xread({results_key: "0-0"}, block=min(remaining_ms, WAIT_SLICE_MS))
-                pipeline.hgetall(job.key)
-                reply, fields = pipeline.execute()
-            job = _restored(job, fields)
-            view = self._view_of(job, _latest_result(job, reply))
-        return view
+        return self._wait_from(job, view, deadline)
 
     def cancel(self, job: Job) -> JobView:
         """Stop a job: a queued one never runs, a started one's program is killed."""
@@ -163,6 +149,47 @@ class JobQueue:
     def worker_count(self) -> int:
         """Worker processes registered in Redis."""
         return Worker.count(connection=self.connection)
+
+    def _enqueue_if_room(
+        self, request: ExecuteRequest, owner: str | None, pipeline: Pipeline, *, wake_waiter: bool
+    ) -> Job:
+        """Queue on `pipeline` the script that enqueues the job unless the queue is at its depth
+        limit (see `executor.guarded_writes`); with `wake_waiter`, a refusal also ends the read of
+        the job's result that follows it in the pipeline."""
+        with self.connection.pipeline(transaction=False) as writes:
+            job = self.queue.enqueue_call(
+                RUN_JOB,
+                kwargs={"request": request.model_dump()},
+                job_id=str(uuid.uuid4()),
+                timeout=int(request.timeout) + RUNNER_MARGIN_S,
+                result_ttl=self.settings.result_ttl,
+                failure_ttl=self.settings.result_ttl,
+                description=f"{request.language} program, {len(request.code.encode())} bytes",
+                meta={"owner": owner, "language": request.language, "timeout": request.timeout},
+                # One more run if its worker is lost (or the runner fails), when the operator wants it.
+                retry=Retry(max=1) if self.settings.retry_lost_jobs else None,
+                pipeline=writes,
+            )
+            commands = encoded_commands(writes)
+        keys = [self.queue.key, *([Result.get_key(job.id)] if wake_waiter else [])]
+        pipeline.eval(ENQUEUE_IF_ROOM, len(keys), *keys, self.settings.max_queue_depth, *commands)
+        return job
+
+    def _refuse_unless(self, admitted: int) -> None:
+        if not admitted:
+            raise QueueFull(f"the queue holds {self.settings.max_queue_depth} jobs, its configured maximum")
+
+    def _wait_from(self, job: Job, view: JobView | None, deadline: float) -> JobView:
+        """Read the job's result stream until the view is terminal or the deadline has passed."""
+        while view is None or view.status not in TERMINAL_STATUSES:
+            if time.monotonic() >= deadline:
+                return view or self._view_of(self._refetch(job))
+            with self.connection.pipeline(transaction=False) as pipeline:
+                _read_result(pipeline, job, deadline)
+                reply, fields = pipeline.execute()
+            job = _restored(job, fields)
+            view = self._view_of(job, _latest_result(job, reply))
+        return view
 
     def _refetch(self, job: Job) -> Job:
         return Job.fetch(job.id, connection=self.connection, serializer=JobSerializer)
@@ -191,6 +218,20 @@ class JobQueue:
                 return _ended(common, None, None, returned)
             return _ended(common, "canceled", "canceled before it finished", returned)
         return _ended(common, "internal_error", _failure_message(result or job.latest_result()))
+
+
+def _wait_deadline(timeout_s: float) -> float:
+    """When a wait gives up: the program's own timeout plus a margin for queueing and start-up."""
+    return time.monotonic() + float(timeout_s) + WAIT_MARGIN_S
+
+
+def _read_result(pipeline: Pipeline, job: Job, deadline: float) -> None:
+    """Queue a blocking read of the job's result stream, then a read of its hash, which Redis answers
+    as soon as the XREAD returns. Sliced, so each call returns well inside the socket timeout and an
+    outage shows quickly."""
+    remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+    pipeline.xread({Result.get_key(job.id): "0-0"}, block=min(remaining_ms, WAIT_SLICE_MS))
+    pipeline.hgetall(job.key)
 
 
 def _restored(job: Job, fields: dict[bytes, bytes]) -> Job:

@@ -197,14 +197,23 @@ def test_unknown_routes_and_wrong_methods_answer_json(client: FlaskClient) -> No
     assert "POST" in wrong.headers["Allow"]
 
 
-def test_a_full_queue_answers_503_with_retry_after_and_keeps_nothing(app: Flask, client: FlaskClient) -> None:
+@pytest.mark.parametrize("path", ["/api/v1/execute", "/api/v1/execute?wait=true"])
+def test_a_full_queue_answers_503_with_retry_after_and_keeps_nothing(
+    app: Flask, client: FlaskClient, path: str
+) -> None:
     for _ in range(3):
         submit(client)
-    response = client.post("/api/v1/execute", json={"code": "x"})
+    started = time.monotonic()
+    response = client.post(path, json={"code": "x"})
+    # A refused ?wait=true is not held for a slice of its wait (the refusal wakes its read).
+    assert time.monotonic() - started < jobs_module.WAIT_SLICE_MS / 1000 * 0.8
     assert (response.status_code, response.get_json()["error"]["code"]) == (503, "unavailable")
     assert int(response.headers["Retry-After"]) > 0
     assert services_of(app).jobs.waiting_count() == 3
-    assert len(services_of(app).redis.keys("rq:job:*")) == 3
+    redis = services_of(app).redis
+    assert len(redis.keys("rq:job:*")) == 3
+    # The refused job's wake-up entry is all that is left of it, and it expires.
+    assert all(0 < redis.ttl(key) <= 10 for key in redis.keys("rq:results:*"))
 
 
 def test_a_bug_answers_500_json_without_a_traceback(

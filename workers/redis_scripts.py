@@ -1,4 +1,4 @@
-"""Two Lua scripts that each do in one round trip what RQ's worker does in several.
+"""The worker's two Lua scripts, each doing in one round trip what RQ's worker does in several.
 
 On a busy machine a round trip costs more than its commands: the worker sleeps and is woken for
 each reply (see docs/benchmark.md). What is written is still decided by RQ's own methods; the
@@ -14,6 +14,8 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 from rq.utils import as_text
+
+from executor.guarded_writes import RUN_COMMANDS, encoded_commands
 
 # Take the oldest waiting id into the intermediate list, as RQ's non-blocking LMOVE does, and read
 # its job's hash in the same call. An id whose hash has expired comes back with no fields.
@@ -32,21 +34,17 @@ CLAIM = _CLAIM_FUNCTION + "return claim(KEYS[1], KEYS[2], ARGV[1])"
 # Run the commands that follow only if the job still has the expected status and owner, then (when
 # given the queue's keys) claim the next job. Answer whether they ran, what the job's hash held and
 # the claimed job. KEYS: the job, then optionally the queue and its intermediate list. ARGV: status,
-# owner, job key prefix, then each command as its number of words followed by the words.
+# owner, job key prefix, then the commands (see `executor.guarded_writes`).
 FINISH = (
     _CLAIM_FUNCTION
+    + RUN_COMMANDS
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 local owner = redis.call('HGET', KEYS[1], 'worker_name')
 if status ~= ARGV[1] or owner ~= ARGV[2] then
     return {0, status or '', owner or '', false}
 end
-local at = 4
-while at <= #ARGV do
-    local words = tonumber(ARGV[at])
-    redis.call(unpack(ARGV, at + 1, at + words))
-    at = at + words + 1
-end
+run_commands(4)
 local next_job = false
 if #KEYS == 3 then
     next_job = claim(KEYS[2], KEYS[3], ARGV[3])
@@ -101,11 +99,10 @@ def finish_if_owned(
     """Run the commands queued on `writes` (never executed itself) as one atomic step if the job
     still has this status and owner, and then claim the next job from `claim_from`, if given."""
     keys = [job_key]
-    args: list[Any] = [status, owner, claim_from.job_key_prefix if claim_from else ""]
     if claim_from:
         keys += [claim_from.queue_key, claim_from.intermediate_key]
-    for words, _options in writes.command_stack:
-        args += [len(words), *words]
+    prefix = claim_from.job_key_prefix if claim_from else ""
+    args = [status, owner, prefix, *encoded_commands(writes)]
     saved, found_status, found_owner, next_job = connection.register_script(FINISH)(keys=keys, args=args)
     return Finished(bool(saved), as_text(found_status), as_text(found_owner), _claimed(next_job))
 

@@ -1,0 +1,49 @@
+"""RQ's writes, run by a Lua script only while a condition holds, so no client acts in between.
+
+RQ's own methods still decide what is written: they are called on a pipeline that is never executed,
+and its commands are handed to a script that checks the condition and runs them, atomically and in
+one round trip. The web process guards a submission with the queue's depth limit; the worker guards a
+result with the job's status and owner (`workers/redis_scripts.py`).
+"""
+
+from typing import Any
+
+from redis.client import Pipeline
+
+# A Lua function that runs the commands passed in ARGV from `at` on, each as its number of words
+# followed by the words.
+RUN_COMMANDS = """
+local function run_commands(at)
+    while at <= #ARGV do
+        local words = tonumber(ARGV[at])
+        redis.call(unpack(ARGV, at + 1, at + words))
+        at = at + words + 1
+    end
+end
+"""
+
+# KEYS: the queue, then optionally the job's result stream, read by a waiter in the same round trip.
+# ARGV: the queue's depth limit, then the enqueue's commands. A refused submission wakes that
+# waiter at once with an entry it recognizes (and that expires), instead of leaving its read blocked.
+ENQUEUE_IF_ROOM = (
+    RUN_COMMANDS
+    + """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+    if KEYS[2] then
+        redis.call('XADD', KEYS[2], '*', 'refused', '1')
+        redis.call('EXPIRE', KEYS[2], 10)
+    end
+    return 0
+end
+run_commands(2)
+return 1
+"""
+)
+
+
+def encoded_commands(writes: Pipeline) -> list[Any]:
+    """The commands queued on `writes` as a script's arguments (see RUN_COMMANDS)."""
+    encoded: list[Any] = []
+    for words, _options in writes.command_stack:
+        encoded += [len(words), *words]
+    return encoded
