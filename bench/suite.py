@@ -1,7 +1,9 @@
 """What is compared with what: each workload on the service against its floors, with the same W and C."""
 
+import math
 import os
 import platform
+import statistics
 import subprocess
 import time
 from dataclasses import asdict, dataclass, replace
@@ -109,18 +111,27 @@ def _compare(
         print(table(title, columns))
         per_round = chosen["round_ratios"]
         if len(per_round) > 1:
-            print("throughput ratio per round:", "  ".join(f"{ratio:.2f}" for ratio in per_round))
+            listed = "  ".join("-" if ratio is None else f"{ratio:.2f}" for ratio in per_round)
+            spread = chosen["round_ratio_spread"]
+            if spread is not None:
+                listed += f"  (mean {chosen['round_ratio_mean']:.3f} ± {spread:.3f}, two standard errors)"
+            print("throughput ratio per round:", listed)
         print(flush=True)
         found.append(chosen)
     return found
 
 
 def _median_round(measured: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round whose throughput ratio is the median (the lower middle one for an even count)."""
+    """The round whose throughput ratio is the median (the lower middle one for an even count), with
+    every round's ratio, their mean and two standard errors of it: on a noisy machine the mean of many
+    rounds tells a small change apart where one round cannot."""
     by_ratio = sorted(measured, key=lambda item: item["ratio_to_floor"].get("jobs_per_s") or 0.0)
     chosen = by_ratio[(len(by_ratio) - 1) // 2]
     round_ratios = [item["ratio_to_floor"].get("jobs_per_s") for item in measured]
-    return {**chosen, "round_ratios": round_ratios}
+    known = [ratio for ratio in round_ratios if ratio is not None]
+    mean = statistics.fmean(known) if known else None
+    spread = 2 * statistics.stdev(known) / math.sqrt(len(known)) if len(known) > 1 else None
+    return {**chosen, "round_ratios": round_ratios, "round_ratio_mean": mean, "round_ratio_spread": spread}
 
 
 def targets(comparisons: list[dict[str, Any]], options: Options) -> list[dict[str, Any]]:
