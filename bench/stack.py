@@ -140,7 +140,7 @@ class Stack:
 def running_stack(workers: int, deadline: Deadline) -> Iterator[Stack]:
     """Start redis, the web process and `workers` workers; stop them all on the way out, whatever happens."""
     with tempfile.TemporaryDirectory(prefix="executor-bench-") as temp_dir:
-        with _stdout_to(os.path.join(temp_dir, "redis.log")):
+        with stdout_to(os.path.join(temp_dir, "redis.log")):
             redis = start_redis(os.path.join(temp_dir, "redis"), password=secrets.token_hex(16))
         started: list[subprocess.Popen[bytes]] = []
         stack: Stack | None = None
@@ -180,7 +180,7 @@ def _stack_env(redis_url: str, port: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _stdout_to(path: str) -> Iterator[None]:
+def stdout_to(path: str) -> Iterator[None]:
     """Point file descriptor 1 at `path` for a while: `start_redis` lets redis-server inherit our stdout,
     and its start-up warnings would land in the middle of the table."""
     sys.stdout.flush()

@@ -1,0 +1,107 @@
+"""`python -m bench.worker_cost`: what the rq worker itself spends per job, with the program stubbed.
+
+`make bench` cannot resolve a change worth a few hundred microseconds per job on a shared machine
+(docs/benchmark.md); this measures the one process such a change touches. A private redis-server
+gets N hello jobs, submitted as the API submits them; one ExecutorWorker in this process runs them
+in burst mode with the job function replaced by a canned result, so what is timed is RQ's and our
+bookkeeping: CPU and wall time per job, and the Redis commands it sends.
+"""
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+from typing import Any
+
+from redis import Redis
+
+from bench.stack import stdout_to
+from executor.jobs import JobQueue
+from executor.local_redis import start_redis
+from executor.models import execute_request_model
+from executor.sandbox.result import Outcome, RunResult
+from executor.serializer import JobSerializer
+from executor.settings import Settings
+from workers import worker as worker_module
+from workers.claiming_queue import ClaimingQueue
+from workers.worker import ExecutorJob, ExecutorWorker
+
+QUEUE_NAME = "worker-cost"
+
+
+def canned_run_job(request: dict[str, Any]) -> dict[str, Any]:
+    """The result a hello-world program gives, without running one."""
+    return RunResult(Outcome.SUCCESS, stdout="hello\n", return_code=0).to_dict()
+
+
+def measure(jobs: int, log_level: str) -> dict[str, float]:
+    """Submit `jobs` jobs, run them with the stubbed job function, and time the worker (logging to
+    stderr at `log_level`)."""
+    with tempfile.TemporaryDirectory(prefix="executor-worker-cost-") as temp_dir:
+        with stdout_to(os.path.join(temp_dir, "redis.log")):
+            server = start_redis(os.path.join(temp_dir, "redis"))
+        try:
+            settings = Settings(redis_url=server.url, queue_name=QUEUE_NAME)
+            connection = Redis.from_url(server.url)
+            queue = JobQueue(connection, settings)
+            request = execute_request_model(settings, ["python"]).model_validate({"code": "print('hello')"})
+            for _ in range(jobs):
+                queue.submit(request, None)
+            worker = ExecutorWorker(
+                [QUEUE_NAME],
+                connection=Redis.from_url(server.url),
+                queue_class=ClaimingQueue,
+                job_class=ExecutorJob,
+                serializer=JobSerializer,
+            )
+            worker_module.run_job = canned_run_job  # what `ExecutorJob.func` calls
+            commands_before = connection.info("stats")["total_commands_processed"]
+            cpu_before, wall_before = _cpu_s(), time.perf_counter()
+            worker.work(burst=True, logging_level=log_level)
+            cpu_after, wall_after = _cpu_s(), time.perf_counter()
+            # The INFO that reads the counter is one command; the heartbeat thread adds a few per run.
+            commands = connection.info("stats")["total_commands_processed"] - commands_before - 1
+            finished = connection.zcard(f"rq:finished:{QUEUE_NAME}")
+        finally:
+            server.process.terminate()
+            server.process.wait()
+    return {
+        "jobs": jobs,
+        "finished": finished,
+        "worker_cpu_ms_per_job": (cpu_after - cpu_before) * 1000 / jobs,
+        "wall_ms_per_job": (wall_after - wall_before) * 1000 / jobs,
+        "redis_commands_per_job": commands / jobs,
+    }
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(argv: list[str]) -> int:
+    """Print one line for people and one JSON line; exit 1 unless every job finished."""
+    parser = argparse.ArgumentParser(prog="python -m bench.worker_cost", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs to run, default 2000")
+    parser.add_argument(
+        "--log-level", default="INFO", help="the worker's logging level, default INFO as `rq worker` logs"
+    )
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1")
+    logging.basicConfig(level=logging.WARNING)
+    figures = measure(args.jobs, args.log_level)
+    cpu, wall = figures["worker_cpu_ms_per_job"], figures["wall_ms_per_job"]
+    commands, finished = figures["redis_commands_per_job"], figures["finished"]
+    print(f"worker CPU {cpu:.2f} ms/job, wall {wall:.2f} ms/job, {commands:.1f} Redis commands/job,", end=" ")
+    print(f"{finished}/{args.jobs} finished")
+    print(json.dumps({"bench": "worker_cost", **figures}))
+    return 0 if figures["finished"] == args.jobs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
