@@ -14,6 +14,7 @@ from executor.app import create_app
 from executor.local_redis import RedisServer, start_redis, stop_redis
 from executor.settings import Settings
 from tests.stack import REPO, WORKER_SECRET, WorkerProcesses
+from workers import tasks
 
 
 @pytest.fixture(scope="session")
@@ -100,3 +101,15 @@ def stack_schema(app: Flask, workers: WorkerProcesses) -> Any:
     import schemathesis
 
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
+
+
+@pytest.fixture
+def worker_slot_given_back() -> Iterator[None]:
+    """A worker built in the test process takes a slot for the process's life; it is given back after."""
+    yield
+    slot = tasks.worker_slot()
+    if slot is not None:
+        slot.lock_file.close()
+    tasks.worker_slot.cache_clear()
+    tasks.worker_sandbox.cache_clear()
+    tasks.request_model.cache_clear()

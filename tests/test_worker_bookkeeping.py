@@ -19,7 +19,6 @@ from executor.models import execute_request_model
 from executor.sandbox.result import Outcome, RunResult
 from executor.serializer import JobSerializer
 from executor.settings import Settings
-from workers import tasks
 from workers import worker as worker_module
 from workers.claiming_queue import ClaimingQueue
 from workers.redis_scripts import Finished
@@ -117,17 +116,12 @@ class InProcessWorker:
 
 
 @pytest.fixture
-def in_process(redis_client: Redis, settings: Settings) -> Iterator[InProcessWorker]:
-    """A worker built in the test process takes a slot for the process's life; it is given back after."""
+def in_process(
+    redis_client: Redis, settings: Settings, worker_slot_given_back: None
+) -> Iterator[InProcessWorker]:
     made = InProcessWorker(redis_client, settings)
     yield made
     made.connection.close()
-    slot = tasks.worker_slot()
-    if slot is not None:
-        slot.lock_file.close()
-    tasks.worker_slot.cache_clear()
-    tasks.worker_sandbox.cache_clear()
-    tasks.request_model.cache_clear()
 
 
 def stub_program(monkeypatch: pytest.MonkeyPatch, while_running: Callable[[str], object]) -> None:

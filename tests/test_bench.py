@@ -1,8 +1,12 @@
-"""How `make bench` reports a comparison measured over several rounds."""
+"""The benchmark's own logic: how rounds are reported, and the worker-cost tool."""
 
 import math
 
+import pytest
+
+from bench import worker_cost
 from bench.suite import _median_round
+from workers import worker as worker_module
 
 
 def rounds(*ratios: float | None) -> list[dict[str, object]]:
@@ -21,3 +25,14 @@ def test_the_round_with_the_median_ratio_is_reported_with_every_ratio_and_their_
 def test_rounds_without_a_ratio_leave_the_mean_out() -> None:
     chosen = _median_round(rounds(None, None))
     assert (chosen["round_ratio_mean"], chosen["round_ratio_spread"]) == (None, None)
+
+
+@pytest.mark.usefixtures("worker_slot_given_back")
+def test_the_worker_cost_tool_runs_every_job_and_counts_what_it_spent() -> None:
+    figures = worker_cost.measure(30, "WARNING")
+    assert figures["finished"] == 30
+    assert figures["worker_cpu_ms_per_job"] > 0
+    assert figures["wall_ms_per_job"] >= figures["worker_cpu_ms_per_job"] * 0.5
+    # Each job's claim, start and finish are several commands; a stub that skipped the worker would not be.
+    assert figures["redis_commands_per_job"] > 10
+    assert worker_module.run_job is not worker_cost.canned_run_job  # the real job function is back
