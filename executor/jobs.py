@@ -92,7 +92,7 @@ class JobQueue:
             admitted, reply, fields = pipeline.execute()
         self._refuse_unless(admitted)
         job = _restored(job, fields)
-        return job, self._wait_from(job, self._view_of(job, _latest_result(job, reply)), deadline)
+        return job, self._wait_from(job, self._unless_waiting(job, reply), deadline)
 
     def find(self, job_id: str, owner: str | None) -> Snapshot:
         """The client's job with this id, read with what its view needs in one round trip.
@@ -124,8 +124,7 @@ class JobQueue:
         the result and the job's status in one step, so the hash read after it agrees.
         """
         deadline = _wait_deadline(job.meta.get("timeout", 5.0))
-        view = self._view_of(job) if job.get_status(refresh=False) not in WAITING_STATUSES else None
-        return self._wait_from(job, view, deadline)
+        return self._wait_from(job, self._unless_waiting(job), deadline)
 
     def cancel(self, job: Job) -> JobView:
         """Stop a job: a queued one never runs, a started one's program is killed."""
@@ -183,13 +182,20 @@ class JobQueue:
         """Read the job's result stream until the view is terminal or the deadline has passed."""
         while view is None or view.status not in TERMINAL_STATUSES:
             if time.monotonic() >= deadline:
-                return view or self._view_of(self._refetch(job))
+                return view or self._view_of(job)  # as last read: still waiting
             with self.connection.pipeline(transaction=False) as pipeline:
                 _read_result(pipeline, job, deadline)
                 reply, fields = pipeline.execute()
             job = _restored(job, fields)
-            view = self._view_of(job, _latest_result(job, reply))
+            view = self._unless_waiting(job, reply)
         return view
+
+    def _unless_waiting(self, job: Job, reply: Any = None) -> JobView | None:
+        """The view of a job that has left the queue (from an XREAD reply on its result stream, if
+        given); None while it waits, so a waiter does not look up its queue position every slice."""
+        if job.get_status(refresh=False) in WAITING_STATUSES:
+            return None
+        return self._view_of(job, _latest_result(job, reply))
 
     def _refetch(self, job: Job) -> Job:
         return Job.fetch(job.id, connection=self.connection, serializer=JobSerializer)

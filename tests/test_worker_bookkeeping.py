@@ -227,9 +227,11 @@ def test_a_job_claimed_ahead_is_given_back_while_workers_are_suspended(
 ) -> None:
     job = in_process.submit("print('after the pause')")
     worker = in_process.worker
-    worker.claimed_ahead = ClaimingQueue.dequeue_any(
+    claimed = ClaimingQueue.dequeue_any(
         [in_process.queue], None, connection=redis_client, job_class=ExecutorJob, serializer=JobSerializer
     )
+    assert claimed is not None
+    worker.claimed_ahead = claimed[0]
     assert in_process.queue.get_job_ids() == []
     suspend(redis_client)
     resumer = threading.Timer(0.3, resume, args=[redis_client])

@@ -73,8 +73,8 @@ class ExecutorWorker(SimpleWorker):
         self.lost_after_s = settings.worker_lost_after_s
         self.suspension_checked_at = -SUSPENSION_CHECK_EVERY_S
         self.state_in_redis: str | None = None
-        # The next job, claimed with the last result; it runs next, or goes back to its queue.
-        self.claimed_ahead: tuple[Job, Queue] | None = None
+        # The next job of the (single) queue, claimed with the last result; it runs next, or goes back.
+        self.claimed_ahead: Job | None = None
         self.heartbeat_thread = HeartbeatThread(
             self.connection,
             self.name,
@@ -142,7 +142,7 @@ class ExecutorWorker(SimpleWorker):
         """The job claimed with the last result, if there is one; else RQ's dequeue, which waits."""
         if self.claimed_ahead is None:
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        job, queue = self.claimed_ahead
+        job, queue = self.claimed_ahead, self.queues[0]
         self.claimed_ahead = None
         job.redis_server_version = self.get_redis_server_version()
         self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)  # as RQ's
@@ -151,8 +151,7 @@ class ExecutorWorker(SimpleWorker):
     def give_back_claimed_job(self) -> None:
         """Put the job claimed ahead back at the head of its queue: this worker will not run it."""
         if self.claimed_ahead is not None:
-            job, queue = self.claimed_ahead
-            give_back(queue, job.id)
+            give_back(self.queues[0], self.claimed_ahead.id)
             self.claimed_ahead = None
 
     def prepare_execution(self, job: Job) -> Execution:
@@ -220,8 +219,9 @@ class ExecutorWorker(SimpleWorker):
         if finished.saved:
             self.state_in_redis = WorkerStatus.IDLE
         if finished.next_job is not None:
-            next_job = claimed_job(finished.next_job, self.job_class, self.connection, self.serializer)
-            self.claimed_ahead = (next_job, queue) if next_job is not None else None
+            self.claimed_ahead = claimed_job(
+                finished.next_job, self.job_class, self.connection, self.serializer
+            )
         return finished
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
