@@ -49,14 +49,14 @@ def poll(job_id: str) -> Response:
     wait = _wait_requested()
     jobs = services().jobs
     snapshot = _find(job_id)
-    return _view_json(jobs.wait(snapshot.job) if wait else jobs.view(snapshot))
+    return _view_json(jobs.wait(snapshot) if wait else jobs.view(snapshot))
 
 
 @api.delete("/api/v1/execute/<job_id>")
 def cancel(job_id: str) -> Response:
     """Cancel a job that has not ended."""
     try:
-        view = services().jobs.cancel(_find(job_id).job)
+        view = services().jobs.cancel(_find(job_id))
     except JobAlreadyEnded as ended:
         raise APIError(409, f"Job {job_id} has already ended; there is nothing to cancel.") from ended
     return _view_json(view)

@@ -22,7 +22,15 @@ def forget(connection: Redis, worker_name: str) -> None:
 
 def is_alive(connection: Redis, worker_name: str) -> bool:
     """Whether the worker renewed its heartbeat recently."""
-    return bool(connection.exists(HEARTBEAT_PREFIX + worker_name))
+    return worker_name in alive_among(connection, [worker_name])
+
+
+def alive_among(connection: Redis, worker_names: list[str]) -> set[str]:
+    """The workers of `worker_names` that renewed their heartbeat recently, in one round trip."""
+    if not worker_names:
+        return set()
+    values = connection.mget([HEARTBEAT_PREFIX + name for name in worker_names])
+    return {name for name, value in zip(worker_names, values, strict=True) if value is not None}
 
 
 def sandboxes_in_use(connection: Redis) -> list[str]:

@@ -116,20 +116,23 @@ class JobQueue:
         """The job as the client sees it."""
         return self._view_of(snapshot.job, snapshot.result, snapshot.queue_position)
 
-    def wait(self, job: Job) -> JobView:
+    def wait(self, snapshot: Snapshot) -> JobView:
         """The job once terminal, or as it is when its timeout plus a margin has passed.
 
         A blocking read of the job's result stream returns as soon as the worker writes the result,
         and its reply is the result itself: no polling, and no second read of it. The worker writes
         the result and the job's status in one step, so the hash read after it agrees.
         """
+        job = snapshot.job
         deadline = _wait_deadline(job.meta.get("timeout", 5.0))
-        return self._wait_from(job, self._unless_waiting(job), deadline)
+        view = None if job.get_status(refresh=False) in WAITING_STATUSES else self.view(snapshot)
+        return self._wait_from(job, view, deadline)
 
-    def cancel(self, job: Job) -> JobView:
+    def cancel(self, snapshot: Snapshot) -> JobView:
         """Stop a job: a queued one never runs, a started one's program is killed."""
-        status = job.get_status(refresh=False)  # just fetched
-        if self._view_of(job).status in TERMINAL_STATUSES:
+        job = snapshot.job
+        status = job.get_status(refresh=False)  # just read
+        if self.view(snapshot).status in TERMINAL_STATUSES:
             raise JobAlreadyEnded(f"job {job.id} has already ended")
         try:
             job.cancel()
@@ -190,9 +193,9 @@ class JobQueue:
             view = self._unless_waiting(job, reply)
         return view
 
-    def _unless_waiting(self, job: Job, reply: Any = None) -> JobView | None:
-        """The view of a job that has left the queue (from an XREAD reply on its result stream, if
-        given); None while it waits, so a waiter does not look up its queue position every slice."""
+    def _unless_waiting(self, job: Job, reply: Any) -> JobView | None:
+        """The view of a job that has left the queue, with the result from an XREAD reply on its
+        result stream; None while it waits, so a waiter does not look up its queue position every slice."""
         if job.get_status(refresh=False) in WAITING_STATUSES:
             return None
         return self._view_of(job, _latest_result(job, reply))

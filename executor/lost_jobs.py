@@ -15,7 +15,7 @@ from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
 from rq.utils import as_text
 
-from executor.heartbeats import is_alive
+from executor.heartbeats import alive_among, is_alive
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +48,27 @@ def settle_if_lost(job: Job, lost_after_s: float) -> bool:
 
 
 def sweep_lost_jobs(queue: Queue, lost_after_s: float) -> list[str]:
-    """Settle every lost job of `queue`, so none waits for a client to poll it; return their ids."""
+    """Settle every lost job of `queue`, so none waits for a client to poll it; return their ids.
+
+    Every worker sweeps every heartbeat, so the started jobs' owners and their heartbeats are read
+    in two round trips whatever the number of jobs; a job is read whole, and settled, only when its
+    worker has gone silent.
+    """
+    try:
+        job_ids = queue.started_job_registry.get_job_ids(cleanup=False)
+        with queue.connection.pipeline(transaction=False) as pipeline:
+            for job_id in job_ids:
+                pipeline.hget(queue.job_class.key_for(job_id), "worker_name")
+            owners = [as_text(owner) if owner else None for owner in pipeline.execute()]
+        alive = alive_among(queue.connection, sorted({owner for owner in owners if owner}))
+    except RedisError:
+        logger.warning("could not read the started jobs of %s; the next sweep tries again", queue.name)
+        return []
     settled = []
-    for job_id in queue.started_job_registry.get_job_ids(cleanup=False):
+    for job_id, owner in zip(job_ids, owners, strict=True):
+        if owner in alive:
+            continue
         try:
-            # The whole job (its program included) is read only when its worker has gone silent.
-            worker_name = queue.connection.hget(queue.job_class.key_for(job_id), "worker_name")
-            if worker_name and is_alive(queue.connection, as_text(worker_name)):
-                continue
             job = queue.fetch_job(job_id)
             if job is not None and settle_if_lost(job, lost_after_s):
                 settled.append(job_id)

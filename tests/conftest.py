@@ -107,7 +107,7 @@ def stack_schema(app: Flask, workers: WorkerProcesses) -> Any:
 def worker_slot_given_back() -> Iterator[None]:
     """A worker built in the test process takes a slot for the process's life; it is given back after."""
     yield
-    slot = tasks.worker_slot()
+    slot = tasks.worker_slot() if tasks.worker_slot.cache_info().currsize else None
     if slot is not None:
         slot.lock_file.close()
     tasks.worker_slot.cache_clear()

@@ -39,12 +39,11 @@ def test_no_free_slot_is_a_clear_error(taken: list[Slot]) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root workers take a slot")
-def test_the_worker_keeps_its_slot_locked_for_its_whole_life(taken: list[Slot]) -> None:
-    tasks.worker_slot.cache_clear()
+@pytest.mark.usefixtures("taken", "worker_slot_given_back")
+def test_the_worker_keeps_its_slot_locked_for_its_whole_life() -> None:
     slot = tasks.worker_slot()
     assert slot is not None
-    taken.append(slot)
     assert tasks.worker_slot() is slot
+    assert tasks.worker_sandbox().program_uid == slot.uid  # its programs run as the slot's uid
     with open(slot.lock_file.name, "wb") as other, pytest.raises(BlockingIOError):
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    tasks.worker_slot.cache_clear()

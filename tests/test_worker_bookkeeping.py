@@ -200,7 +200,7 @@ def test_a_job_canceled_as_its_program_ends_is_recorded_canceled(
 ) -> None:
     """The cancel lands after the program's last instruction and before the result is saved: the
     stop command comes too late to matter, the job's status in Redis decides."""
-    stub_program(monkeypatch, lambda job_id: in_process.jobs.cancel(in_process.jobs.find(job_id, None).job))
+    stub_program(monkeypatch, lambda job_id: in_process.jobs.cancel(in_process.jobs.find(job_id, None)))
     job = in_process.submit("print('canceled')")
     in_process.work()
     view = in_process.view(job)

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,7 +46,7 @@ class ProcessEnd:
     sandbox_error: str | None = None
 
 
-class ReapedOnce:
+class ReapedOnce(ABC):
     """The end of a run collected exactly once, and the fds released only after it was.
 
     Subclasses say how to collect (`_collect`: kill, reap, account) and what to release.
@@ -61,16 +62,19 @@ class ReapedOnce:
 
     def close(self) -> None:
         """Release the fds, once the run is over (its end reaped even if collecting was interrupted)."""
-        # An exception (e.g. RQ's job timeout) may have cut finish() short after a reap.
-        with contextlib.suppress(ChildProcessError):
-            self.finish()
-        self._release()
+        # An exception (e.g. RQ's job timeout) may have cut finish() short after a reap; whatever
+        # collecting raises now, the fds are released.
+        try:
+            with contextlib.suppress(ChildProcessError):
+                self.finish()
+        finally:
+            self._release()
 
-    def _collect(self) -> ProcessEnd:
-        raise NotImplementedError
+    @abstractmethod
+    def _collect(self) -> ProcessEnd: ...
 
-    def _release(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _release(self) -> None: ...
 
 
 class StartedProgram(Protocol):
