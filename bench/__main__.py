@@ -94,8 +94,12 @@ def _suite(args: argparse.Namespace, deadline: Deadline) -> int:
         value = f"{target['value']:9.2f} {target['limit']:>8}"
         print(f"target {target['target']:30} {where:28} {value}  {verdict}")
     print(json_line({"bench": "executor", **document}), flush=True)
+    # A floor that failed jobs would flatter the ratio as much as a failing service would spoil it.
     broken = document["deadline_hit"] or any(
-        item["service"]["wrong_or_failed"] or item["service"]["unexpected_codes"]
+        item["service"]["wrong_or_failed"]
+        or item["service"]["unexpected_codes"]
+        or item["floor"]["wrong_or_failed"]
+        or item["bare"]["wrong_or_failed"]
         for item in document["comparisons"]
     )
     return 1 if broken else 0
@@ -108,11 +112,12 @@ def _load(args: argparse.Namespace, deadline: Deadline) -> int:
         report = run_load(stack.base_url, jobs, clients, deadline.remaining(), within=deadline)
         after = stack.usage()
         memory = stack.memory()
+    done = max(1, sum(report.statuses.values()))  # fewer than asked when the deadline cut it short
     figures: dict[str, Any] = {
         **report.figures(),
         "workers": args.workers,
-        "service_cpu_ms_per_job": (after.service_s - before.service_s) * 1000 / max(1, jobs),
-        "program_cpu_ms_per_job": (after.program_s - before.program_s) * 1000 / max(1, jobs),
+        "service_cpu_ms_per_job": (after.service_s - before.service_s) * 1000 / done,
+        "program_cpu_ms_per_job": (after.program_s - before.program_s) * 1000 / done,
         **memory,
     }
     print(f"== load · W={args.workers} C={clients} · {jobs} jobs, half ?wait=true, half polled")

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from bench.pool import Deadline, run_pool
 from bench.samples import JobSample
 from bench.workloads import Workload, new_token
+from executor.models import TERMINAL_STATUSES
 
-TERMINAL = {"success", "failed", "timeout", "memory_limit", "output_limit", "canceled", "internal_error"}
 SOCKET_TIMEOUT_S = 60.0
 # A job may wait behind every other client's job before it runs; past this it is reported lost.
 JOB_LIMIT_S = 120.0
@@ -83,15 +83,16 @@ def run_job(
     arrived = time.time()
     latency_s = time.perf_counter() - started
     status = view.get("status", "none") if isinstance(view, dict) else "none"
-    if status not in TERMINAL:
+    if status not in TERMINAL_STATUSES:
         return JobSample(False, f"not terminal ({status})", latency_s, submit_s, polls, http_codes=codes)
     ok = status == "success" and workload.check(view.get("stdout", ""), token)
     return JobSample(
         ok=ok,
         status=status,
         latency_s=latency_s,
-        # With ?wait=true the POST is the whole job, so it is no submit latency.
-        submit_s=None if wait and polls == 0 else submit_s,
+        # With ?wait=true the POST is the whole job (or a wait held until its deadline, then polled),
+        # so it is no submit latency.
+        submit_s=None if wait else submit_s,
         polls=polls,
         answer_delay_s=_answer_delay(view, arrived),
         http_codes=codes,
@@ -125,7 +126,7 @@ def _poll(
         time.sleep(interval_s)
         code, view = connection.request("GET", f"/api/v1/execute/{job_id}")
         codes.append(code)
-        if code == 200 and view.get("status") in TERMINAL:
+        if code == 200 and view.get("status") in TERMINAL_STATUSES:
             return view, polls
         if code == 404:
             return view, polls

@@ -20,46 +20,49 @@ from bench.pool import Deadline, run_pool
 from bench.samples import JobSample
 from bench.workloads import Workload, new_token
 
-# Root workers run programs as a uid of their slot (62000 + n); the floor takes one outside the used range.
-FLOOR_UID = 62950
-
-# A runner takes a job's token and returns its terminal status word and its stdout.
-Runner = Callable[[str], tuple[str, str]]
+# A runner takes a job's token and its own index among the runners, and returns the job's terminal
+# status word and its stdout.
+Runner = Callable[[str, int], tuple[str, str]]
 
 
 @cache
-def _sandbox() -> Any:
-    """The sandbox as a worker process detects it, decided once per run."""
+def _sandbox(index: int) -> Any:
+    """The sandbox as a worker process detects it, for the floor's runner `index`.
+
+    As root, each runner runs its programs as a uid of its own, as each worker does with its slot's:
+    the sandbox counts (and, at the end of a run, kills) everything of its uid. The floor's uids lie
+    just past the workers' slots.
+    """
     from executor.languages import build_languages
     from executor.sandbox import detect_sandbox
     from executor.settings import Settings
 
-    uid = FLOOR_UID if os.geteuid() == 0 else None
-    return detect_sandbox(build_languages(Settings().python), program_uid=uid, program_gid=uid)
+    settings = Settings()
+    uid = settings.sandbox_uid_base + settings.sandbox_slots + index if os.geteuid() == 0 else None
+    return detect_sandbox(build_languages(settings.python), program_uid=uid, program_gid=uid)
 
 
 def sandbox_isolation() -> str:
     """The isolation the floor's (and, on this machine, the workers') sandbox uses."""
-    return str(_sandbox().isolation)
+    return str(_sandbox(0).isolation)
 
 
 def sandbox_runner(workload: Workload) -> Runner:
     """`run_program` with the limits `workers.tasks.run_job` gives a request with this workload's timeout."""
-    from executor.sandbox import Limits, Program, run_program
+    from executor.models import execute_request_model
+    from executor.sandbox import Program, run_program
     from executor.settings import Settings
+    from workers.tasks import limits_for
 
     settings = Settings()
-    limits = Limits(
-        wall_time_s=workload.timeout_s,
-        memory_mb=256,
-        max_processes=settings.max_processes,
-        max_disk_mb=settings.max_disk_mb,
-        max_output_bytes=settings.max_output_bytes,
+    request = execute_request_model(settings, ["python"]).model_validate(
+        {"code": "pass", "timeout": workload.timeout_s}
     )
-    sandbox = _sandbox()
+    limits = limits_for(request, settings)
 
-    def run(token: str) -> tuple[str, str]:
-        result = run_program(Program(code=workload.code(token), language="python"), limits, sandbox)
+    def run(token: str, index: int) -> tuple[str, str]:
+        program = Program(code=workload.code(token), language="python")
+        result = run_program(program, limits, _sandbox(index))
         return str(result.outcome.value), str(result.stdout)
 
     return run
@@ -71,7 +74,7 @@ def bare_runner(workload: Workload) -> Runner:
 
     python = Settings().python
 
-    def run(token: str) -> tuple[str, str]:
+    def run(token: str, index: int) -> tuple[str, str]:
         with tempfile.TemporaryDirectory(prefix="bench-bare-") as directory:
             with open(os.path.join(directory, "main.py"), "w") as source:
                 source.write(workload.code(token))
@@ -107,7 +110,10 @@ def run_floor(
     """`clients` threads hand jobs to `parallel` runner threads through one FIFO queue, as the service's
     clients hand them to its W workers through Redis; a sample times a job from hand-over to answer."""
     requests: queue.Queue[_Request | None] = queue.Queue()
-    runners = [threading.Thread(target=_serve, args=(runner, requests), daemon=True) for _ in range(parallel)]
+    runners = [
+        threading.Thread(target=_serve, args=(runner, requests, index), daemon=True)
+        for index in range(parallel)
+    ]
     for thread in runners:
         thread.start()
 
@@ -128,11 +134,11 @@ def run_floor(
             requests.put(None)
 
 
-def _serve(runner: Runner, requests: "queue.Queue[_Request | None]") -> None:
+def _serve(runner: Runner, requests: "queue.Queue[_Request | None]", index: int) -> None:
     """Run queued jobs one at a time until the stop sentinel comes."""
     while (request := requests.get()) is not None:
         try:
-            request.status, request.stdout = runner(request.token)
+            request.status, request.stdout = runner(request.token, index)
         except Exception as error:
             request.status = f"error: {error!r}"
         finally:

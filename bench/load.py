@@ -7,10 +7,11 @@ Half the jobs are sent with ?wait=true, half are polled, so both paths carry the
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.client import TERMINAL, run_clients
+from bench.client import run_clients
 from bench.pool import Deadline
 from bench.report import DOCUMENTED_CODES, percentile
 from bench.workloads import WORKLOADS
+from executor.models import TERMINAL_STATUSES
 
 # 50 clients polling every 5 ms would spend the CPU the workers need; a real client polls slower.
 LOAD_POLL_INTERVAL_S = 0.05
@@ -83,7 +84,7 @@ def run_load(
             codes[code] = codes.get(code, 0) + 1
     latencies = [sample.latency_s * 1000 for sample in samples]
     own = sum(sample.ok for sample in samples)
-    terminal = sum(sample.status in TERMINAL for sample in samples)
+    terminal = sum(sample.status in TERMINAL_STATUSES for sample in samples)
     return LoadReport(
         jobs=jobs,
         clients=clients,

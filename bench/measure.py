@@ -7,6 +7,7 @@ from functools import partial
 from bench.client import run_clients
 from bench.floor import Runner, run_floor
 from bench.pool import Deadline
+from bench.procstat import own_cpu_s
 from bench.report import Phase
 from bench.stack import Stack
 from bench.workloads import Workload
@@ -19,11 +20,6 @@ CPU_FIGURES = {
     "redis_cpu_ms_per_job": "redis_s",
     "program_cpu_ms_per_job": "program_s",
 }
-
-
-def _cpu_s(who: int) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
 
 
 def service_phase(
@@ -50,9 +46,9 @@ def service_phase(
     with stack.watched(deadline):
         # Not timed: loads what the first request of each gunicorn thread and worker loads lazily.
         drive(jobs=len(stack.workers) * 2)
-        before, client_before = stack.usage(), _cpu_s(resource.RUSAGE_SELF)
+        before, client_before = stack.usage(), own_cpu_s(resource.RUSAGE_SELF)
         samples, elapsed = drive(jobs=jobs)
-        after, client_after = stack.usage(), _cpu_s(resource.RUSAGE_SELF)
+        after, client_after = stack.usage(), own_cpu_s(resource.RUSAGE_SELF)
     done = max(1, len(samples))
     per_job = {
         key: (getattr(after, attribute) - getattr(before, attribute)) * 1000 / done
@@ -81,11 +77,11 @@ def floor_phase(
     """Direct runs from `clients` threads, `parallel` at a time; CPU of this process and its children."""
     _progress(f"{name} {workload.name} parallel={parallel} C={clients} jobs={jobs}")
     run_floor(runner, workload, jobs=parallel, clients=parallel, parallel=parallel, deadline=deadline)
-    own_before, children_before = _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
+    own_before, children_before = own_cpu_s(resource.RUSAGE_SELF), own_cpu_s(resource.RUSAGE_CHILDREN)
     samples, elapsed = run_floor(
         runner, workload, jobs=jobs, clients=clients, parallel=parallel, deadline=deadline
     )
-    own_after, children_after = _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
+    own_after, children_after = own_cpu_s(resource.RUSAGE_SELF), own_cpu_s(resource.RUSAGE_CHILDREN)
     done = max(1, len(samples))
     resources = {
         "overhead_cpu_ms_per_job": (own_after - own_before) * 1000 / done,

@@ -1,11 +1,11 @@
-"""CPU time and resident memory of processes, read from /proc as `ps` would."""
+"""CPU time and resident memory of the stack's processes, through psutil."""
 
-import os
+import resource
 from dataclasses import dataclass
-from pathlib import Path
 
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-KIB = 1024
+import psutil
+
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -17,34 +17,31 @@ class CpuTimes:
 
 
 def cpu_times(pid: int) -> CpuTimes:
-    """utime+stime and cutime+cstime of `pid`; zeros for a process that is gone."""
+    """User + system time of `pid` and of its reaped children; zeros for a process that is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
         return CpuTimes(0.0, 0.0)
-    # The command name in parentheses may hold spaces; the fields after it are fixed.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
-    return CpuTimes((utime + stime) / TICKS_PER_S, (cutime + cstime) / TICKS_PER_S)
+    return CpuTimes(times.user + times.system, times.children_user + times.children_system)
 
 
 def rss_mib(pid: int) -> float:
-    """VmRSS of `pid` in MiB; zero for a process that is gone."""
+    """Resident memory of `pid` in MiB; zero for a process that is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / KIB
-    except OSError:
-        pass
-    return 0.0
+        return float(psutil.Process(pid).memory_info().rss) / MIB
+    except psutil.NoSuchProcess:
+        return 0.0
 
 
 def children(pid: int) -> list[int]:
     """The direct children of `pid` (gunicorn's workers, for its master)."""
-    found: list[int] = []
     try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(child) for child in (task / "children").read_text().split()]
-    except OSError:
-        pass
-    return found
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def own_cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU seconds of this process (RUSAGE_SELF) or of its reaped children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime

@@ -11,17 +11,18 @@ import argparse
 import json
 import logging
 import os
-import resource
 import sys
 import tempfile
 import time
 from typing import Any
 
 from redis import Redis
+from rq.registry import FinishedJobRegistry
 
+from bench.procstat import own_cpu_s
 from bench.stack import stdout_to
 from executor.jobs import JobQueue
-from executor.local_redis import start_redis
+from executor.local_redis import start_redis, stop_redis
 from executor.models import execute_request_model
 from executor.sandbox.result import Outcome, RunResult
 from executor.serializer import JobSerializer
@@ -61,17 +62,16 @@ def measure(jobs: int, log_level: str) -> dict[str, float]:
             commands_before = connection.info("stats")["total_commands_processed"]
             real_run_job, worker_module.run_job = worker_module.run_job, canned_run_job
             try:  # `ExecutorJob.func` calls the module's `run_job`
-                cpu_before, wall_before = _cpu_s(), time.perf_counter()
+                cpu_before, wall_before = own_cpu_s(), time.perf_counter()
                 worker.work(burst=True, logging_level=log_level)
-                cpu_after, wall_after = _cpu_s(), time.perf_counter()
+                cpu_after, wall_after = own_cpu_s(), time.perf_counter()
             finally:
                 worker_module.run_job = real_run_job
             # The INFO that reads the counter is one command; the heartbeat thread adds a few per run.
             commands = connection.info("stats")["total_commands_processed"] - commands_before - 1
-            finished = connection.zcard(f"rq:finished:{QUEUE_NAME}")
+            finished = FinishedJobRegistry(QUEUE_NAME, connection=connection).count
         finally:
-            server.process.terminate()
-            server.process.wait()
+            stop_redis(server)
     return {
         "jobs": jobs,
         "finished": finished,
@@ -79,11 +79,6 @@ def measure(jobs: int, log_level: str) -> dict[str, float]:
         "wall_ms_per_job": (wall_after - wall_before) * 1000 / jobs,
         "redis_commands_per_job": commands / jobs,
     }
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str]) -> int:

@@ -62,11 +62,15 @@ def run_job(request: dict[str, Any]) -> dict[str, Any]:
     program = Program(
         code=checked.code, language=checked.language, stdin=checked.stdin, args=tuple(checked.args)
     )
-    limits = Limits(
+    return run_program(program, limits_for(checked, settings), worker_sandbox()).to_dict()
+
+
+def limits_for(checked: ExecuteRequest, settings: Settings) -> Limits:
+    """The request's own limits, within the operator's."""
+    return Limits(
         wall_time_s=checked.timeout,
         memory_mb=checked.memory_mb,
         max_processes=settings.max_processes,
         max_disk_mb=settings.max_disk_mb,
         max_output_bytes=settings.max_output_bytes,
     )
-    return run_program(program, limits, worker_sandbox()).to_dict()
