@@ -1,12 +1,12 @@
 """Do clients blocked in `?wait=true` starve submissions? Many waiters, then timed submits beside them."""
 
-import http.client
-import json
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.client import Connection
 from bench.report import percentile
 
 # Each waiter's program outlives the measurement, so every waiter is blocked while submits are timed.
@@ -19,6 +19,9 @@ class WaitersReport:
     """Submit latency while `waiters` requests are held open by ?wait=true."""
 
     waiters: int
+    # Waiters still held when the last submission had been timed: all of them, or the premise failed.
+    held_while_timed: int
+    waiter_codes: dict[int, int]
     submits: int
     submit_codes: dict[int, int]
     submit_p50_ms: float | None
@@ -29,41 +32,50 @@ class WaitersReport:
         """JSON-ready figures."""
         return asdict(self)
 
+    @property
+    def ok(self) -> bool:
+        """Every waiter was held throughout the timing and then answered (200 with its result, or 202
+        when its job was still queued behind the others at its deadline); every submission accepted."""
+        return (
+            self.held_while_timed == self.waiters
+            and set(self.waiter_codes) <= {200, 202}
+            and sum(self.waiter_codes.values()) == self.waiters
+            and self.submit_codes == {202: self.submits}
+        )
 
-def measure_waiters(port: int, waiters: int = 100, submits: int = 50) -> WaitersReport:
-    """Open `waiters` ?wait=true requests, then time `submits` plain submissions one after another."""
-    threads = [
-        threading.Thread(target=_post, args=(port, "/api/v1/execute?wait=true", WAITER_PROGRAM), daemon=True)
-        for _ in range(waiters)
-    ]
+
+def measure_waiters(base_url: str, waiters: int = 100, submits: int = 50) -> WaitersReport:
+    """Open `waiters` ?wait=true requests, then time `submits` plain submissions one after another,
+    on one keep-alive connection as the suite's clients submit."""
+    waiter_codes: list[int] = []  # appended from many threads: list.append is atomic
+
+    def wait_for_one() -> None:
+        code, _ = Connection(base_url).request("POST", "/api/v1/execute?wait=true", WAITER_PROGRAM)
+        waiter_codes.append(code)
+
+    threads = [threading.Thread(target=wait_for_one, daemon=True) for _ in range(waiters)]
     for thread in threads:
         thread.start()
     time.sleep(SETTLE_S)
+    submitter = Connection(base_url)
     latencies_ms: list[float] = []
-    codes: dict[int, int] = {}
+    codes: Counter[int] = Counter()
     for _ in range(submits):
         started = time.monotonic()
-        code = _post(port, "/api/v1/execute", {"code": "print(1)"})
+        code, _ = submitter.request("POST", "/api/v1/execute", {"code": "print(1)"})
         latencies_ms.append((time.monotonic() - started) * 1000)
-        codes[code] = codes.get(code, 0) + 1
+        codes[code] += 1
+    held = sum(thread.is_alive() for thread in threads)
+    submitter.close()
     for thread in threads:
         thread.join(timeout=WAITER_PROGRAM["timeout"] + 60)
     return WaitersReport(
         waiters=waiters,
+        held_while_timed=held,
+        waiter_codes=dict(Counter(waiter_codes)),
         submits=submits,
-        submit_codes=codes,
+        submit_codes=dict(codes),
         submit_p50_ms=percentile(latencies_ms, 0.50),
         submit_p99_ms=percentile(latencies_ms, 0.99),
         submit_max_ms=max(latencies_ms),
     )
-
-
-def _post(port: int, path: str, body: dict[str, Any]) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
