@@ -25,6 +25,7 @@ from redis import Redis
 from bench.pool import Deadline
 from bench.procstat import children, cpu_times, rss_mib
 from executor.local_redis import RedisServer, free_port, start_redis, stop_redis
+from executor.run_local import procfile_command
 
 REPO = Path(__file__).resolve().parent.parent
 QUEUE = "bench"
@@ -35,15 +36,6 @@ WATCH_INTERVAL_S = 0.5
 
 class StackDied(RuntimeError):
     """A process of the stack exited while the bench was using it."""
-
-
-def procfile_command(name: str) -> list[str]:
-    """A command of the Procfile, so the bench starts processes exactly as a deployment does."""
-    for line in (REPO / "Procfile").read_text().splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            return shlex.split(command)
-    raise KeyError(name)
 
 
 @dataclass(frozen=True)

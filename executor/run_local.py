@@ -2,7 +2,9 @@
 
 import os
 import secrets
+import shlex
 import sys
+from pathlib import Path
 
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
@@ -11,6 +13,18 @@ from executor.local_redis import RedisServer, start_redis, stop_redis
 
 DATA_DIR = os.path.join("data", "redis")
 LOCAL_REDIS_PORT = 6399
+PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
+
+
+def procfile_commands() -> dict[str, str]:
+    """The Procfile's process types and their command lines."""
+    return dict(parse_procfile(PROCFILE.read_text()).processes)
+
+
+def procfile_command(name: str) -> list[str]:
+    """One of the Procfile's commands as arguments: the bench and the tests start processes with it,
+    exactly as a deployment does."""
+    return shlex.split(procfile_commands()[name])
 
 
 def _local_password() -> str:
@@ -33,11 +47,9 @@ def main() -> int:
         redis = start_redis(DATA_DIR, port=LOCAL_REDIS_PORT, password=_local_password())
         env["REDIS_URL"] = redis.url
         print(f"private Redis on 127.0.0.1:{LOCAL_REDIS_PORT}, data in {DATA_DIR}/", flush=True)
-    with open("Procfile") as file:
-        procfile = parse_procfile(file.read())
     manager = Manager()
     workers = int(env.get("EXECUTOR_WORKERS", "2"))
-    for name, command in procfile.processes.items():
+    for name, command in procfile_commands().items():
         copies = workers if name == "worker" else 1
         for index in range(1, copies + 1):
             manager.add_process(f"{name}.{index}", command, env=env)

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, Worker
 
-from bench.stack import procfile_command
+from executor.run_local import procfile_command
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_START_TIMEOUT_S = 30.0

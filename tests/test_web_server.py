@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bench.load import run_load
-from bench.stack import procfile_command
 from executor.local_redis import free_port
+from executor.run_local import procfile_command
 from tests.stack import REPO, WorkerProcesses
 
 START_TIMEOUT_S = 30.0
