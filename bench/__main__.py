@@ -109,7 +109,7 @@ def _load(args: argparse.Namespace, deadline: Deadline) -> int:
     jobs, clients = args.jobs or 1000, args.clients or 50
     with running_stack(args.workers, deadline) as stack, stack.watched(deadline):
         before = stack.usage()
-        report = run_load(stack.base_url, jobs, clients, deadline.remaining(), within=deadline)
+        report = run_load(stack.base_url, jobs, clients, deadline)
         after = stack.usage()
         memory = stack.memory()
     done = max(1, sum(report.statuses.values()))  # fewer than asked when the deadline cut it short

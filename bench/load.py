@@ -4,6 +4,7 @@
 Half the jobs are sent with ?wait=true, half are polled, so both paths carry the load.
 """
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,35 +54,19 @@ class LoadReport:
         return {**asdict(self), "ok": self.ok}
 
 
-def run_load(
-    base_url: str,
-    jobs: int = 1000,
-    clients: int = 50,
-    deadline_s: float = 600.0,
-    *,
-    poll_interval_s: float = LOAD_POLL_INTERVAL_S,
-    within: Deadline | None = None,
-) -> LoadReport:
-    """Send `jobs` hello jobs from `clients` concurrent clients to the API at `base_url`.
-
-    `within` is a deadline of the caller's that, when canceled, stops this run too.
-    """
-    deadline = within.child(deadline_s) if within else Deadline(deadline_s)
+def run_load(base_url: str, jobs: int, clients: int, deadline: Deadline) -> LoadReport:
+    """Send `jobs` hello jobs from `clients` concurrent clients to the API at `base_url`, by `deadline`."""
     samples, elapsed = run_clients(
         base_url,
         WORKLOADS["hello"],
         jobs=jobs,
         clients=clients,
         mode="mixed",
-        poll_interval_s=poll_interval_s,
+        poll_interval_s=LOAD_POLL_INTERVAL_S,
         deadline=deadline,
     )
-    codes: dict[int, int] = {}
-    statuses: dict[str, int] = {}
-    for sample in samples:
-        statuses[sample.status] = statuses.get(sample.status, 0) + 1
-        for code in sample.http_codes:
-            codes[code] = codes.get(code, 0) + 1
+    statuses = Counter(sample.status for sample in samples)
+    codes = Counter(code for sample in samples for code in sample.http_codes)
     latencies = [sample.latency_s * 1000 for sample in samples]
     own = sum(sample.ok for sample in samples)
     terminal = sum(sample.status in TERMINAL_STATUSES for sample in samples)
@@ -93,8 +78,8 @@ def run_load(
         own_output=own,
         wrong_output=sum(sample.status == "success" and not sample.ok for sample in samples),
         transport_errors=sum(sample.error is not None for sample in samples),
-        statuses=statuses,
-        http_codes=codes,
+        statuses=dict(statuses),
+        http_codes=dict(codes),
         unexpected_codes={code: n for code, n in codes.items() if code not in DOCUMENTED_CODES},
         deadline_hit=deadline.expired() or len(samples) < jobs,
         jobs_per_s=own / elapsed if elapsed > 0 else 0.0,

@@ -2,6 +2,7 @@
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,17 +99,10 @@ def summarize(phase: Phase) -> Figures:
         "unexpected_codes": sum(code not in DOCUMENTED_CODES for code in codes) if http else None,
         "reconnects": sum(s.reconnects for s in samples) if http else None,
         "errors": sorted({s.error for s in samples if s.error})[:3],
-        "statuses": _count(s.status for s in samples if not s.ok),
+        "statuses": dict(Counter(s.status for s in samples if not s.ok)),
     }
     figures.update(phase.resources)
     return figures
-
-
-def _count(words: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for word in words:
-        counts[word] = counts.get(word, 0) + 1
-    return counts
 
 
 def ratios(figures: Figures, floor: Figures) -> dict[str, float]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bench.load import run_load
+from bench.pool import Deadline
 from executor.local_redis import free_port
 from executor.run_local import procfile_command
 from tests.stack import REPO, WorkerProcesses
@@ -86,6 +87,6 @@ def test_the_dashboard_shows_queues_workers_and_jobs(web_port: int) -> None:
 
 def test_concurrent_clients_each_get_their_own_result(web_port: int) -> None:
     """A small run of the bench's load check: every job terminal, its own output, documented codes only."""
-    report = run_load(f"http://127.0.0.1:{web_port}", jobs=120, clients=20, deadline_s=120)
+    report = run_load(f"http://127.0.0.1:{web_port}", jobs=120, clients=20, deadline=Deadline(120))
     assert report.ok, report.figures()
     assert report.terminal == report.jobs == 120
