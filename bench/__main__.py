@@ -120,9 +120,9 @@ def _load(args: argparse.Namespace, deadline: Deadline) -> int:
         "program_cpu_ms_per_job": (after.program_s - before.program_s) * 1000 / done,
         **memory,
     }
-    print(f"== load · W={args.workers} C={clients} · {jobs} jobs, half ?wait=true, half polled")
-    for key, value in figures.items():
-        print(f"{key:28} {round(value, 2) if isinstance(value, float) else value}")
+    _print_figures(
+        f"load · W={args.workers} C={clients} · {jobs} jobs, half ?wait=true, half polled", figures
+    )
     print(json_line({"bench": "executor-load", "machine": machine(), "load": figures}), flush=True)
     return 0 if report.ok else 1
 
@@ -130,16 +130,20 @@ def _load(args: argparse.Namespace, deadline: Deadline) -> int:
 def _waiters(args: argparse.Namespace, deadline: Deadline) -> int:
     with running_stack(args.workers, deadline) as stack, stack.watched(deadline):
         report = measure_waiters(stack.base_url)
-    print(
-        f"== waiters · W={args.workers} · {report.waiters} held by ?wait=true, {report.submits} submits timed"
+    figures = report.figures()
+    title = (
+        f"waiters · W={args.workers} · {report.waiters} held by ?wait=true, {report.submits} submits timed"
     )
-    for key, value in report.figures().items():
-        print(f"{key:28} {round(value, 2) if isinstance(value, float) else value}")
-    print(
-        json_line({"bench": "executor-waiters", "machine": machine(), "waiters": report.figures()}),
-        flush=True,
-    )
+    _print_figures(title, figures)
+    print(json_line({"bench": "executor-waiters", "machine": machine(), "waiters": figures}), flush=True)
     return 0 if report.ok else 1
+
+
+def _print_figures(title: str, figures: dict[str, Any]) -> None:
+    """A titled list of figures, one per line, for people (the JSON line follows for machines)."""
+    print(f"== {title}")
+    for key, value in figures.items():
+        print(f"{key:28} {round(value, 2) if isinstance(value, float) else value}")
 
 
 if __name__ == "__main__":
