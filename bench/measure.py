@@ -44,7 +44,7 @@ def service_phase(
         deadline=deadline,
     )
     with stack.watched(deadline):
-        # Not timed: loads what the first request of each gunicorn thread and worker loads lazily.
+        # Not timed: loads what the first requests of each gunicorn process and worker load lazily.
         drive(jobs=len(stack.workers) * 2)
         before, client_before = stack.usage(), own_cpu_s(resource.RUSAGE_SELF)
         samples, elapsed = drive(jobs=jobs)
