@@ -1,4 +1,4 @@
-"""The worker's two Lua scripts, each doing in one round trip what RQ's worker does in several.
+"""The worker's Lua scripts, each doing in one round trip what RQ's worker does in several.
 
 On a busy machine a round trip costs more than its commands: the worker sleeps and is woken for
 each reply (see docs/benchmark.md). What is written is still decided by RQ's own methods; the
@@ -8,11 +8,13 @@ Both touch keys they learn while running (the claimed job's hash, the written jo
 which a single Redis allows and a Redis Cluster would not; RQ does not support Cluster either.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.commands.core import Script
 from rq.utils import as_text
 
 from executor.guarded_writes import RUN_COMMANDS, encoded_commands
@@ -54,6 +56,11 @@ return {1, status, owner, next_job}
 )
 
 
+# Run the commands as one atomic step, as MULTI/EXEC would, but with one reply to parse instead of
+# two per command. ARGV: the commands.
+RUN_ATOMICALLY = RUN_COMMANDS + "run_commands(1)"
+
+
 @dataclass(frozen=True)
 class ClaimFrom:
     """Where the next job is claimed from: a queue's list, its intermediate list, the job key prefix."""
@@ -84,7 +91,7 @@ class Finished:
 def claim_next(connection: Redis, source: ClaimFrom) -> Claimed | None:
     """The next waiting job, now in the intermediate list; None if none waits."""
     keys = [source.queue_key, source.intermediate_key]
-    return _claimed(connection.register_script(CLAIM)(keys=keys, args=[source.job_key_prefix]))
+    return _claimed(_registered(connection, CLAIM)(keys=keys, args=[source.job_key_prefix]))
 
 
 def finish_if_owned(
@@ -103,8 +110,20 @@ def finish_if_owned(
         keys += [claim_from.queue_key, claim_from.intermediate_key]
     prefix = claim_from.job_key_prefix if claim_from else ""
     args = [status, owner, prefix, *encoded_commands(writes)]
-    saved, found_status, found_owner, next_job = connection.register_script(FINISH)(keys=keys, args=args)
+    saved, found_status, found_owner, next_job = _registered(connection, FINISH)(keys=keys, args=args)
     return Finished(bool(saved), as_text(found_status), as_text(found_owner), _claimed(next_job))
+
+
+def run_atomically(connection: Redis, writes: Pipeline) -> None:
+    """Run the commands queued on `writes` (never executed itself) as one atomic step."""
+    _registered(connection, RUN_ATOMICALLY)(args=encoded_commands(writes))
+
+
+@functools.lru_cache(maxsize=16)
+def _registered(connection: Redis, text: str) -> Script:
+    """The script registered with `connection` once: registering hashes the text each time, a cost
+    the worker would pay on every job. Bounded, since tests make many connections."""
+    return connection.register_script(text)
 
 
 def _claimed(reply: Any) -> Claimed | None:

@@ -20,7 +20,7 @@ from executor.lost_jobs import sweep_lost_jobs
 from executor.sandbox import kill_running_programs
 from workers.claiming_queue import claim_source, claimed_job, give_back
 from workers.heartbeat import HeartbeatThread
-from workers.redis_scripts import Finished, finish_if_owned
+from workers.redis_scripts import Finished, finish_if_owned, run_atomically
 from workers.tasks import run_job, worker_sandbox, worker_settings
 
 # A Redis outage shorter than about two minutes is ridden out: every command is retried with backoff,
@@ -155,18 +155,18 @@ class ExecutorWorker(SimpleWorker):
             self.claimed_ahead = None
 
     def prepare_execution(self, job: Job) -> Execution:
-        """Record the execution and mark the job started in one transaction (RQ takes two)."""
+        """Record the execution and mark the job started in one atomic step (RQ takes two round trips)."""
         heartbeat_ttl = self.get_heartbeat_ttl(job)
-        with self.connection.pipeline() as pipeline:
-            execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
-            self.executions[execution.id] = execution
-            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
-            self.heartbeat(heartbeat_ttl, pipeline=pipeline)
-            job.prepare_for_execution(self.name, pipeline=pipeline)
-            pipeline.persist(job.key)
+        with self.connection.pipeline(transaction=False) as writes:
+            execution = Execution.create(job, heartbeat_ttl, pipeline=writes, worker_name=self.name)
+            self.set_state(WorkerStatus.BUSY, pipeline=writes)
+            self.heartbeat(heartbeat_ttl, pipeline=writes)
+            job.prepare_for_execution(self.name, pipeline=writes)
+            writes.persist(job.key)
             if len(self.queues) == 1:
-                pipeline.lrem(self.queues[0].intermediate_queue_key, 1, job.id)
-            pipeline.execute()
+                writes.lrem(self.queues[0].intermediate_queue_key, 1, job.id)
+            run_atomically(self.connection, writes)
+        self.executions[execution.id] = execution
         return execution
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
