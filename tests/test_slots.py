@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from workers import slots, tasks
-from workers.slots import NoFreeSlot, Slot, acquire_slot
+from workers.slots import NoFreeSlot, Slot, UnsafeSlotsDir, acquire_slot
 
 
 @pytest.fixture
@@ -36,6 +36,35 @@ def test_no_free_slot_is_a_clear_error(taken: list[Slot]) -> None:
     taken += [acquire_slot(62000, 2), acquire_slot(62000, 2)]
     with pytest.raises(NoFreeSlot, match="2 worker slots"):
         acquire_slot(62000, 2)
+
+
+def test_a_folder_others_may_write_in_is_refused(taken: list[Slot], tmp_path: Path) -> None:
+    tmp_path.chmod(0o777)  # as /tmp itself: anyone could have planted links in it
+    with pytest.raises(UnsafeSlotsDir, match="only its owner may write"):
+        acquire_slot(62000, 2)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the folder to another user")
+def test_a_folder_made_by_another_user_is_refused(taken: list[Slot], tmp_path: Path) -> None:
+    os.chown(tmp_path, 65534, 65534)
+    with pytest.raises(UnsafeSlotsDir, match="found uid 65534"):
+        acquire_slot(62000, 2)
+
+
+def test_a_planted_link_is_not_followed_nor_its_target_touched(taken: list[Slot], tmp_path: Path) -> None:
+    target = tmp_path.parent / f"{tmp_path.name}-precious"
+    target.write_text("keep me")
+    (tmp_path / "slot-0.lock").symlink_to(target)
+    with pytest.raises(UnsafeSlotsDir, match=r"slot-0\.lock"):
+        acquire_slot(62000, 2)
+    assert target.read_text() == "keep me"
+
+
+def test_a_lock_file_that_exists_is_reused_not_truncated(taken: list[Slot], tmp_path: Path) -> None:
+    (tmp_path / "slot-0.lock").write_text("left by an earlier worker")
+    taken.append(acquire_slot(62000, 2))
+    assert taken[0].number == 0
+    assert (tmp_path / "slot-0.lock").read_text() == "left by an earlier worker"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root workers take a slot")
