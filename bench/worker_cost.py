@@ -4,7 +4,8 @@
 (docs/benchmark.md); this measures the one process such a change touches. A private redis-server
 gets N hello jobs, submitted as the API submits them; one ExecutorWorker in this process runs them
 in burst mode with the job function replaced by a canned result, so what is timed is RQ's and our
-bookkeeping: CPU and wall time per job, and the Redis commands it sends.
+bookkeeping: CPU and wall time per job, the Redis commands it sends, and the CPU redis-server spends
+on them (a change can move work from the worker into Redis, e.g. into a script).
 """
 
 import argparse
@@ -19,7 +20,7 @@ from typing import Any
 from redis import Redis
 from rq.registry import FinishedJobRegistry
 
-from bench.procstat import own_cpu_s
+from bench.procstat import cpu_times, own_cpu_s
 from bench.stack import stdout_to
 from executor.jobs import JobQueue
 from executor.local_redis import start_redis, stop_redis
@@ -60,6 +61,7 @@ def measure(jobs: int, log_level: str) -> dict[str, float]:
                 serializer=JobSerializer,
             )
             commands_before = connection.info("stats")["total_commands_processed"]
+            redis_before = cpu_times(server.process.pid).own_s
             real_run_job, worker_module.run_job = worker_module.run_job, canned_run_job
             try:  # `ExecutorJob.func` calls the module's `run_job`
                 cpu_before, wall_before = own_cpu_s(), time.perf_counter()
@@ -68,6 +70,7 @@ def measure(jobs: int, log_level: str) -> dict[str, float]:
             finally:
                 worker_module.run_job = real_run_job
             # The INFO that reads the counter is one command; the heartbeat thread adds a few per run.
+            redis_after = cpu_times(server.process.pid).own_s
             commands = connection.info("stats")["total_commands_processed"] - commands_before - 1
             finished = FinishedJobRegistry(QUEUE_NAME, connection=connection).count
         finally:
@@ -77,6 +80,7 @@ def measure(jobs: int, log_level: str) -> dict[str, float]:
         "finished": finished,
         "worker_cpu_ms_per_job": (cpu_after - cpu_before) * 1000 / jobs,
         "wall_ms_per_job": (wall_after - wall_before) * 1000 / jobs,
+        "redis_cpu_ms_per_job": (redis_after - redis_before) * 1000 / jobs,
         "redis_commands_per_job": commands / jobs,
     }
 
@@ -95,7 +99,9 @@ def main(argv: list[str]) -> int:
     figures = measure(args.jobs, args.log_level)
     cpu, wall = figures["worker_cpu_ms_per_job"], figures["wall_ms_per_job"]
     commands, finished = figures["redis_commands_per_job"], figures["finished"]
-    print(f"worker CPU {cpu:.2f} ms/job, wall {wall:.2f} ms/job, {commands:.1f} Redis commands/job,", end=" ")
+    redis_cpu = figures["redis_cpu_ms_per_job"]
+    print(f"worker CPU {cpu:.2f} ms/job, wall {wall:.2f} ms/job,", end=" ")
+    print(f"redis-server CPU {redis_cpu:.2f} ms/job, {commands:.1f} Redis commands/job,", end=" ")
     print(f"{finished}/{args.jobs} finished")
     print(json.dumps({"bench": "worker_cost", **figures}))
     return 0 if figures["finished"] == args.jobs else 1

@@ -35,4 +35,5 @@ def test_the_worker_cost_tool_runs_every_job_and_counts_what_it_spent() -> None:
     assert figures["wall_ms_per_job"] >= figures["worker_cpu_ms_per_job"] * 0.5
     # Each job's claim, start and finish are several commands; a stub that skipped the worker would not be.
     assert figures["redis_commands_per_job"] > 10
+    assert figures["redis_cpu_ms_per_job"] > 0
     assert worker_module.run_job is not worker_cost.canned_run_job  # the real job function is back
