@@ -244,12 +244,12 @@ def _read_result(pipeline: Pipeline, job: Job, deadline: float) -> None:
 
 
 def _restored(job: Job, fields: dict[bytes, bytes]) -> Job:
-    """The job as its hash, just read, describes it (what `Job.fetch` does with its own read)."""
+    """`job`, updated in place to what its hash, just read, says (as `Job.refresh` does with its own
+    read): a new Job per read would cost a Job's construction every time a view is served."""
     if not fields:
         raise JobNotFound(f"job {job.id} has expired")
-    fresh = Job(job.id, connection=job.connection, serializer=JobSerializer)
-    fresh.restore(fields)
-    return fresh
+    job.restore(fields)
+    return job
 
 
 def _latest_result(job: Job, reply: Any) -> Result | None:
