@@ -9,12 +9,14 @@ on them (a change can move work from the worker into Redis, e.g. into a script).
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from redis import Redis
@@ -23,7 +25,7 @@ from rq.registry import FinishedJobRegistry
 from bench.procstat import cpu_times, own_cpu_s
 from bench.stack import stdout_to
 from executor.jobs import JobQueue
-from executor.local_redis import start_redis, stop_redis
+from executor.local_redis import RedisServer, start_redis, stop_redis
 from executor.models import execute_request_model
 from executor.sandbox.result import Outcome, RunResult
 from executor.serializer import JobSerializer
@@ -35,46 +37,59 @@ from workers.worker import ExecutorJob, ExecutorWorker
 QUEUE_NAME = "worker-cost"
 
 
+@contextlib.contextmanager
+def private_redis(prefix: str) -> Iterator[RedisServer]:
+    """A redis-server of this measurement's own, its data and log in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as temp_dir:
+        with stdout_to(os.path.join(temp_dir, "redis.log")):
+            server = start_redis(os.path.join(temp_dir, "redis"))
+        try:
+            yield server
+        finally:
+            stop_redis(server)
+
+
 def canned_run_job(request: dict[str, Any]) -> dict[str, Any]:
     """The result a hello-world program gives, without running one."""
     return RunResult(Outcome.SUCCESS, stdout="hello\n", return_code=0).to_dict()
 
 
+def run_stubbed_worker(redis_url: str, queue_name: str, log_level: str) -> None:
+    """Run every job waiting in `queue_name` with one ExecutorWorker in this process, each job's
+    program replaced by `canned_run_job`."""
+    worker = ExecutorWorker(
+        [queue_name],
+        connection=Redis.from_url(redis_url),
+        queue_class=ClaimingQueue,
+        job_class=ExecutorJob,
+        serializer=JobSerializer,
+    )
+    real_run_job, worker_module.run_job = worker_module.run_job, canned_run_job
+    try:  # `ExecutorJob.func` calls the module's `run_job`
+        worker.work(burst=True, logging_level=log_level)
+    finally:
+        worker_module.run_job = real_run_job
+
+
 def measure(jobs: int, log_level: str) -> dict[str, float]:
     """Submit `jobs` jobs, run them with the stubbed job function, and time the worker (logging to
     stderr at `log_level`)."""
-    with tempfile.TemporaryDirectory(prefix="executor-worker-cost-") as temp_dir:
-        with stdout_to(os.path.join(temp_dir, "redis.log")):
-            server = start_redis(os.path.join(temp_dir, "redis"))
-        try:
-            settings = Settings(redis_url=server.url, queue_name=QUEUE_NAME)
-            connection = Redis.from_url(server.url)
-            queue = JobQueue(connection, settings)
-            request = execute_request_model(settings, ["python"]).model_validate({"code": "print('hello')"})
-            for _ in range(jobs):
-                queue.submit(request, None)
-            worker = ExecutorWorker(
-                [QUEUE_NAME],
-                connection=Redis.from_url(server.url),
-                queue_class=ClaimingQueue,
-                job_class=ExecutorJob,
-                serializer=JobSerializer,
-            )
-            commands_before = connection.info("stats")["total_commands_processed"]
-            redis_before = cpu_times(server.process.pid).own_s
-            real_run_job, worker_module.run_job = worker_module.run_job, canned_run_job
-            try:  # `ExecutorJob.func` calls the module's `run_job`
-                cpu_before, wall_before = own_cpu_s(), time.perf_counter()
-                worker.work(burst=True, logging_level=log_level)
-                cpu_after, wall_after = own_cpu_s(), time.perf_counter()
-            finally:
-                worker_module.run_job = real_run_job
-            # The INFO that reads the counter is one command; the heartbeat thread adds a few per run.
-            redis_after = cpu_times(server.process.pid).own_s
-            commands = connection.info("stats")["total_commands_processed"] - commands_before - 1
-            finished = FinishedJobRegistry(QUEUE_NAME, connection=connection).count
-        finally:
-            stop_redis(server)
+    with private_redis("executor-worker-cost-") as server:
+        settings = Settings(redis_url=server.url, queue_name=QUEUE_NAME)
+        connection = Redis.from_url(server.url)
+        queue = JobQueue(connection, settings)
+        request = execute_request_model(settings, ["python"]).model_validate({"code": "print('hello')"})
+        for _ in range(jobs):
+            queue.submit(request, None)
+        commands_before = connection.info("stats")["total_commands_processed"]
+        redis_before = cpu_times(server.process.pid).own_s
+        cpu_before, wall_before = own_cpu_s(), time.perf_counter()
+        run_stubbed_worker(server.url, QUEUE_NAME, log_level)
+        cpu_after, wall_after = own_cpu_s(), time.perf_counter()
+        redis_after = cpu_times(server.process.pid).own_s
+        # The INFO that reads the counter is one command; the heartbeat thread adds a few per run.
+        commands = connection.info("stats")["total_commands_processed"] - commands_before - 1
+        finished = FinishedJobRegistry(QUEUE_NAME, connection=connection).count
     return {
         "jobs": jobs,
         "finished": finished,

@@ -1,10 +1,10 @@
-"""The benchmark's own logic: how rounds are reported, and the worker-cost tool."""
+"""The benchmark's own logic: how rounds are reported, and the worker-cost and web-cost tools."""
 
 import math
 
 import pytest
 
-from bench import worker_cost
+from bench import web_cost, worker_cost
 from bench.suite import _median_round
 from workers import worker as worker_module
 
@@ -37,3 +37,12 @@ def test_the_worker_cost_tool_runs_every_job_and_counts_what_it_spent() -> None:
     assert figures["redis_commands_per_job"] > 10
     assert figures["redis_cpu_ms_per_job"] > 0
     assert worker_module.run_job is not worker_cost.canned_run_job  # the real job function is back
+
+
+@pytest.mark.usefixtures("worker_slot_given_back")
+def test_the_web_cost_tool_answers_every_request_as_usual_and_counts_what_it_spent() -> None:
+    figures = web_cost.measure(20)
+    assert (figures["submit_ok"], figures["poll_ok"]) == (20, 20)  # 202 for each submission, 200 per poll
+    assert figures["submit_cpu_ms"] > 0
+    assert figures["poll_cpu_ms"] > 0
+    assert worker_module.run_job is not worker_cost.canned_run_job
