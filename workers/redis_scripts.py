@@ -4,7 +4,7 @@ On a busy machine a round trip costs more than its commands: the worker sleeps a
 each reply (see docs/benchmark.md). What is written is still decided by RQ's own methods; the
 scripts only change how many times the worker waits for Redis, and make the finish atomic.
 
-Both touch keys they learn while running (the claimed job's hash, the written job's records),
+They touch keys not declared as KEYS (the claimed job's hash, the records RQ's methods write),
 which a single Redis allows and a Redis Cluster would not; RQ does not support Cluster either.
 """
 

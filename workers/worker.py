@@ -170,7 +170,7 @@ class ExecutorWorker(SimpleWorker):
         return execution
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        """Already done by `prepare_execution`, in the same transaction."""
+        """Already done by `prepare_execution`, in the same script."""
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """Note the end; RQ's extra heartbeat write on the job hash would be a round trip of its own."""
