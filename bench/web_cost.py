@@ -3,8 +3,8 @@
 The companion of `bench.worker_cost` for the other half of the service: the Flask app is called as
 a WSGI application in this process (no gunicorn, no sockets to a client) against a private
 redis-server, so what is timed is Flask, validation, RQ and redis-py, and our views. Two requests,
-each N times: a submission (`POST /api/v1/execute`, answered 202) and a poll of a finished job
-(`GET /api/v1/execute/<id>`, the view a `?wait=true` answer also serves). The job is finished
+each N times: a poll of a finished job (`GET /api/v1/execute/<id>`, the view a `?wait=true` answer
+also serves) and a submission (`POST /api/v1/execute`, answered 202). The job is finished
 beforehand by a worker in this process with its program stubbed. gunicorn's own work per request
 (parsing, thread hand-offs, the client's socket) comes on top and is not measured here.
 """
@@ -47,7 +47,7 @@ def request_caller(app: Flask, method: str, path: str, body: bytes = b"") -> Cal
 
 
 def measure(requests: int) -> dict[str, float]:
-    """Time `requests` submissions and `requests` polls of a finished job."""
+    """Time `requests` polls of a finished job, then `requests` submissions."""
     with private_redis("executor-web-cost-") as server:
         settings = Settings(redis_url=server.url, queue_name=QUEUE_NAME, max_queue_depth=requests + 1)
         app = create_app(settings, Redis.from_url(server.url))
@@ -62,7 +62,8 @@ def measure(requests: int) -> dict[str, float]:
         if json.loads(body).get("status") != "success":
             raise RuntimeError(f"the stubbed job did not finish: {status} {body!r}")
         figures: dict[str, float] = {"requests": requests}
-        for name, call, expected in (("submit", submit, "202"), ("poll", poll, "200")):
+        # Polls first: the submissions fill the queue, which a poll scans for the job's position.
+        for name, call, expected in (("poll", poll, "200"), ("submit", submit, "202")):
             redis_before, cpu_before = cpu_times(server.process.pid).own_s, own_cpu_s()
             answers = [call()[0] for _ in range(requests)]
             cpu_after, redis_after = own_cpu_s(), cpu_times(server.process.pid).own_s
