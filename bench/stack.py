@@ -131,9 +131,7 @@ class Stack:
 @contextlib.contextmanager
 def running_stack(workers: int, deadline: Deadline) -> Iterator[Stack]:
     """Start redis, the web process and `workers` workers; stop them all on the way out, whatever happens."""
-    with tempfile.TemporaryDirectory(prefix="executor-bench-") as temp_dir:
-        with stdout_to(os.path.join(temp_dir, "redis.log")):
-            redis = start_redis(os.path.join(temp_dir, "redis"), password=secrets.token_hex(16))
+    with tempfile.TemporaryDirectory(prefix="executor-bench-") as temp_dir, private_redis(temp_dir) as redis:
         started: list[subprocess.Popen[bytes]] = []
         stack: Stack | None = None
         try:
@@ -151,7 +149,17 @@ def running_stack(workers: int, deadline: Deadline) -> Iterator[Stack]:
                 stack.client.close()
             for process in reversed(started):
                 _stop(process)
-            stop_redis(redis)
+
+
+@contextlib.contextmanager
+def private_redis(directory: str) -> Iterator[RedisServer]:
+    """A password-protected redis-server with its data and log in `directory`, stopped on the way out."""
+    with stdout_to(os.path.join(directory, "redis.log")):
+        server = start_redis(os.path.join(directory, "redis"), password=secrets.token_hex(16))
+    try:
+        yield server
+    finally:
+        stop_redis(server)
 
 
 def _stack_env(redis_url: str, port: int) -> dict[str, str]:

@@ -13,6 +13,7 @@ import argparse
 import io
 import json
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,8 @@ from redis import Redis
 from werkzeug.test import EnvironBuilder
 
 from bench.procstat import cpu_times, own_cpu_s
-from bench.worker_cost import private_redis, run_stubbed_worker
+from bench.stack import private_redis
+from bench.worker_cost import run_stubbed_worker
 from executor import create_app
 from executor.settings import Settings
 
@@ -48,7 +50,10 @@ def request_caller(app: Flask, method: str, path: str, body: bytes = b"") -> Cal
 
 def measure(requests: int) -> dict[str, float]:
     """Time `requests` polls of a finished job, then `requests` submissions."""
-    with private_redis("executor-web-cost-") as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="executor-web-cost-") as temp_dir,
+        private_redis(temp_dir) as server,
+    ):
         settings = Settings(redis_url=server.url, queue_name=QUEUE_NAME, max_queue_depth=requests + 1)
         app = create_app(settings, Redis.from_url(server.url))
         submit = request_caller(app, "POST", "/api/v1/execute", PROGRAM)

@@ -9,23 +9,19 @@ on them (a change can move work from the worker into Redis, e.g. into a script).
 """
 
 import argparse
-import contextlib
 import json
 import logging
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from redis import Redis
 from rq.registry import FinishedJobRegistry
 
 from bench.procstat import cpu_times, own_cpu_s
-from bench.stack import stdout_to
+from bench.stack import private_redis
 from executor.jobs import JobQueue
-from executor.local_redis import RedisServer, start_redis, stop_redis
 from executor.models import execute_request_model
 from executor.sandbox.result import Outcome, RunResult
 from executor.serializer import JobSerializer
@@ -35,18 +31,6 @@ from workers.claiming_queue import ClaimingQueue
 from workers.worker import ExecutorJob, ExecutorWorker
 
 QUEUE_NAME = "worker-cost"
-
-
-@contextlib.contextmanager
-def private_redis(prefix: str) -> Iterator[RedisServer]:
-    """A redis-server of this measurement's own, its data and log in a temporary directory."""
-    with tempfile.TemporaryDirectory(prefix=prefix) as temp_dir:
-        with stdout_to(os.path.join(temp_dir, "redis.log")):
-            server = start_redis(os.path.join(temp_dir, "redis"))
-        try:
-            yield server
-        finally:
-            stop_redis(server)
 
 
 def canned_run_job(request: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +58,10 @@ def run_stubbed_worker(redis_url: str, queue_name: str, log_level: str) -> None:
 def measure(jobs: int, log_level: str) -> dict[str, float]:
     """Submit `jobs` jobs, run them with the stubbed job function, and time the worker (logging to
     stderr at `log_level`)."""
-    with private_redis("executor-worker-cost-") as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="executor-worker-cost-") as temp_dir,
+        private_redis(temp_dir) as server,
+    ):
         settings = Settings(redis_url=server.url, queue_name=QUEUE_NAME)
         connection = Redis.from_url(server.url)
         queue = JobQueue(connection, settings)

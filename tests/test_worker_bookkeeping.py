@@ -144,7 +144,7 @@ def test_a_sigterm_while_the_result_is_saved_waits_for_the_job_to_settle(
     first, second = in_process.submit("print('settled')"), in_process.submit("print('settled')")
     save_result = ExecutorWorker._save_success
 
-    def save_then_sigterm(self: ExecutorWorker, *args: Any) -> tuple[bool, str, str]:
+    def save_then_sigterm(self: ExecutorWorker, *args: Any) -> Finished:
         saved = save_result(self, *args)
         self.request_stop(signal.SIGTERM, None)  # as if SIGTERM arrived right after the save
         return saved
