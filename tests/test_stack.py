@@ -1,17 +1,21 @@
 """The whole path on a real Redis with real `rq worker` processes: every status word of API.md."""
 
+import base64
 import os
 import shutil
 import uuid
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
+from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from executor.app import create_app
+from executor.serializer import ZSTD_MAGIC
 from executor.settings import Settings
 from tests.stack import poll_until
 
@@ -70,6 +74,22 @@ def test_an_output_flood_hits_the_output_limit(run: Run) -> None:
     view = run("import sys\nwhile True: sys.stdout.write('x' * 65536)", timeout=10)
     assert (view["status"], view["stdout_truncated"]) == ("output_limit", True)
     assert len(view["stdout"]) == 1024 * 1024
+
+
+def test_large_input_and_output_arrive_whole_and_are_stored_compressed(
+    client: FlaskClient, redis_client: Redis
+) -> None:
+    stdin = "".join(f"line {i}\n" for i in range(50_000))
+    code = "import sys\nfor line in sys.stdin: print(line.upper(), end='')"
+    response = client.post("/api/v1/execute?wait=true", json={"code": code, "stdin": stdin})
+    view = response.get_json()
+    assert (view["status"], view["stdout"]) == ("success", stdin.upper())
+    job_id = view["job_id"]
+    job_data = zlib.decompress(redis_client.hget(f"rq:job:{job_id}", "data"))  # RQ's own zlib
+    assert job_data.startswith(ZSTD_MAGIC) and len(job_data) < len(stdin) / 2
+    ((_, entry),) = redis_client.xrevrange(Result.get_key(job_id), count=1)
+    stored_result = base64.b64decode(entry[b"return_value"])  # RQ's own base64
+    assert stored_result.startswith(ZSTD_MAGIC) and len(stored_result) < len(stdin) / 2
 
 
 def test_a_running_job_reports_started_and_can_be_canceled(client: FlaskClient, run: Run) -> None:
