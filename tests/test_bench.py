@@ -1,11 +1,14 @@
 """The benchmark's own logic: how rounds are reported, and the worker-cost and web-cost tools."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 
 from bench import web_cost, worker_cost
 from bench.suite import _median_round
+from bench.workloads import WORKLOADS, new_token
 from workers import worker as worker_module
 
 
@@ -46,3 +49,14 @@ def test_the_web_cost_tool_answers_every_request_as_usual_and_counts_what_it_spe
     assert figures["submit_cpu_ms"] > 0
     assert figures["poll_cpu_ms"] > 0
     assert worker_module.run_job is not worker_cost.canned_run_job
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_each_workload_s_program_prints_what_its_check_expects_and_no_other_job_s(name: str) -> None:
+    workload, token = WORKLOADS[name], new_token()
+    ran = subprocess.run(
+        [sys.executable, "-c", workload.code(token)], check=False, capture_output=True, text=True, timeout=30
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert workload.check(ran.stdout, token)
+    assert not workload.check(ran.stdout, new_token())
