@@ -75,14 +75,16 @@ def test_an_over_long_header_is_refused_as_json(web_port: int) -> None:
 
 
 def test_the_dashboard_shows_queues_workers_and_jobs(web_port: int) -> None:
-    _, _, job = request(web_port, "POST", "/api/v1/execute?wait=true", {"code": "print(1)"})
+    # 40 kB of output: a result the worker stores compressed, which the dashboard must still read.
+    code = "print('ab' * 20000)"
+    _, _, job = request(web_port, "POST", "/api/v1/execute?wait=true", {"code": code})
     for path in ("/rq/", "/rq/0/view/workers", f"/rq/0/view/job/{job['job_id']}"):
         assert request(web_port, "GET", path)[0] == 200, path
     status, _, queues = request(web_port, "GET", "/rq/0/data/queues.json")
     assert status == 200
     assert "tests" in {queue["name"] for queue in queues["queues"]}
     status, _, info = request(web_port, "GET", f"/rq/0/data/job/{job['job_id']}.json")
-    assert (status, info["status"]) == (200, "finished")
+    assert (status, info["status"], info["result"]["stdout"]) == (200, "finished", "ab" * 20000 + "\n")
 
 
 def test_concurrent_clients_each_get_their_own_result(web_port: int) -> None:
