@@ -7,8 +7,8 @@ JSONSerializer writes and reads.
 
 A payload of `COMPRESS_FROM_BYTES` or more is stored as a zstd frame. RQ base64-encodes a result and
 every copy of it costs CPU: Lua's copy of the finish script's arguments, the XADD, the append-only
-file, the XREAD that returns it, and the base64 decode in the web process (3 ms per MB on its own).
-Output is usually text, which zstd at level 1 shrinks 2-4x (a repeated character, thousands of
+file, the XREAD that returns it, and the base64 decode in the web process (3 ms for a 1 MB result).
+Output is usually text, which zstd at level 1 shrinks 2-3x (a repeated character, thousands of
 times) in about 1.5-3 ms per MB; Redis also keeps results for `EXECUTOR_RESULT_TTL`, so it holds
 that much less memory. A zstd frame starts with bytes no JSON document starts with, so `loads` tells
 the two apart, and JSON written before compression was added still reads.

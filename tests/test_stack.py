@@ -11,6 +11,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
@@ -85,7 +86,7 @@ def test_large_input_and_output_arrive_whole_and_are_stored_compressed(
     view = response.get_json()
     assert (view["status"], view["stdout"]) == ("success", stdin.upper())
     job_id = view["job_id"]
-    job_data = zlib.decompress(redis_client.hget(f"rq:job:{job_id}", "data"))  # RQ's own zlib
+    job_data = zlib.decompress(redis_client.hget(Job.key_for(job_id), "data"))  # RQ's own zlib
     assert job_data.startswith(ZSTD_MAGIC) and len(job_data) < len(stdin) / 2
     ((_, entry),) = redis_client.xrevrange(Result.get_key(job_id), count=1)
     stored_result = base64.b64decode(entry[b"return_value"])  # RQ's own base64
