@@ -50,9 +50,9 @@ def settle_if_lost(job: Job, lost_after_s: float) -> bool:
 def sweep_lost_jobs(queue: Queue, lost_after_s: float) -> list[str]:
     """Settle every lost job of `queue`, so none waits for a client to poll it; return their ids.
 
-    Every worker sweeps every heartbeat, so the started jobs' owners and their heartbeats are read
-    in two round trips whatever the number of jobs; a job is read whole, and settled, only when its
-    worker has gone silent.
+    Every worker sweeps every heartbeat, so after the registry, the started jobs' owners and their
+    heartbeats are read in two round trips whatever the number of jobs; a job is read whole, and
+    settled, only when its worker has gone silent.
     """
     try:
         job_ids = queue.started_job_registry.get_job_ids(cleanup=False)

@@ -2,7 +2,7 @@
 
 A result carries the program's whole output, and it is encoded once by the worker and decoded once by
 the web process: with the standard library that is ~3 ms per MB each way on our machines, with orjson
-a tenth of that. Small payloads (every job, most results) are plain JSON, the bytes RQ's own
+a tenth of that. Small payloads (most jobs and results) are plain JSON, the bytes RQ's own
 JSONSerializer writes and reads.
 
 A payload of `COMPRESS_FROM_BYTES` or more is stored as a zstd frame. RQ base64-encodes a result and
@@ -24,8 +24,6 @@ import zstandard
 COMPRESS_FROM_BYTES = 16 * 1024
 # Fast enough to pay for itself on text; higher levels cost 2x the time for little more.
 ZSTD_LEVEL = 1
-# Every zstd frame begins with these four bytes; "(" never begins a JSON document.
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class JobSerializer:
@@ -48,7 +46,8 @@ class JobSerializer:
 
     @staticmethod
     def loads(data: bytes | str) -> Any:
-        if isinstance(data, bytes) and data.startswith(ZSTD_MAGIC):
+        # Every zstd frame begins with FRAME_HEADER, whose first byte, "(", never begins a JSON document.
+        if isinstance(data, bytes) and data.startswith(zstandard.FRAME_HEADER):
             data = zstandard.decompress(data)
         try:
             return orjson.loads(data)

@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+import zstandard
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
@@ -16,7 +17,6 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from executor.app import create_app
-from executor.serializer import ZSTD_MAGIC
 from executor.settings import Settings
 from tests.stack import poll_until
 
@@ -87,10 +87,10 @@ def test_large_input_and_output_arrive_whole_and_are_stored_compressed(
     assert (view["status"], view["stdout"]) == ("success", stdin.upper())
     job_id = view["job_id"]
     job_data = zlib.decompress(redis_client.hget(Job.key_for(job_id), "data"))  # RQ's own zlib
-    assert job_data.startswith(ZSTD_MAGIC) and len(job_data) < len(stdin) / 2
+    assert job_data.startswith(zstandard.FRAME_HEADER) and len(job_data) < len(stdin) / 2
     ((_, entry),) = redis_client.xrevrange(Result.get_key(job_id), count=1)
     stored_result = base64.b64decode(entry[b"return_value"])  # RQ's own base64
-    assert stored_result.startswith(ZSTD_MAGIC) and len(stored_result) < len(stdin) / 2
+    assert stored_result.startswith(zstandard.FRAME_HEADER) and len(stored_result) < len(stdin) / 2
 
 
 def test_a_running_job_reports_started_and_can_be_canceled(client: FlaskClient, run: Run) -> None:
