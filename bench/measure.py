@@ -7,7 +7,7 @@ from functools import partial
 from bench.client import run_clients
 from bench.floor import Runner, run_floor
 from bench.pool import Deadline
-from bench.procstat import own_cpu_s
+from bench.procstat import idle_s, own_cpu_s
 from bench.report import Phase
 from bench.stack import Stack
 from bench.workloads import Workload
@@ -46,9 +46,9 @@ def service_phase(
     with stack.watched(deadline):
         # Not timed: loads what the first requests of each gunicorn process and worker load lazily.
         drive(jobs=len(stack.workers) * 2)
-        before, client_before = stack.usage(), own_cpu_s(resource.RUSAGE_SELF)
+        before, client_before, idle_before = stack.usage(), own_cpu_s(resource.RUSAGE_SELF), idle_s()
         samples, elapsed = drive(jobs=jobs)
-        after, client_after = stack.usage(), own_cpu_s(resource.RUSAGE_SELF)
+        after, client_after, idle_after = stack.usage(), own_cpu_s(resource.RUSAGE_SELF), idle_s()
     done = max(1, len(samples))
     per_job = {
         key: (getattr(after, attribute) - getattr(before, attribute)) * 1000 / done
@@ -59,6 +59,7 @@ def service_phase(
         # The INFO calls that read these counters add 2 commands per phase: noise, not worth removing.
         "redis_commands_per_job": (after.redis_commands - before.redis_commands) / done,
         "client_cpu_ms_per_job": (client_after - client_before) * 1000 / done,
+        "idle_cores": (idle_after - idle_before) / elapsed if elapsed > 0 else None,
         **stack.memory(),
     }
     return Phase(samples, elapsed, jobs, resources)
@@ -78,14 +79,17 @@ def floor_phase(
     _progress(f"{name} {workload.name} parallel={parallel} C={clients} jobs={jobs}")
     run_floor(runner, workload, jobs=parallel, clients=parallel, parallel=parallel, deadline=deadline)
     own_before, children_before = own_cpu_s(resource.RUSAGE_SELF), own_cpu_s(resource.RUSAGE_CHILDREN)
+    idle_before = idle_s()
     samples, elapsed = run_floor(
         runner, workload, jobs=jobs, clients=clients, parallel=parallel, deadline=deadline
     )
     own_after, children_after = own_cpu_s(resource.RUSAGE_SELF), own_cpu_s(resource.RUSAGE_CHILDREN)
+    idle_after = idle_s()
     done = max(1, len(samples))
     resources = {
         "overhead_cpu_ms_per_job": (own_after - own_before) * 1000 / done,
         "program_cpu_ms_per_job": (children_after - children_before) * 1000 / done,
+        "idle_cores": (idle_after - idle_before) / elapsed if elapsed > 0 else None,
     }
     return Phase(samples, elapsed, jobs, resources)
 

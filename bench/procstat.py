@@ -41,6 +41,16 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def idle_s() -> float:
+    """Seconds the machine's cores have spent idle (idle + iowait, summed over cores) since boot.
+
+    Divided by a phase's wall time, it says how many cores sat idle on average: near zero, the phase
+    was bound by CPU, and throughput follows CPU per job; well above it, by waits and wake-ups.
+    """
+    times = psutil.cpu_times()
+    return times.idle + getattr(times, "iowait", 0.0)
+
+
 def own_cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     """User + system CPU seconds of this process (RUSAGE_SELF) or of its reaped children."""
     usage = resource.getrusage(who)

@@ -38,6 +38,7 @@ ROWS = [
     ("program_cpu_ms_per_job", "program CPU ms/job"),
     ("redis_commands_per_job", "redis commands per job"),
     ("client_cpu_ms_per_job", "bench client CPU ms/job"),
+    ("idle_cores", "idle cores (mean over the phase)"),
     ("worker_rss_mib", "rq worker RSS, MiB (max)"),
     ("web_rss_mib", "gunicorn RSS, MiB (all)"),
     ("redis_rss_mib", "redis-server RSS, MiB"),
