@@ -45,11 +45,12 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
 
 @api.get("/api/v1/execute/<job_id>")
 def poll(job_id: str) -> Response:
-    """The job's status, and its result once it has ended; ?wait=true holds the answer until then."""
-    wait = _wait_requested()
+    """The job's status, and its result once it has ended; ?wait=true holds the answer until then,
+    and a repeat poll that comes too soon is held for the rest of its pace (executor.poll_pace)."""
     jobs = services().jobs
-    snapshot = _find(job_id)
-    return _view_json(jobs.wait(snapshot) if wait else jobs.view(snapshot))
+    if _wait_requested():
+        return _view_json(jobs.wait(_find(job_id)))
+    return _view_json(jobs.paced_view(_find(job_id, paced=True)))
 
 
 @api.delete("/api/v1/execute/<job_id>")
@@ -93,10 +94,10 @@ def health() -> tuple[Response, int]:
     return jsonify(report.model_dump()), 200 if report.status == "ok" else 503
 
 
-def _find(job_id: str) -> Snapshot:
+def _find(job_id: str, *, paced: bool = False) -> Snapshot:
     """The caller's job, or 404: another client's job is as absent as one that never existed."""
     try:
-        return services().jobs.find(job_id, client_owner())
+        return services().jobs.find(job_id, client_owner(), paced=paced)
     except JobNotFound as missing:
         raise APIError(404, f"No job with id {job_id!r}; it never existed or has expired.") from missing
 

@@ -20,6 +20,7 @@ from rq.utils import as_text
 from executor.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
 from executor.lost_jobs import settle_if_lost
 from executor.models import TERMINAL_STATUSES, ExecuteRequest, JobView
+from executor.poll_pace import queue_poll_hold
 from executor.serializer import JobSerializer
 from executor.settings import Settings
 
@@ -40,11 +41,13 @@ CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A job as one poll read it: its hash, its place in the queue and its newest result."""
+    """A job as one poll read it: its hash, its place in the queue and its newest result, and how
+    long a poll of it is to be held (see `executor.poll_pace`)."""
 
     job: Job
     queue_position: int | None
     result: Result | None
+    hold_s: float = 0.0
 
 
 class JobNotFound(Exception):
@@ -94,37 +97,50 @@ class JobQueue:
         job = _restored(job, fields)
         return job, self._wait_from(job, self._unless_waiting(job, reply), deadline)
 
-    def find(self, job_id: str, owner: str | None) -> Snapshot:
+    def find(self, job_id: str, owner: str | None, *, paced: bool = False) -> Snapshot:
         """The client's job with this id, read with what its view needs in one round trip.
 
         A poll needs the job's hash and, depending on its status, its place in the queue or its
-        newest result: asking for all three at once costs less than a second round trip.
+        newest result: asking for all three at once costs less than a second round trip. A `paced`
+        read (a plain poll) also learns in that round trip how long its answer is to be held.
         """
         if not _is_uuid(job_id):
             raise JobNotFound(f"no job {job_id}")  # every id we hand out is a UUID
+        pace_ms = self.settings.poll_pace_ms if paced else 0
         with self.connection.pipeline(transaction=False) as pipeline:
             pipeline.hgetall(Job.key_for(job_id))
             pipeline.lpos(self.queue.key, job_id, maxlen=GUESSED_POSITION_SCAN)
             pipeline.xrevrange(Result.get_key(job_id), count=1)
-            fields, position, newest = pipeline.execute()
+            if pace_ms:
+                queue_poll_hold(pipeline, job_id, pace_ms)
+            fields, position, newest, *held_ms = pipeline.execute()
         job = _restored(Job(job_id, connection=self.connection, serializer=JobSerializer), fields)
         if job.meta.get("owner") != owner:
             raise JobNotFound(f"no job {job_id}")
-        return Snapshot(job, position, _result_of(job, newest[0]) if newest else None)
+        result = _result_of(job, newest[0]) if newest else None
+        return Snapshot(job, position, result, hold_s=int(held_ms[0]) / 1000 if held_ms else 0.0)
 
     def view(self, snapshot: Snapshot) -> JobView:
         """The job as the client sees it."""
         return self._view_of(snapshot.job, snapshot.result, snapshot.queue_position)
 
-    def wait(self, snapshot: Snapshot) -> JobView:
-        """The job once terminal, or as it is when its timeout plus a margin has passed.
+    def paced_view(self, snapshot: Snapshot) -> JobView:
+        """The job as a poll sees it: at once, or, for a repeat poll that came too soon, once its
+        hold has passed or the job has ended, whichever is first (see `executor.poll_pace`)."""
+        if snapshot.hold_s <= 0:
+            return self.view(snapshot)
+        return self.wait(snapshot, until=time.monotonic() + snapshot.hold_s)
+
+    def wait(self, snapshot: Snapshot, until: float | None = None) -> JobView:
+        """The job once terminal, or as it is at `until` (a `time.monotonic()` instant; by default
+        when its timeout plus a margin has passed).
 
         A blocking read of the job's result stream returns as soon as the worker writes the result,
         and its reply is the result itself: no polling, and no second read of it. The worker writes
         the result and the job's status in one step, so the hash read after it agrees.
         """
         job = snapshot.job
-        deadline = _wait_deadline(job.meta.get("timeout", 5.0))
+        deadline = _wait_deadline(job.meta.get("timeout", 5.0)) if until is None else until
         view = None if job.get_status(refresh=False) in WAITING_STATUSES else self.view(snapshot)
         return self._wait_from(job, view, deadline)
 

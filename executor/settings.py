@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     sandbox_uid_base: int = Field(62000, gt=1000)
     sandbox_slots: int = Field(64, gt=0)
     retry_lost_jobs: bool = False
+    # A repeat poll of a job within this many ms of the last one's answer is held until then, or
+    # until the job ends (executor/poll_pace.py); 0 answers every poll at once.
+    poll_pace_ms: int = Field(50, ge=0, le=5000)
     # A started job whose worker sent no heartbeat for this long is reported lost.
     worker_heartbeat_s: float = Field(2.0, gt=0)
     worker_lost_after_s: float = Field(10.0, gt=0)

@@ -1,0 +1,93 @@
+"""Repeat polls of a job are paced (executor/poll_pace.py): on a real Redis, with real workers."""
+
+import time
+import uuid
+from datetime import datetime
+
+from flask.testing import FlaskClient
+from redis import Redis
+
+from executor.app import create_app
+from executor.models import TERMINAL_STATUSES
+from executor.poll_pace import poll_mark_key, queue_poll_hold
+from executor.settings import Settings
+from tests.stack import WorkerProcesses
+
+PACE_MS = 100
+# Long enough that a poll answered at the end of its hold, not at the job's end, shows.
+STACK_PACE_MS = 1000
+
+
+def held_ms(redis_client: Redis, job_id: str, now_ms: int) -> int:
+    with redis_client.pipeline(transaction=False) as pipeline:
+        queue_poll_hold(pipeline, job_id, PACE_MS, now_ms=now_ms)
+        (held,) = pipeline.execute()
+    return int(held)
+
+
+def test_a_poll_is_held_until_one_pace_after_the_last_poll_s_answer_and_never_longer(
+    redis_client: Redis,
+) -> None:
+    job_id, now = str(uuid.uuid4()), int(time.time() * 1000)
+    assert held_ms(redis_client, job_id, now) == 0  # the first poll of a job is answered at once
+    assert held_ms(redis_client, job_id, now + 10) == PACE_MS - 10
+    # A third poll while the second is held: due a pace after the second's answer, but never held
+    # longer than one pace, however many polls pile up.
+    assert held_ms(redis_client, job_id, now + 20) == PACE_MS
+    assert held_ms(redis_client, job_id, now + 20 + 5 * PACE_MS) == 0  # a poll that came late enough
+    assert held_ms(redis_client, str(uuid.uuid4()), now + 21) == 0  # each job has its own pace
+    remaining_ms = redis_client.pttl(poll_mark_key(job_id))
+    assert 0 < remaining_ms <= PACE_MS  # the mark expires once it would hold nothing
+
+
+def paced_client(settings: Settings, pace_ms: int) -> FlaskClient:
+    return create_app(settings.model_copy(update={"poll_pace_ms": pace_ms})).test_client()
+
+
+def poll_tightly(client: FlaskClient, job_id: str) -> tuple[dict[str, object], int, float]:
+    """GET the job with no pause until it is terminal; its view, the number of polls, and the
+    seconds from its ended_at to the arrival of that view. Bounded in time and in count."""
+    deadline = time.monotonic() + 20
+    for polls in range(1, 20_000):
+        view = client.get(f"/api/v1/execute/{job_id}").get_json()
+        if view["status"] in TERMINAL_STATUSES:
+            late_s = time.time() - datetime.fromisoformat(view["ended_at"]).timestamp()
+            return view, polls, late_s
+        assert time.monotonic() < deadline, "the job never ended"
+    raise AssertionError("the poll loop never ended")
+
+
+def submit_sleeper(client: FlaskClient, seconds: float) -> tuple[str, float]:
+    code = f"import time; time.sleep({seconds}); print('up')"
+    response = client.post("/api/v1/execute", json={"code": code})
+    assert response.status_code == 202
+    return response.get_json()["job_id"], time.monotonic()
+
+
+def test_a_tight_poll_loop_is_paced_and_still_gets_the_result_as_soon_as_the_job_ends(
+    settings: Settings, workers: WorkerProcesses
+) -> None:
+    client = paced_client(settings, STACK_PACE_MS)
+    job_id, submitted = submit_sleeper(client, 0.3)
+    view, polls, late_s = poll_tightly(client, job_id)
+    elapsed_s = time.monotonic() - submitted
+    assert view["status"] == "success" and view["stdout"] == "up\n"
+    assert 2 <= polls <= elapsed_s * 1000 / STACK_PACE_MS + 2
+    # The held poll wakes on the result itself, not at the end of its hold.
+    assert late_s < 0.15
+
+
+def test_without_a_pace_every_poll_is_answered_at_once(settings: Settings, workers: WorkerProcesses) -> None:
+    client = paced_client(settings, 0)
+    job_id, submitted = submit_sleeper(client, 0.5)
+    _view, polls, _late = poll_tightly(client, job_id)
+    assert polls > 3 * (time.monotonic() - submitted) * 1000 / PACE_MS
+
+
+def test_polls_of_an_ended_job_are_never_held(settings: Settings, workers: WorkerProcesses) -> None:
+    client = paced_client(settings, STACK_PACE_MS)
+    job_id = client.post("/api/v1/execute?wait=true", json={"code": "print(1)"}).get_json()["job_id"]
+    started = time.monotonic()
+    for _ in range(3):
+        assert client.get(f"/api/v1/execute/{job_id}").get_json()["status"] == "success"
+    assert time.monotonic() - started < STACK_PACE_MS / 1000
