@@ -6,7 +6,9 @@ service's CPU on answers that say nothing new, taking it from the programs and f
 So the answer to a poll is due one pace after the previous poll's answer; until then the web holds
 it with a blocking read of the job's result stream, which returns as soon as the job ends. A client
 that reads many jobs once each is never held. The due time lives in Redis, so every web process
-paces the same job alike.
+paces the same job alike. It is set in the poll's own round trip, before the job's owner is
+checked: a client that knew another client's job id could delay that client's polls by at most one
+pace, and job ids are unguessable.
 """
 
 import time
