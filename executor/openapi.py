@@ -60,6 +60,11 @@ def build_openapi(request_model: type[ExecuteRequest], authenticated: bool) -> d
         "/api/v1/execute/{job_id}": {
             "get": {
                 "summary": "Poll a job (with ?wait=true: hold the answer until it ends)",
+                "description": (
+                    "A repeat poll of a job that has not ended, sooner than EXECUTOR_POLL_PACE_MS "
+                    "(default 50 ms) after the previous poll's answer, is answered when that time has "
+                    "passed, or at once when the job ends."
+                ),
                 "parameters": [JOB_ID, WAIT],
                 "responses": {
                     "200": {"description": "The job", "content": _content("JobView")},
