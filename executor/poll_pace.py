@@ -14,11 +14,16 @@ pace, and job ids are unguessable.
 import time
 
 from redis.client import Pipeline
+from rq.job import Job
 
-# KEYS[1]: the job's poll mark. ARGV: the time now and the pace, in ms. Returns how long this poll is
-# held, in ms: until the previous poll's answer plus the pace, never longer than one pace. The mark
-# then says when the next poll may be answered, and expires once it no longer holds anything.
+# KEYS: the job's poll mark, the job's hash. ARGV: the time now and the pace, in ms. Returns how long
+# this poll is held, in ms: until the previous poll's answer plus the pace, never longer than one
+# pace. The mark then says when the next poll may be answered, and expires once it no longer holds
+# anything. A job that does not exist gets no mark: polls of made-up ids leave nothing behind.
 HOLD_UNTIL_DUE = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+    return 0
+end
 local now, pace = tonumber(ARGV[1]), tonumber(ARGV[2])
 local due = tonumber(redis.call('GET', KEYS[1]) or now)
 due = math.min(math.max(due, now), now + pace)
@@ -35,4 +40,4 @@ def poll_mark_key(job_id: str) -> str:
 def queue_poll_hold(pipeline: Pipeline, job_id: str, pace_ms: int, now_ms: int | None = None) -> None:
     """Queue on `pipeline` the step whose reply is how long (ms) this poll of `job_id` is held."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    pipeline.eval(HOLD_UNTIL_DUE, 1, poll_mark_key(job_id), now_ms, pace_ms)
+    pipeline.eval(HOLD_UNTIL_DUE, 2, poll_mark_key(job_id), Job.key_for(job_id), now_ms, pace_ms)

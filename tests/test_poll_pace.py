@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flask.testing import FlaskClient
 from redis import Redis
+from rq.job import Job
 
 from executor.app import create_app
 from executor.models import TERMINAL_STATUSES
@@ -25,19 +26,33 @@ def held_ms(redis_client: Redis, job_id: str, now_ms: int) -> int:
     return int(held)
 
 
+def a_job(redis_client: Redis) -> str:
+    """The id of a job hash in Redis (pacing ignores ids no job has), gone within a minute."""
+    job_id = str(uuid.uuid4())
+    redis_client.hset(Job.key_for(job_id), "status", "started")
+    redis_client.expire(Job.key_for(job_id), 60)
+    return job_id
+
+
 def test_a_poll_is_held_until_one_pace_after_the_last_poll_s_answer_and_never_longer(
     redis_client: Redis,
 ) -> None:
-    job_id, now = str(uuid.uuid4()), int(time.time() * 1000)
+    job_id, now = a_job(redis_client), int(time.time() * 1000)
     assert held_ms(redis_client, job_id, now) == 0  # the first poll of a job is answered at once
     assert held_ms(redis_client, job_id, now + 10) == PACE_MS - 10
     # A third poll while the second is held: due a pace after the second's answer, but never held
     # longer than one pace, however many polls pile up.
     assert held_ms(redis_client, job_id, now + 20) == PACE_MS
     assert held_ms(redis_client, job_id, now + 20 + 5 * PACE_MS) == 0  # a poll that came late enough
-    assert held_ms(redis_client, str(uuid.uuid4()), now + 21) == 0  # each job has its own pace
+    assert held_ms(redis_client, a_job(redis_client), now + 21) == 0  # each job has its own pace
     remaining_ms = redis_client.pttl(poll_mark_key(job_id))
     assert 0 < remaining_ms <= PACE_MS  # the mark expires once it would hold nothing
+
+
+def test_polls_of_an_id_no_job_has_are_never_held_and_leave_nothing_in_redis(redis_client: Redis) -> None:
+    made_up, now = str(uuid.uuid4()), int(time.time() * 1000)
+    assert [held_ms(redis_client, made_up, now + step) for step in range(3)] == [0, 0, 0]
+    assert not redis_client.exists(poll_mark_key(made_up))
 
 
 def paced_client(settings: Settings, pace_ms: int) -> FlaskClient:
