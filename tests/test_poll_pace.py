@@ -89,7 +89,7 @@ def test_a_tight_poll_loop_is_paced_and_still_gets_the_result_as_soon_as_the_job
     assert view["status"] == "success" and view["stdout"] == "up\n"
     assert 2 <= polls <= elapsed_s * 1000 / STACK_PACE_MS + 2
     # The held poll wakes on the result itself, not at the end of its hold.
-    assert late_s < 0.15
+    assert late_s < 0.3  # where a hold sleeping out its second would answer about 0.65 s late
 
 
 def test_without_a_pace_every_poll_is_answered_at_once(settings: Settings, workers: WorkerProcesses) -> None:
