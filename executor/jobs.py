@@ -36,6 +36,7 @@ WAIT_SLICE_MS = 500
 GUESSED_POSITION_SCAN = 1000
 
 WAITING_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED}
+UNFINISHED_STATUSES = {*WAITING_STATUSES, JobStatus.STARTED}
 CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
 
 
@@ -125,22 +126,24 @@ class JobQueue:
         return self._view_of(snapshot.job, snapshot.result, snapshot.queue_position)
 
     def paced_view(self, snapshot: Snapshot) -> JobView:
-        """The job as a poll sees it: at once, or, for a repeat poll that came too soon, once its
-        hold has passed or the job has ended, whichever is first (see `executor.poll_pace`)."""
-        if snapshot.hold_s <= 0:
+        """The job as a poll sees it: at once, or, for a repeat poll of an unfinished job that came
+        too soon, once its hold has passed or the job has ended, whichever is first (see
+        `executor.poll_pace`). A held poll builds its view only from what it reads after the hold
+        (a lost worker is noticed then), not also from what it read before."""
+        job = snapshot.job
+        if snapshot.hold_s <= 0 or job.get_status(refresh=False) not in UNFINISHED_STATUSES:
             return self.view(snapshot)
-        return self.wait(snapshot, until=time.monotonic() + snapshot.hold_s)
+        return self._wait_from(job, None, time.monotonic() + snapshot.hold_s)
 
-    def wait(self, snapshot: Snapshot, until: float | None = None) -> JobView:
-        """The job once terminal, or as it is at `until` (a `time.monotonic()` instant; by default
-        when its timeout plus a margin has passed).
+    def wait(self, snapshot: Snapshot) -> JobView:
+        """The job once terminal, or as it is when its timeout plus a margin has passed.
 
         A blocking read of the job's result stream returns as soon as the worker writes the result,
         and its reply is the result itself: no polling, and no second read of it. The worker writes
         the result and the job's status in one step, so the hash read after it agrees.
         """
         job = snapshot.job
-        deadline = _wait_deadline(job.meta.get("timeout", 5.0)) if until is None else until
+        deadline = _wait_deadline(job.meta.get("timeout", 5.0))
         view = None if job.get_status(refresh=False) in WAITING_STATUSES else self.view(snapshot)
         return self._wait_from(job, view, deadline)
 
