@@ -2,6 +2,7 @@
 
 from executor.sandbox.detect import detect_sandbox
 from executor.sandbox.isolation import Isolation, Sandbox, SandboxUnavailable
+from executor.sandbox.leftovers import sweep_leftover_runs
 from executor.sandbox.limits import Limits
 from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome, RunResult
@@ -18,4 +19,5 @@ __all__ = [
     "detect_sandbox",
     "kill_running_programs",
     "run_program",
+    "sweep_leftover_runs",
 ]

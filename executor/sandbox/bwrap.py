@@ -3,11 +3,14 @@
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 
+from executor.sandbox.cgroups import JobCgroup
 from executor.sandbox.launch import (
     ProcessEnd,
     ReapedOnce,
@@ -19,9 +22,9 @@ from executor.sandbox.launch import (
     spawn,
     text_args,
 )
-from executor.sandbox.limits import MIB, Limits
 from executor.sandbox.processes import children_of, kill_strays, send_kill, stat_fields
 from executor.sandbox.rlimits import exec_prefix, program_rlimits
+from executor.sandbox.scratch import split_sizes
 
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
@@ -56,15 +59,25 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
         seccomp_args = ["--seccomp", str(seccomp_fd)]
     status_read, status_write = os.pipe2(os.O_CLOEXEC)
     cleanup.callback(os.close, status_read)
+    block_args: list[str] = []
+    if run.cgroup is not None:
+        # pid 1 waits on this pipe before it forks the program, until both bwrap processes are in the cgroup.
+        block_read, block_write = os.pipe2(os.O_CLOEXEC)
+        cleanup.callback(os.close, block_write)
+        pass_fds.append(block_read)
+        block_args = ["--block-fd", str(block_read)]
     # The interpreter by its real path: a symlink into a directory the sandbox does not show breaks.
     executable = os.path.realpath(run.language.executable)
-    rlimits = program_rlimits(run.limits, process_allowance(run.sandbox, BWRAP_PROCESSES))
+    rlimits = program_rlimits(
+        run.limits, process_allowance(run.sandbox, BWRAP_PROCESSES), memory_in_cgroup=run.cgroup is not None
+    )
     argv = [
         *exec_prefix(rlimits, program_user(run.sandbox)),
         run.sandbox.bwrap_path,
         *_namespaces(),
-        *_filesystem(executable, run.limits, source_fd, run.language.source_file),
+        *_filesystem(executable, run, source_fd),
         *seccomp_args,
+        *block_args,
         "--json-status-fd",
         str(status_write),
         "--",
@@ -75,9 +88,13 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
         popen = spawn(argv, env={}, cwd="/", stdio=stdio, pass_fds=[*pass_fds, status_write])
     finally:
         os.close(status_write)
+        if block_args:
+            os.close(block_read)
     uid = os.geteuid() if run.sandbox.program_uid is None else run.sandbox.program_uid
     process = BwrapProcess(popen, status_read, uid)
     cleanup.callback(process.close)
+    if run.cgroup is not None:
+        process.join_before_start(run.cgroup, block_write, run.limits.wall_time_s)
     return process
 
 
@@ -101,7 +118,7 @@ def _namespaces() -> list[str]:
     ]
 
 
-def _filesystem(executable: str, limits: Limits, source_fd: int, source_file: str) -> list[str]:
+def _filesystem(executable: str, run: Run, source_fd: int) -> list[str]:
     """/usr read-only, a fresh /proc, a few devices, size-bounded /tmp, /dev/shm and /work, nothing else."""
     args = ["--ro-bind", "/usr", "/usr"]
     for path in ROOT_LINKS:
@@ -120,13 +137,24 @@ def _filesystem(executable: str, limits: Limits, source_fd: int, source_file: st
         args += ["--dev-bind", device, device]
     for target, link in DEVICE_LINKS:
         args += ["--symlink", target, link]
-    # Each writable tmpfs is bounded; the root tmpfs (holding /dev) becomes read-only after setup.
-    size = str(limits.max_disk_mb * MIB)
-    args += ["--size", size, "--tmpfs", "/dev/shm"]
-    args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", WORK_DIR]
-    args += ["--perms", "0644", "--file", str(source_fd), f"{WORK_DIR}/{source_file}"]
+    args += _writable(run)
+    args += ["--perms", "0644", "--file", str(source_fd), f"{WORK_DIR}/{run.language.source_file}"]
     args += ["--remount-ro", "/", "--chdir", WORK_DIR]
     return args
+
+
+def _writable(run: Run) -> list[str]:
+    """/work, /tmp and /dev/shm: the run's scratch disk, or three tmpfs splitting the disk budget.
+
+    Everything else stays on the root tmpfs (holding /dev), which becomes read-only after setup.
+    """
+    places = {WORK_DIR: "work", "/tmp": "tmp", "/dev/shm": "shm"}
+    if run.scratch is not None:
+        return [
+            arg for place, folder in places.items() for arg in ("--bind", run.scratch.folder(folder), place)
+        ]
+    sizes = split_sizes(run.limits)
+    return [arg for place in places for arg in ("--size", str(sizes[place]), "--tmpfs", place)]
 
 
 def _memfd(name: str, data: bytes, cleanup: ExitStack) -> int:
@@ -204,6 +232,29 @@ class BwrapProcess(ReapedOnce):
         send_kill(self._pidfd)
         if self._init_pidfd is not None:
             send_kill(self._init_pidfd)
+
+    def join_before_start(self, cgroup: JobCgroup, block_fd: int, timeout_s: float) -> None:
+        """Move the monitor and pid 1 into the job's cgroup, then let pid 1 start the program.
+
+        pid 1 is blocked (`--block-fd`) until then, so the program and all it forks are born in the
+        cgroup. If pid 1 is never reported (bwrap failed, or hung past the deadline), it is never
+        let go: the program cannot run outside its cgroup.
+        """
+        deadline = time.monotonic() + timeout_s
+        while self._init_pid is None and (remaining := deadline - time.monotonic()) > 0:
+            if not select.select([self._status_fd], [], [], remaining)[0]:
+                return
+            chunk = os.read(self._status_fd, 4096)
+            if not chunk:
+                return
+            self._read_status(chunk)
+        if self._init_pidfd is None or self._init_pid is None:
+            return
+        # pid 1 gone already means bwrap failed in its set-up: the run ends with bwrap's report.
+        with contextlib.suppress(ProcessLookupError, BrokenPipeError):
+            cgroup.join(self._popen.pid)
+            cgroup.join(self._init_pid)
+            os.write(block_fd, b"1")
 
     def _release(self) -> None:
         os.close(self._pidfd)

@@ -7,12 +7,16 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from executor.languages import Language
+from executor.sandbox.cgroups import CgroupUnavailable, Hierarchy, find_hierarchy
 from executor.sandbox.isolation import Isolation, Sandbox, SandboxUnavailable
+from executor.sandbox.leftovers import sweep_leftover_runs
 from executor.sandbox.limits import Limits
 from executor.sandbox.processes import kill_all_of
 from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome
+from executor.sandbox.run_names import worker_prefix
 from executor.sandbox.runner import run_program
+from executor.sandbox.scratch import can_mount
 from executor.sandbox.seccomp import build_seccomp_filter
 
 _logger = logging.getLogger(__name__)
@@ -40,6 +44,7 @@ def detect_sandbox(
             "the worker is root and no program uid was given: programs run as host root, "
             "and RLIMIT_NPROC does not hold for root, so fork bombs are not contained"
         )
+    cgroups = _job_cgroups(require_isolation)
     candidate = Sandbox(
         isolation=Isolation.BWRAP,
         languages=languages,
@@ -47,11 +52,16 @@ def detect_sandbox(
         program_gid=program_gid,
         seccomp_filter=build_seccomp_filter(),
         bwrap_path=shutil.which("bwrap") or "bwrap",
+        cgroups=cgroups,
+        scratch_disks=program_uid is not None and can_mount(),
+        run_prefix=worker_prefix(),
     )
+    for name in sweep_leftover_runs(candidate):
+        _logger.warning("removed what the run %s of a worker that died left (its cgroup, its disk)", name)
     installed = os.access(candidate.bwrap_path, os.X_OK)
     problem = _problem(candidate) if installed else "bwrap is not installed"
     if problem is None:
-        _logger.info("sandbox: bubblewrap works, programs run isolated")
+        _logger.info("sandbox: bubblewrap works, programs run isolated (%s)", candidate.level)
         return candidate
     if require_isolation:
         raise SandboxUnavailable(f"bubblewrap does not work here: {problem}")
@@ -65,6 +75,25 @@ def detect_sandbox(
     if problem is not None:
         _logger.error("programs cannot run here at all, even with rlimits only: %s", problem)
     return fallback
+
+
+def _job_cgroups(require_isolation: bool) -> Hierarchy | None:
+    """Where runs get a cgroup each; None where none can be made."""
+    try:
+        hierarchy = find_hierarchy()
+    except CgroupUnavailable as error:
+        if require_isolation:
+            raise SandboxUnavailable(
+                f"runs cannot get a cgroup of their own here: {error.strerror}"
+            ) from error
+        _logger.warning(
+            "SANDBOX DEGRADED: runs cannot get a cgroup of their own here (%s). Memory is bounded per "
+            "process by RLIMIT_AS only: tmpfs, shared memory and kernel memory are not bounded, and a "
+            "job can take far more than its memory_mb across its processes.",
+            error.strerror,
+        )
+        return None
+    return hierarchy
 
 
 def _problem(sandbox: Sandbox) -> str | None:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from executor.languages import Language
+from executor.sandbox.cgroups import Hierarchy
 
 
 class Isolation(StrEnum):
@@ -14,8 +15,12 @@ class Isolation(StrEnum):
     RLIMITS_ONLY = "rlimits-only"
 
 
+# Appended to the level's name when every run gets a cgroup of its own.
+CGROUP_SUFFIX = "+cgroup"
+
+
 class SandboxUnavailable(RuntimeError):
-    """Raised when isolation is required but bubblewrap does not work on this machine."""
+    """Raised when full isolation is required but bubblewrap or job cgroups do not work on this machine."""
 
 
 @dataclass(frozen=True)
@@ -30,3 +35,14 @@ class Sandbox:
     # The compiled BPF filter, built once by detect_sandbox; empty means no filter.
     seccomp_filter: bytes = b""
     bwrap_path: str = "/usr/bin/bwrap"
+    # Where each run gets a cgroup of its own (None: rlimits are the only resource bounds).
+    cgroups: Hierarchy | None = None
+    # Whether each run gets a scratch disk mounted on the host (root only; see scratch.py).
+    scratch_disks: bool = False
+    # What the names of this worker's runs start with (run_names.py).
+    run_prefix: str = "w0-0"
+
+    @property
+    def level(self) -> str:
+        """The isolation level as /health and the worker's log name it: `bwrap+cgroup`, `bwrap`, ..."""
+        return self.isolation + (CGROUP_SUFFIX if self.cgroups is not None else "")

@@ -9,20 +9,26 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from executor.languages import Language
+from executor.sandbox.cgroups import JobCgroup
 from executor.sandbox.isolation import Sandbox
 from executor.sandbox.limits import Limits
 from executor.sandbox.processes import count_tasks
 from executor.sandbox.program import Program
+from executor.sandbox.scratch import Scratch
 
 
 @dataclass(frozen=True)
 class Run:
-    """One run's inputs: the program, the language it is in, its limits and the sandbox."""
+    """One run's inputs: the program, the language it is in, its limits, the sandbox and the job's cgroup."""
 
     program: Program
     language: Language
     limits: Limits
     sandbox: Sandbox
+    # Made empty by the runner; every process of the run must be in it before the program starts.
+    cgroup: JobCgroup | None = None
+    # The run's disk, where the worker could mount one (scratch.py).
+    scratch: Scratch | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class ProcessEnd:
     signal: int | None = None
     cpu_time: float = 0.0
     memory_kb: int | None = None
+    # From the job's cgroup; None where runs have none.
+    oom_kills: int | None = None
     # Set when the sandbox itself failed before the program ran.
     sandbox_error: str | None = None
 

@@ -17,6 +17,11 @@ class Limits:
     max_open_files: int = 64
 
     @property
+    def max_disk_inodes(self) -> int:
+        """Files and folders the disk may hold: 256 per MiB, at least 1024 (each costs kernel memory)."""
+        return max(1024, 256 * self.max_disk_mb)
+
+    @property
     def cpu_time_s(self) -> int:
         """CPU seconds allowed: the wall limit rounded up, since RLIMIT_CPU counts whole seconds."""
         return max(1, int(-(-self.wall_time_s // 1)))

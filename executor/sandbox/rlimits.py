@@ -1,8 +1,9 @@
 """Resource limits and the privilege drop a program starts with, set between fork and exec."""
 
 import ctypes
+import os
 import resource
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from executor.sandbox.limits import MIB, Limits
 
@@ -34,23 +35,36 @@ _PRLIMIT_OPTIONS = {
 }
 
 
-def program_rlimits(limits: Limits, extra_processes: int) -> RlimitSettings:
-    """The rlimits of a run, ordered so that RLIMIT_AS comes last (see child_setup)."""
+def program_rlimits(limits: Limits, extra_processes: int, memory_in_cgroup: bool) -> RlimitSettings:
+    """The rlimits of a run, ordered so that RLIMIT_AS comes last (see child_setup).
+
+    RLIMIT_AS bounds memory only where no cgroup does: it counts address space, not memory, so it
+    stops runtimes that reserve more than they use (threads' stacks, node, the JVM, Go) and misses
+    what no process maps (tmpfs, shm, kernel memory), all of which the job's cgroup counts.
+    """
     disk = limits.max_disk_mb * MIB
     processes = limits.max_processes + extra_processes
-    return (
+    settings = (
         # SIGXCPU at the soft limit; SIGKILL a second later if the program ignores it.
         (resource.RLIMIT_CPU, (limits.cpu_time_s, limits.cpu_time_s + 1)),
         (resource.RLIMIT_NPROC, (processes, processes)),
         (resource.RLIMIT_FSIZE, (disk, disk)),
         (resource.RLIMIT_NOFILE, (limits.max_open_files, limits.max_open_files)),
         (resource.RLIMIT_CORE, (0, 0)),
-        (resource.RLIMIT_AS, (limits.memory_mb * MIB, limits.memory_mb * MIB)),
     )
+    if memory_in_cgroup:
+        return settings
+    return (*settings, (resource.RLIMIT_AS, (limits.memory_mb * MIB, limits.memory_mb * MIB)))
 
 
-def child_setup(rlimits: RlimitSettings, seccomp_filter: bytes) -> Callable[[], None]:
-    """The preexec function: no new privileges, the rlimits, and the seccomp filter when one is given."""
+def child_setup(
+    rlimits: RlimitSettings, seccomp_filter: bytes, cgroup_procs_fds: Sequence[int] = ()
+) -> Callable[[], None]:
+    """The preexec function: join the job's cgroup, no new privileges, the rlimits, and the seccomp filter.
+
+    `cgroup_procs_fds` are the job's cgroup.procs files, opened by the worker: writing "0" moves the
+    writer itself, so the program is in its cgroup before its first instruction.
+    """
     program = ctypes.create_string_buffer(seccomp_filter, len(seccomp_filter))
     fprog = _SockFprog(len(seccomp_filter) // 8, ctypes.cast(program, ctypes.c_void_p))
     zero, one, filter_mode = ctypes.c_ulong(0), ctypes.c_ulong(1), ctypes.c_ulong(SECCOMP_MODE_FILTER)
@@ -60,6 +74,8 @@ def child_setup(rlimits: RlimitSettings, seccomp_filter: bytes) -> Callable[[], 
         # Runs in the forked child of a possibly multi-threaded worker: everything is prepared
         # above, so this only makes system calls; RLIMIT_AS comes last, since after it the copy of
         # the worker may not be able to allocate anything.
+        for fd in cgroup_procs_fds:
+            os.write(fd, b"0")
         if _LIBC.prctl(PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
         if seccomp_filter and _LIBC.prctl(PR_SET_SECCOMP, filter_mode, fprog_pointer, zero, zero) != 0:

@@ -29,10 +29,13 @@ from executor.sandbox.rlimits import child_setup, program_rlimits
 
 
 def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
-    """Spawn the interpreter in a fresh working directory that `cleanup` removes."""
+    """Spawn the interpreter in the run's scratch disk, or a fresh directory that `cleanup` removes."""
     sandbox = run.sandbox
-    workdir = tempfile.mkdtemp(prefix="executor-run-")
-    cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+    if run.scratch is not None:
+        workdir, tmpdir = run.scratch.folder("work"), run.scratch.folder("tmp")
+    else:
+        workdir = tmpdir = tempfile.mkdtemp(prefix="executor-run-")
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
     source = os.path.join(workdir, run.language.source_file)
     with open(source, "wb") as source_file:
         source_file.write(run.program.code.encode("utf-8", "replace"))
@@ -40,8 +43,14 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
     if user is not None:
         os.chown(workdir, *user)
         os.chown(source, *user)
-    environment = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "TMPDIR": workdir}
-    rlimits = program_rlimits(run.limits, process_allowance(sandbox, 0))
+    environment = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "TMPDIR": tmpdir}
+    rlimits = program_rlimits(
+        run.limits, process_allowance(sandbox, 0), memory_in_cgroup=run.cgroup is not None
+    )
+    procs_fds = []
+    for path in run.cgroup.procs_files if run.cgroup is not None else ():
+        procs_fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+        cleanup.callback(os.close, procs_fds[-1])
     baseline_kb = _peak_rss_kb()
     popen = spawn(
         run.language.command(text_args(run.program.args)),
@@ -49,7 +58,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
         cwd=workdir,
         stdio=stdio,
         pass_fds=(),
-        child_setup=child_setup(rlimits, sandbox.seccomp_filter),
+        child_setup=child_setup(rlimits, sandbox.seccomp_filter, procs_fds),
         user=user,
     )
     process = DirectProcess(popen, sandbox.program_uid, baseline_kb)

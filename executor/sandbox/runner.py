@@ -8,18 +8,22 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from io import FileIO
 from types import MappingProxyType
 
 from executor.languages import Language
 from executor.sandbox import bwrap, rlimits_only
+from executor.sandbox.cgroups import CgroupLimits, JobCgroup
 from executor.sandbox.classify import Ending, classify
 from executor.sandbox.isolation import Isolation, Sandbox
-from executor.sandbox.launch import ProcessEnd, Run, StartedProgram, Stdio
-from executor.sandbox.limits import Limits
+from executor.sandbox.launch import ProcessEnd, Run, StartedProgram, Stdio, program_user
+from executor.sandbox.limits import MIB, Limits
 from executor.sandbox.processes import RunningPrograms, become_subreaper
 from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome, RunResult
+from executor.sandbox.run_names import next_run_name
+from executor.sandbox.scratch import Scratch, mount_scratch, unmount_scratch
 from executor.sandbox.streams import Exchange, Pipes, StreamLoop
 
 _logger = logging.getLogger(__name__)
@@ -30,6 +34,10 @@ _STARTERS: Mapping[Isolation, _Start] = MappingProxyType(
 # The sandbox's one piece of process-wide state: a cancel arrives on another thread of the worker,
 # which holds no handle on the run it must stop.
 _RUNNING_PROGRAMS = RunningPrograms()
+# The sandbox's own processes a run's process budget must also allow: bwrap's monitor and pid 1.
+_OWN_PROCESSES: Mapping[Isolation, int] = MappingProxyType(
+    {Isolation.BWRAP: bwrap.BWRAP_PROCESSES, Isolation.RLIMITS_ONLY: 0}
+)
 
 
 def run_program(program: Program, limits: Limits, sandbox: Sandbox) -> RunResult:
@@ -50,13 +58,17 @@ def kill_running_programs() -> int:
 
 
 def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox) -> RunResult:
-    start = _STARTERS[Isolation(sandbox.isolation)]
+    isolation = Isolation(sandbox.isolation)
+    start = _STARTERS[isolation]
     become_subreaper()
     with ExitStack() as cleanup:
+        name = next_run_name(sandbox.run_prefix)
+        cgroup = _job_cgroup(name, sandbox, limits, _OWN_PROCESSES[isolation], cleanup)
+        scratch = _scratch_disk(name, sandbox, limits, cleanup)
         pipes, stdio = _pipes(cleanup)
         started_at = time.monotonic()
         with _closing_after(stdio):
-            process = start(Run(program, language, limits, sandbox), stdio, cleanup)
+            process = start(Run(program, language, limits, sandbox, cgroup, scratch), stdio, cleanup)
         with _RUNNING_PROGRAMS.registered(process.kill):
             seen = StreamLoop(
                 pidfd=process.pidfd,
@@ -69,7 +81,48 @@ def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox)
                 listeners=process.listeners,
             ).run()
         end = process.finish()
+        if cgroup is not None:
+            end = _with_cgroup_usage(end, cgroup)
     return _result(seen, end, (seen.exited_at or time.monotonic()) - started_at, limits)
+
+
+def _job_cgroup(
+    name: str, sandbox: Sandbox, limits: Limits, own_processes: int, cleanup: ExitStack
+) -> JobCgroup | None:
+    """A fresh cgroup for the run, killed and removed by `cleanup` after everything else it holds."""
+    if sandbox.cgroups is None:
+        return None
+    cgroup_limits = CgroupLimits(
+        memory_bytes=limits.memory_mb * MIB, processes=limits.max_processes + own_processes
+    )
+    cgroup = sandbox.cgroups.make(name, cgroup_limits)
+    cleanup.callback(_remove, cgroup)
+    return cgroup
+
+
+def _scratch_disk(name: str, sandbox: Sandbox, limits: Limits, cleanup: ExitStack) -> Scratch | None:
+    """A fresh disk for the run, unmounted by `cleanup` once its processes are gone."""
+    owner = program_user(sandbox)
+    if not sandbox.scratch_disks or owner is None:
+        return None
+    scratch = mount_scratch(name, limits, owner)
+    cleanup.callback(unmount_scratch, scratch)
+    return scratch
+
+
+def _with_cgroup_usage(end: ProcessEnd, cgroup: JobCgroup) -> ProcessEnd:
+    """The run's end with the whole job's CPU time, peak memory and OOM kills, once nothing of it runs."""
+    cgroup.kill()
+    usage = cgroup.usage()
+    return replace(end, cpu_time=usage.cpu_time_s, memory_kb=usage.memory_peak_kb, oom_kills=usage.oom_kills)
+
+
+def _remove(cgroup: JobCgroup) -> None:
+    """Kill whatever is left in the job's cgroup and remove it; what resists is left to the next sweep."""
+    if cgroup.kill():
+        cgroup.remove()
+    else:
+        _logger.warning("processes of a finished run outlived its kill; the next sweep removes them")
 
 
 def _pipes(cleanup: ExitStack) -> tuple[Pipes, Stdio]:
@@ -106,6 +159,7 @@ def _result(seen: Exchange, end: ProcessEnd, execution_time: float, limits: Limi
         output_exceeded=seen.output_exceeded,
         cpu_time=end.cpu_time,
         memory_kb=end.memory_kb,
+        oom_kills=end.oom_kills,
         stderr=stderr,
         sandbox_error=end.sandbox_error,
     )

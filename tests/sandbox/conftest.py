@@ -17,12 +17,17 @@ from executor.sandbox import (
     detect_sandbox,
     run_program,
 )
+from executor.sandbox.cgroups import find_hierarchy
 from executor.sandbox.processes import process_table
+from executor.sandbox.run_names import worker_prefix
+from executor.sandbox.scratch import can_mount
 from executor.sandbox.seccomp import build_seccomp_filter
 
-# Host uids programs run as when the tests run as root, apart from any a real worker uses.
-BWRAP_UID = 62900
-RLIMITS_ONLY_UID = 62901
+# Host uids programs run as when the tests run as root, apart from any a real worker uses. Two test
+# runs at once on one machine need bases of their own: a sandbox kills whatever runs as its uid.
+TEST_UID_BASE = int(os.environ.get("EXECUTOR_TEST_UID_BASE", "62900"))
+BWRAP_UID = TEST_UID_BASE
+RLIMITS_ONLY_UID = TEST_UID_BASE + 1
 IS_ROOT = os.geteuid() == 0
 
 Run = Callable[..., RunResult]
@@ -74,7 +79,16 @@ def bwrap_sandbox(languages: Mapping[str, Language]) -> Sandbox:
 def rlimits_only_sandbox(languages: Mapping[str, Language]) -> Sandbox:
     """The fallback sandbox, built directly: on this machine detection would choose bubblewrap."""
     uid = program_uid(RLIMITS_ONLY_UID)
-    return Sandbox(Isolation.RLIMITS_ONLY, languages, uid, uid, build_seccomp_filter())
+    return Sandbox(
+        Isolation.RLIMITS_ONLY,
+        languages,
+        uid,
+        uid,
+        build_seccomp_filter(),
+        cgroups=find_hierarchy() if IS_ROOT else None,
+        scratch_disks=IS_ROOT and can_mount(),
+        run_prefix=worker_prefix(),
+    )
 
 
 @pytest.fixture(params=[Isolation.BWRAP, Isolation.RLIMITS_ONLY], ids=str)

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import pytest
 
-from executor.sandbox import Outcome, RunResult
+from executor.sandbox import Outcome, RunResult, Sandbox
 
 Run = Callable[..., RunResult]
 CAP = 100_000
@@ -55,10 +55,14 @@ def test_a_program_ignoring_sigterm_is_still_killed_at_the_timeout(run: Run) -> 
     ["x = bytearray(10**9)", "chunks = []\nwhile True: chunks.append(bytearray(10**6))"],
     ids=["one-huge-allocation", "many-allocations"],
 )
-def test_a_memory_bomb_hits_the_memory_limit(run: Run, code: str) -> None:
+def test_a_memory_bomb_hits_the_memory_limit(run: Run, sandbox: Sandbox, code: str) -> None:
     result = run(code, memory_mb=64)
     assert result.outcome is Outcome.MEMORY_LIMIT
-    assert "MemoryError" in result.stderr
+    if sandbox.cgroups is None:
+        assert "MemoryError" in result.stderr  # RLIMIT_AS: the allocation fails
+    else:
+        assert result.signal == "SIGKILL"  # the cgroup's OOM killer
+        assert result.memory_kb is not None and result.memory_kb <= 64 * 1024
 
 
 def test_python_starts_at_the_smallest_memory_limit_the_api_allows(run: Run) -> None:
