@@ -113,3 +113,11 @@ def worker_slot_given_back() -> Iterator[None]:
     tasks.worker_slot.cache_clear()
     tasks.worker_sandbox.cache_clear()
     tasks.request_model.cache_clear()
+
+
+@pytest.fixture
+def pool(stack_env: dict[str, str]) -> Iterator[WorkerProcesses]:
+    """Workers a test starts for itself (see stack.own_queue), all stopped at its end."""
+    workers = WorkerProcesses(stack_env)
+    yield workers
+    workers.stop_all()

@@ -3,6 +3,7 @@
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, Worker
 
+from executor.app import create_app
 from executor.run_local import procfile_command
+from executor.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_START_TIMEOUT_S = 30.0
@@ -83,3 +86,22 @@ def processes_with_token(token: str) -> list[psutil.Process]:
         if any(token in part for part in cmdline) and process.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(process)
     return found
+
+
+def submit(client: FlaskClient, code: str, **fields: Any) -> str:
+    response = client.post("/api/v1/execute", json={"code": code, **fields})
+    assert response.status_code == 202, response.get_json()
+    job_id: str = response.get_json()["job_id"]
+    return job_id
+
+
+def own_queue(
+    settings: Settings, pool: WorkerProcesses, redis_client: Redis, workers: int, **updates: Any
+) -> tuple[FlaskClient, list["subprocess.Popen[bytes]"]]:
+    """An app and `workers` registered workers on a queue of this test alone."""
+    queue = f"faults-{uuid.uuid4().hex[:8]}"
+    client = create_app(settings.model_copy(update={"queue_name": queue, **updates})).test_client()
+    pool.env = {**pool.env, "EXECUTOR_QUEUE_NAME": queue}
+    started = pool.start(workers)
+    pool.wait_registered(redis_client, workers, queue)
+    return client, started

@@ -1,15 +1,12 @@
 """Faults on a real Redis with real workers: outages, restarts, lost workers, graceful stops."""
 
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 from redis import Redis
 from rq import Worker
 from rq.job import Job
@@ -17,7 +14,7 @@ from rq.job import Job
 from executor.app import create_app
 from executor.local_redis import RedisServer, start_redis, stop_redis
 from executor.settings import Settings
-from tests.stack import WorkerProcesses, poll_until, processes_with_token
+from tests.stack import WorkerProcesses, own_queue, poll_until, processes_with_token, submit
 
 OUTAGE_ANSWER_LIMIT_S = 2.0
 
@@ -26,38 +23,12 @@ def fault_env(env: dict[str, str], redis_url: str, queue: str) -> dict[str, str]
     return {**env, "REDIS_URL": redis_url, "EXECUTOR_QUEUE_NAME": queue}
 
 
-def submit(client: FlaskClient, code: str, **fields: Any) -> str:
-    response = client.post("/api/v1/execute", json={"code": code, **fields})
-    assert response.status_code == 202, response.get_json()
-    job_id: str = response.get_json()["job_id"]
-    return job_id
-
-
-def own_queue(
-    settings: Settings, pool: WorkerProcesses, redis_client: Redis, workers: int, **updates: Any
-) -> tuple[FlaskClient, list["subprocess.Popen[bytes]"]]:
-    """An app and `workers` registered workers on a queue of this test alone."""
-    queue = f"faults-{uuid.uuid4().hex[:8]}"
-    client = create_app(settings.model_copy(update={"queue_name": queue, **updates})).test_client()
-    pool.env = {**pool.env, "EXECUTOR_QUEUE_NAME": queue}
-    started = pool.start(workers)
-    pool.wait_registered(redis_client, workers, queue)
-    return client, started
-
-
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis of this test alone, so stopping it harms no other test."""
     server = start_redis(str(tmp_path / "redis"))
     yield server
     stop_redis(server)
-
-
-@pytest.fixture
-def pool(stack_env: dict[str, str]) -> Iterator[WorkerProcesses]:
-    workers = WorkerProcesses(stack_env)
-    yield workers
-    workers.stop_all()
 
 
 def test_redis_away_gives_quick_503s_and_the_service_recovers_with_jobs_kept(

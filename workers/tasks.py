@@ -45,7 +45,7 @@ def worker_sandbox() -> Sandbox:
         program_gid=program_uid,
         require_isolation=settings.require_isolation,
     )
-    logger.info("programs run with isolation %r as host uid %s", sandbox.isolation, program_uid)
+    logger.info("programs run with isolation %r as host uid %s", sandbox.level, program_uid)
     return sandbox
 
 

@@ -17,7 +17,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from executor.jobs import RUN_JOB
 from executor.lost_jobs import sweep_lost_jobs
-from executor.sandbox import kill_running_programs
+from executor.sandbox import kill_running_programs, sweep_leftover_runs
 from workers.claiming_queue import claim_source, claimed_job, give_back
 from workers.heartbeat import HeartbeatThread
 from workers.redis_scripts import Finished, finish_if_owned, run_atomically
@@ -78,14 +78,17 @@ class ExecutorWorker(SimpleWorker):
         self.heartbeat_thread = HeartbeatThread(
             self.connection,
             self.name,
-            sandbox=self.sandbox.isolation,
+            sandbox=self.sandbox.level,
             interval_s=settings.worker_heartbeat_s,
             ttl_s=settings.worker_lost_after_s,
             after_beat=self.sweep_lost_jobs,
         )
 
     def sweep_lost_jobs(self) -> None:
-        """Settle the jobs of workers that died, on every queue this worker serves."""
+        """Settle the jobs of workers that died, on every queue this worker serves, and remove what
+        their runs left on this host (processes, cgroups, scratch disks)."""
+        for name in sweep_leftover_runs(self.sandbox):
+            self.log.warning("removed what run %s of a worker that died had left on this host", name)
         for queue in self.queues:
             sweep_lost_jobs(queue, self.lost_after_s)
 

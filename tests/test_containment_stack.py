@@ -1,0 +1,131 @@
+"""Containment through the real stack: a cancel, a lost worker and two fork bombs at once leave nothing
+behind and take nothing from another job."""
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from redis import Redis
+from rq import Worker
+from rq.job import Job
+
+from executor.sandbox.cgroups import find_hierarchy
+from executor.settings import Settings
+from tests.stack import REPO, WorkerProcesses, own_queue, poll_until, processes_with_token, submit
+
+ATTACK = (REPO / "tests" / "programs" / "outlive_pid1.py").read_text()
+PAUSE = 34  # x86_64: the rewritten pid 1 sits in pause()
+# A tree of processes carrying the token: children, and a daemon that left the session.
+TREE = """
+import os, sys, time
+for _ in range(3):
+    if os.fork() == 0:
+        time.sleep(60)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(60)
+    os._exit(0)
+print('forked', flush=True)
+time.sleep(60)
+"""
+# Forks until refused, holds the children while the other job does the same, reports how many it got.
+BOMB = """
+import os, time
+started = 0
+try:
+    for _ in range(200):
+        if os.fork() == 0:
+            time.sleep(3)
+            os._exit(0)
+        started += 1
+except OSError:
+    pass
+time.sleep(1.5)
+print(started)
+"""
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="job cgroups and program uids need root")
+
+
+def wait_gone(token: str, within_s: float) -> list[Any]:
+    """Processes carrying `token` still alive after `within_s` seconds (an empty list once all are gone)."""
+    deadline = time.monotonic() + within_s
+    while (left := processes_with_token(token)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return left
+
+
+def test_deleting_a_running_job_leaves_none_of_its_processes_within_a_second(client: FlaskClient) -> None:
+    token = uuid.uuid4().hex
+    job_id = client.post("/api/v1/execute", json={"code": TREE, "timeout": 30, "args": [token]}).get_json()[
+        "job_id"
+    ]
+    poll_until(client, job_id, {"started"})
+    deadline = time.monotonic() + 10
+    while len(processes_with_token(token)) < 5:  # bwrap's pid 1, the program, 3 children, the daemon
+        assert time.monotonic() < deadline, "the program never forked"
+        time.sleep(0.02)
+    assert client.delete(f"/api/v1/execute/{job_id}").status_code == 200
+    assert wait_gone(token, within_s=1.0) == []
+
+
+@needs_root
+def test_a_worker_killed_after_its_program_rewrote_pid_1_leaves_nothing_within_the_lost_worker_window(
+    pool: WorkerProcesses,
+    settings: Settings,
+    redis_client: Redis,
+) -> None:
+    lost_client, started = own_queue(settings, pool, redis_client, 2)
+    token = uuid.uuid4().hex
+    job_id = submit(lost_client, ATTACK, timeout=30, args=[token])
+    poll_until(lost_client, job_id, {"started"})
+    deadline = time.monotonic() + 20
+    while not any(_syscall(process.pid) == PAUSE for process in processes_with_token(token)):
+        assert time.monotonic() < deadline, "the attack never rewrote pid 1"
+        time.sleep(0.02)
+    worker = Worker.find_by_key(
+        Worker.redis_worker_namespace_prefix + str(Job.fetch(job_id, connection=redis_client).worker_name),
+        connection=redis_client,
+    )
+    assert worker is not None
+    (victim,) = [process for process in started if process.pid == worker.pid]
+    pool.stop(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    assert wait_gone(token, within_s=settings.worker_lost_after_s) == []
+    # The job's cgroup too: the surviving worker sweeps it away after one of its heartbeats.
+    while [name for name in find_hierarchy().job_names() if name.startswith(f"w{victim.pid}-")]:
+        assert time.monotonic() - killed_at < settings.worker_lost_after_s, (
+            "the job's cgroup outlived the window"
+        )
+        time.sleep(0.05)
+
+
+@needs_root
+def test_two_fork_bombs_at_once_on_two_workers_each_get_the_whole_process_budget(
+    client: FlaskClient, settings: Settings, redis_client: Redis
+) -> None:
+    job_ids = [
+        client.post("/api/v1/execute", json={"code": BOMB, "timeout": 10}).get_json()["job_id"]
+        for _ in range(2)
+    ]
+    views = [poll_until(client, job_id, {"success", "failed", "timeout"}) for job_id in job_ids]
+    # Each program is one of its own budget's processes; a budget shared by both would give 63 in all.
+    assert [int(view["stdout"]) for view in views] == [settings.max_processes - 1] * 2
+    first, second = (Job.fetch(job_id, connection=redis_client) for job_id in job_ids)
+    assert first.worker_name != second.worker_name
+    assert first.started_at and first.ended_at and second.started_at and second.ended_at
+    assert first.started_at < second.ended_at and second.started_at < first.ended_at  # they overlapped
+
+
+def _syscall(pid: int) -> int | None:
+    try:
+        first = Path(f"/proc/{pid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+    return int(first) if first.isdigit() else None
