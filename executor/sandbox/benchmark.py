@@ -1,7 +1,8 @@
 """Measure what the sandbox adds to a program's start: `python -m executor.sandbox.benchmark [runs] [uid]`.
 
 Runs print('hello') bare (`python3 -I main.py`) and through run_program under each isolation
-level, interleaved so that load on the machine hits all alike, and prints the medians.
+level, with and without the run's cgroup, interleaved so that load on the machine hits all alike,
+and prints the medians; then the cgroup step alone (`cgroup_step_ms`), which `make bench` reports too.
 """
 
 import os
@@ -13,23 +14,68 @@ import time
 from dataclasses import replace
 
 from executor.languages import build_languages, default_python
+from executor.sandbox.cgroups import CgroupLimits
 from executor.sandbox.detect import detect_sandbox
-from executor.sandbox.isolation import Isolation
-from executor.sandbox.limits import Limits
+from executor.sandbox.isolation import Isolation, Sandbox
+from executor.sandbox.limits import MIB, Limits
 from executor.sandbox.program import Program
+from executor.sandbox.run_names import next_run_name
 from executor.sandbox.runner import run_program
 
 CODE = "print('hello')\n"
 
 
+def cgroup_step_ms(sandbox: Sandbox, runs: int = 200) -> float | None:
+    """The median time, in ms, of what a run's cgroup costs it, or None where runs get no cgroup.
+
+    That is: make the cgroup with its limits, move two processes in (bwrap's monitor and pid 1),
+    read the job's usage, find it empty, and remove it. The two processes are forked children
+    waiting on a pipe; forking and reaping them is not timed.
+    """
+    if sandbox.cgroups is None:
+        return None
+    limits = CgroupLimits(memory_bytes=Limits().memory_mb * MIB, processes=Limits().max_processes)
+    timings = []
+    for _ in range(runs):
+        hold, release = os.pipe()
+        children = [_waiting_child(hold, release) for _ in range(2)]
+        started = time.perf_counter()
+        cgroup = sandbox.cgroups.make(next_run_name(sandbox.run_prefix), limits)
+        for pid in children:
+            cgroup.join(pid)
+        cgroup.usage()
+        elapsed = time.perf_counter() - started
+        os.close(hold)
+        os.close(release)
+        for pid in children:
+            os.waitpid(pid, 0)
+        started = time.perf_counter()
+        cgroup.kill()
+        cgroup.remove()
+        timings.append(elapsed + time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
+def _waiting_child(hold: int, release: int) -> int:
+    """A child that exits once the pipe's write end is closed everywhere."""
+    pid = os.fork()
+    if pid == 0:
+        os.close(release)
+        os.read(hold, 1)
+        os._exit(0)
+    return pid
+
+
 def main(runs: int, program_uid: int | None) -> None:
-    """Print the median and minimum start-up time of each way of running the program."""
+    """Print the median and minimum start-up time of each way of running the program, then the cgroup step."""
     python = default_python()
-    bwrap = detect_sandbox(build_languages(python), program_uid=program_uid, program_gid=program_uid)
-    sandboxes = {"bwrap": bwrap, "rlimits-only": replace(bwrap, isolation=Isolation.RLIMITS_ONLY)}
-    if bwrap.isolation != Isolation.BWRAP:
-        del sandboxes["bwrap"]
-    seconds: dict[str, list[float]] = {"bare": [], **{name: [] for name in sandboxes}}
+    detected = detect_sandbox(build_languages(python), program_uid=program_uid, program_gid=program_uid)
+    # Where bubblewrap does not work, detection already chose rlimits-only.
+    variants = [detected, replace(detected, isolation=Isolation.RLIMITS_ONLY)]
+    if detected.cgroups is not None:
+        variants += [replace(sandbox, cgroups=None) for sandbox in variants]
+    sandboxes = {sandbox.level: sandbox for sandbox in variants}
+    seconds: dict[str, list[float]] = {"bare": [], **{level: [] for level in sandboxes}}
     with tempfile.TemporaryDirectory() as workdir:
         with open(os.path.join(workdir, "main.py"), "w") as source:
             source.write(CODE)
@@ -37,18 +83,20 @@ def main(runs: int, program_uid: int | None) -> None:
             started = time.perf_counter()
             subprocess.run([python, "-I", "main.py"], cwd=workdir, stdout=subprocess.PIPE, check=True)
             seconds["bare"].append(time.perf_counter() - started)
-            for name, sandbox in sandboxes.items():
+            for level, sandbox in sandboxes.items():
                 started = time.perf_counter()
                 result = run_program(Program(CODE), Limits(), sandbox)
-                seconds[name].append(time.perf_counter() - started)
+                seconds[level].append(time.perf_counter() - started)
                 assert result.stdout == "hello\n", result
     bare = statistics.median(seconds["bare"])
-    for name, times in seconds.items():
+    for level, times in seconds.items():
         median = statistics.median(times)
         print(
-            f"{name:13} median {median * 1000:6.2f} ms  min {min(times) * 1000:6.2f} ms"
+            f"{level:20} median {median * 1000:6.2f} ms  min {min(times) * 1000:6.2f} ms"
             f"  added {(median - bare) * 1000:+6.2f} ms"
         )
+    step = cgroup_step_ms(detected)
+    print("cgroup step alone:", "no cgroups here" if step is None else f"median {step:.3f} ms per run")
 
 
 if __name__ == "__main__":

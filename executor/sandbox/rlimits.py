@@ -3,6 +3,7 @@
 import ctypes
 import os
 import resource
+import signal
 from collections.abc import Callable, Sequence
 
 from executor.sandbox.limits import MIB, Limits
@@ -10,6 +11,7 @@ from executor.sandbox.limits import MIB, Limits
 # util-linux (Essential on Debian): they apply the same settings from between exec's.
 PRLIMIT = "/usr/bin/prlimit"
 SETPRIV = "/usr/bin/setpriv"
+PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -60,7 +62,8 @@ def program_rlimits(limits: Limits, extra_processes: int, memory_in_cgroup: bool
 def child_setup(
     rlimits: RlimitSettings, seccomp_filter: bytes, cgroup_procs_fds: Sequence[int] = ()
 ) -> Callable[[], None]:
-    """The preexec function: join the job's cgroup, no new privileges, the rlimits, and the seccomp filter.
+    """The preexec function: join the job's cgroup, die with the worker, no new privileges, the seccomp
+    filter and the rlimits.
 
     `cgroup_procs_fds` are the job's cgroup.procs files, opened by the worker: writing "0" moves the
     writer itself, so the program is in its cgroup before its first instruction.
@@ -68,6 +71,7 @@ def child_setup(
     program = ctypes.create_string_buffer(seccomp_filter, len(seccomp_filter))
     fprog = _SockFprog(len(seccomp_filter) // 8, ctypes.cast(program, ctypes.c_void_p))
     zero, one, filter_mode = ctypes.c_ulong(0), ctypes.c_ulong(1), ctypes.c_ulong(SECCOMP_MODE_FILTER)
+    kill_signal = ctypes.c_ulong(signal.SIGKILL)
     fprog_pointer = ctypes.byref(fprog)
 
     def apply() -> None:
@@ -76,6 +80,10 @@ def child_setup(
         # the worker may not be able to allocate anything.
         for fd in cgroup_procs_fds:
             os.write(fd, b"0")
+        # Die with the worker (the forking thread: jobs run on the worker's main thread). Before the
+        # seccomp filter, which refuses this prctl to the program.
+        if _LIBC.prctl(PR_SET_PDEATHSIG, kill_signal, zero, zero, zero) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
         if _LIBC.prctl(PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
         if seccomp_filter and _LIBC.prctl(PR_SET_SECCOMP, filter_mode, fprog_pointer, zero, zero) != 0:

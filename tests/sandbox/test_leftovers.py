@@ -34,6 +34,8 @@ from executor.sandbox import Limits, Program, detect_sandbox, run_program
 sandbox = detect_sandbox(build_languages(default_python()), {uid}, {uid}, require_isolation=True)
 if sys.argv[1] == "without-seccomp":
     sandbox = replace(sandbox, seccomp_filter=b"")
+elif sys.argv[1] == "rlimits-only-without-cgroup":
+    sandbox = replace(sandbox, isolation="rlimits-only", cgroups=None)
 run_program(Program(sys.argv[2], args=(sys.argv[3],)), Limits(wall_time_s=60), sandbox)
 """
 
@@ -49,13 +51,18 @@ def token() -> Iterator[str]:
         os.kill(pid, signal.SIGKILL)
 
 
-def start_attack(filtering: str, token: str) -> subprocess.Popen[bytes]:
-    """A worker process running the attack; returns once pid 1 has been rewritten."""
-    worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER.format(uid=ATTACK_UID), filtering, ATTACK, token],
+def start_worker(variant: str, code: str, token: str) -> subprocess.Popen[bytes]:
+    """A worker process running `code` in the sandbox `variant` (see WORKER)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER.format(uid=ATTACK_UID), variant, code, token],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+
+
+def start_attack(variant: str, token: str) -> subprocess.Popen[bytes]:
+    """A worker process running the attack; returns once pid 1 has been rewritten."""
+    worker = start_worker(variant, ATTACK, token)
     deadline = time.monotonic() + 20
     while (init := sandbox_init(token)) is None or syscall_of(init) != PAUSE:
         assert time.monotonic() < deadline, "the attack never got to rewrite pid 1"
@@ -115,6 +122,20 @@ def test_with_seccomp_a_rewritten_pid_1_still_dies_with_its_worker(token: str) -
     kill_worker(worker)
     # prctl(PR_SET_PDEATHSIG, 0) was refused: pid 1 keeps its parent-death signal and the pid
     # namespace dies with the monitor, before any sweep.
+    deadline = time.monotonic() + 1
+    while processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processes_with(token) == []
+
+
+def test_under_rlimits_only_the_program_dies_with_its_worker_even_without_a_cgroup(token: str) -> None:
+    worker = start_worker("rlimits-only-without-cgroup", "import time\ntime.sleep(60)", token)
+    deadline = time.monotonic() + 20
+    while len(processes_with(token)) < 2:  # the worker, and the program it started
+        assert time.monotonic() < deadline, "the program never started"
+        time.sleep(0.02)
+    kill_worker(worker)
+    # Its parent-death signal, set between fork and exec, kills it with the worker.
     deadline = time.monotonic() + 1
     while processes_with(token) and time.monotonic() < deadline:
         time.sleep(0.02)
