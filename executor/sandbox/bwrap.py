@@ -43,8 +43,10 @@ DEVICE_LINKS = (
     ("/proc/self/fd/1", "/dev/stdout"),
     ("/proc/self/fd/2", "/dev/stderr"),
 )
-# RLIMIT_NPROC counts bwrap's own processes too: the monitor outside and pid 1 inside.
+# RLIMIT_NPROC counts bwrap's own processes too: the monitor outside and pid 1 inside; the run's
+# cgroup holds pid 1 only (see join_before_start).
 BWRAP_PROCESSES = 2
+BWRAP_PROCESSES_IN_CGROUP = 1
 _SIGNALS = frozenset(signal.valid_signals())
 
 
