@@ -87,6 +87,8 @@ def _suite(args: argparse.Namespace, deadline: Deadline) -> int:
         rounds=args.rounds,
     )
     document = run_suite(options, deadline)
+    step = document["cgroup_step_ms"]
+    print(f"cgroup step per run (make, join, read, remove; in the floor too): {step:.3f} ms" if step else "")
     print()
     for target in document["targets"]:
         where = f"{target['workload']} {target['mode']} W={target['workers']} C={target['clients']}"

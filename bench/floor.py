@@ -43,8 +43,16 @@ def _sandbox(index: int) -> Any:
 
 
 def sandbox_isolation() -> str:
-    """The isolation the floor's (and, on this machine, the workers') sandbox uses."""
-    return str(_sandbox(0).isolation)
+    """The isolation level the floor's (and, on this machine, the workers') sandbox uses."""
+    return str(_sandbox(0).level)
+
+
+def cgroup_step_ms() -> float | None:
+    """What a run's cgroup costs it, median ms (None without cgroups); the floor's runs pay it too."""
+    from executor.sandbox.benchmark import cgroup_step_ms as measure
+
+    step: float | None = measure(_sandbox(0))
+    return step
 
 
 def sandbox_runner(workload: Workload) -> Runner:

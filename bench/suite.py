@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
 
-from bench.floor import bare_runner, sandbox_isolation, sandbox_runner
+from bench.floor import bare_runner, cgroup_step_ms, sandbox_isolation, sandbox_runner
 from bench.measure import floor_phase, service_phase
 from bench.pool import Deadline
 from bench.report import Figures, ratios, summarize, table
@@ -53,6 +53,7 @@ def run_suite(options: Options, deadline: Deadline) -> dict[str, Any]:
                 comparisons += _compare(stack, WORKLOADS["hello"], latency, 1, deadline)
     return {
         "machine": {**measured_on, "loadavg_1m_end": os.getloadavg()[0]},
+        "cgroup_step_ms": cgroup_step_ms(),
         "options": asdict(options),
         "deadline_hit": deadline.expired(),
         "comparisons": comparisons,
