@@ -23,6 +23,13 @@ PYTHON_MEMORY_ERROR = 'Traceback (most recent call last):\n  File "main.py", lin
         (Ending(signal=signal.SIGXCPU, cpu_time=2.0), Outcome.TIMEOUT),
         (Ending(signal=signal.SIGKILL, cpu_time=2.0), Outcome.TIMEOUT),
         (Ending(signal=signal.SIGKILL, cpu_time=0.1), Outcome.FAILED),
+        # exit(152) under bwrap, or a SIGXCPU the program sent itself: not a timeout without the CPU time.
+        (Ending(signal=signal.SIGXCPU, cpu_time=0.1), Outcome.FAILED),
+        (Ending(signal=signal.SIGKILL, cpu_time=0.1, oom_kills=1), Outcome.MEMORY_LIMIT),
+        (Ending(signal=signal.SIGKILL, cpu_time=0.1, oom_kills=0), Outcome.FAILED),
+        # With a cgroup, a peak at the limit is no verdict: tmpfs and page cache count, and the
+        # OOM killer says when the limit was hit.
+        (Ending(signal=signal.SIGSEGV, memory_kb=NEAR_CAP_KB, oom_kills=0), Outcome.FAILED),
         (Ending(signal=signal.SIGKILL, output_exceeded=True), Outcome.OUTPUT_LIMIT),
         (Ending(signal=signal.SIGKILL, output_exceeded=True, timed_out=True), Outcome.OUTPUT_LIMIT),
         (Ending(return_code=1, stderr=PYTHON_MEMORY_ERROR), Outcome.MEMORY_LIMIT),

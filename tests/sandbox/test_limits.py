@@ -65,6 +65,31 @@ def test_a_memory_bomb_hits_the_memory_limit(run: Run, sandbox: Sandbox, code: s
         assert result.memory_kb is not None and result.memory_kb <= 64 * 1024
 
 
+def test_many_threads_start_at_a_small_memory_limit_with_a_cgroup(run: Run, sandbox: Sandbox) -> None:
+    if sandbox.cgroups is None:
+        pytest.skip("without a cgroup RLIMIT_AS bounds memory, and each thread reserves 8 MiB of it")
+    code = (
+        "import threading, time\n"
+        "threads = [threading.Thread(target=time.sleep, args=(0.5,)) for _ in range(40)]\n"
+        "for thread in threads: thread.start()\n"
+        "for thread in threads: thread.join()\n"
+        "print(len(threads))"
+    )
+    # 40 threads reserve 320 MiB of stacks, ten times the limit, and use a few.
+    assert run(code, memory_mb=32).stdout == "40\n"
+
+
+@pytest.mark.parametrize(
+    "code", ["import sys; sys.exit(152)", "import os, signal; os.kill(os.getpid(), signal.SIGXCPU)"]
+)
+def test_a_program_exiting_152_or_signalling_itself_sigxcpu_is_failed_not_timeout(
+    run: Run, code: str
+) -> None:
+    result = run(code, wall_time_s=2)
+    assert result.outcome is Outcome.FAILED
+    assert result.cpu_time < 1
+
+
 def test_python_starts_at_the_smallest_memory_limit_the_api_allows(run: Run) -> None:
     assert run("print('ok')", memory_mb=16).stdout == "ok\n"
 
