@@ -2,8 +2,8 @@
 
 rlimits are per process and count only what a process maps; a cgroup counts what the kernel
 charges to the job as a whole: anonymous memory, tmpfs, shm and memfd pages, kernel memory (slab
-for inodes, xattrs, message queues), in every process, bwrap's included. Its OOM killer acts
-inside the job, so the host's never has to choose between the worker, Redis and gunicorn.
+for inodes, xattrs, message queues), in every process of the job. Its OOM killer acts inside the
+job, so the host's never has to choose between the worker, Redis and gunicorn.
 
 Job cgroups live under one folder per host, `executor/` at the root of each hierarchy, named
 after the worker process that made them (run_names.py), so any process on the host can tell a

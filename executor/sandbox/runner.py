@@ -118,11 +118,18 @@ def _with_cgroup_usage(end: ProcessEnd, cgroup: JobCgroup) -> ProcessEnd:
 
 
 def _remove(cgroup: JobCgroup) -> None:
-    """Kill whatever is left in the job's cgroup and remove it; what resists is left to the next sweep."""
-    if cgroup.kill():
-        cgroup.remove()
-    else:
-        _logger.warning("processes of a finished run outlived its kill; the next sweep removes them")
+    """Kill whatever is left in the job's cgroup and remove it; never fails the run it ends.
+
+    What resists is logged, and removed by a sweep once this worker is gone.
+    """
+    try:
+        if cgroup.kill():
+            cgroup.remove()
+            return
+    except OSError:
+        _logger.exception("could not kill and remove a finished run's cgroup")
+        return
+    _logger.warning("processes of a finished run outlived its kill; a sweep removes them")
 
 
 def _pipes(cleanup: ExitStack) -> tuple[Pipes, Stdio]:

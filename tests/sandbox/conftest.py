@@ -31,6 +31,20 @@ RLIMITS_ONLY_UID = TEST_UID_BASE + 1
 IS_ROOT = os.geteuid() == 0
 
 Run = Callable[..., RunResult]
+# Forks children that hold still until a fork is refused (at most 50), then prints how many it got.
+COUNT_FORKS = (
+    "import os, time\n"
+    "started = 0\n"
+    "try:\n"
+    "    for _ in range(50):\n"
+    "        if os.fork() == 0:\n"
+    "            time.sleep(5)\n"
+    "            os._exit(0)\n"
+    "        started += 1\n"
+    "except OSError:\n"
+    "    pass\n"
+    "print(started)"
+)
 
 
 def program_uid(uid: int) -> int | None:

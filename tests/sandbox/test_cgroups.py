@@ -17,7 +17,7 @@ from executor.sandbox.isolation import Isolation
 from executor.sandbox.limits import MIB
 from executor.sandbox.run_names import worker_prefix
 from executor.sandbox.seccomp import build_seccomp_filter
-from tests.sandbox.conftest import IS_ROOT, Run
+from tests.sandbox.conftest import COUNT_FORKS, IS_ROOT, Run
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="job cgroups need root")
 # Three children and the program, holding still while the test looks at the run's cgroup.
@@ -95,20 +95,7 @@ def test_the_cgroup_alone_holds_the_process_budget_where_no_rlimit_can(bwrap_san
         cgroups=bwrap_sandbox.cgroups,
         run_prefix=worker_prefix(),
     )
-    code = (
-        "import os, time\n"
-        "started = 0\n"
-        "try:\n"
-        "    for _ in range(50):\n"
-        "        if os.fork() == 0:\n"
-        "            time.sleep(2)\n"
-        "            os._exit(0)\n"
-        "        started += 1\n"
-        "except OSError:\n"
-        "    pass\n"
-        "print(started)"
-    )
-    result = run_program(Program(code), Limits(max_processes=10), as_root)
+    result = run_program(Program(COUNT_FORKS), Limits(max_processes=10), as_root)
     assert result.stdout == "9\n"  # the program is one of the ten
 
 

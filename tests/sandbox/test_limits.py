@@ -5,6 +5,7 @@ from collections.abc import Callable
 import pytest
 
 from executor.sandbox import Outcome, RunResult, Sandbox
+from tests.sandbox.conftest import COUNT_FORKS
 
 Run = Callable[..., RunResult]
 CAP = 100_000
@@ -151,20 +152,7 @@ def test_a_fork_bomb_is_contained_and_the_next_run_still_works(run: Run) -> None
 
 
 def test_a_program_gets_exactly_its_process_limit(run: Run) -> None:
-    code = (
-        "import os, time\n"
-        "started = 0\n"
-        "try:\n"
-        "    for _ in range(50):\n"
-        "        if os.fork() == 0:\n"
-        "            time.sleep(5)\n"
-        "            os._exit(0)\n"
-        "        started += 1\n"
-        "except OSError:\n"
-        "    pass\n"
-        "print(started)"
-    )
-    result = run(code, max_processes=10)
+    result = run(COUNT_FORKS, max_processes=10)
     assert result.outcome is Outcome.SUCCESS
     # The program itself is one of the ten.
     assert int(result.stdout) == 9
