@@ -11,8 +11,8 @@ dead worker's leftovers and remove them (`sweep_leftovers`). Both cgroup version
 
 - v2 (one hierarchy; Debian 12's default): memory.max with no swap, pids.max, memory.peak,
   memory.events' oom_kill, cpu.stat's usage_usec, and cgroup.kill.
-- v1 (memory, pids, cpuacct and freezer hierarchies): memory and memory+swap limits, a TCP buffer
-  limit (v1 counts TCP buffers apart from the rest), memory.max_usage_in_bytes, oom_control's
+- v1 (memory, pids, cpuacct and freezer hierarchies): memory and memory+swap limits, a socket
+  buffer limit (v1 counts socket buffers apart from the rest), memory.max_usage_in_bytes, oom_control's
   oom_kill, cpuacct.usage, and freeze + SIGKILL + thaw for the kill.
 """
 
@@ -37,8 +37,9 @@ _EMPTY_WAIT_S = 2.0
 _POLL_S = 0.001
 
 
-def tcp_limit(memory_bytes: int) -> int:
-    """The TCP buffer limit of a v1 job: a quarter of its memory budget, counted apart from it."""
+def socket_buffer_limit(memory_bytes: int) -> int:
+    """The socket buffer limit of a v1 job (`memory.kmem.tcp`, which holds UDP's too once set): a
+    quarter of its memory budget, counted apart from it."""
     return memory_bytes // 4
 
 
@@ -232,9 +233,12 @@ class HierarchyV1(Hierarchy):
         # memory+swap no higher than memory: the job never swaps (no-op where there is no swap).
         with contextlib.suppress(FileNotFoundError):
             _write(os.path.join(memory, "memory.memsw.limit_in_bytes"), str(limits.memory_bytes))
-        # v1 charges TCP buffers to a counter of their own, unlimited unless set (v2 counts them in
-        # memory.max): a quarter of the budget on top of it, enough for a program's local sockets.
-        _write(os.path.join(memory, "memory.kmem.tcp.limit_in_bytes"), str(tcp_limit(limits.memory_bytes)))
+        # v1 charges socket buffers (TCP's and, once this is set, UDP's) to a counter of their own,
+        # unlimited unless set (v2 counts them in memory.max): a quarter of the budget on top of it.
+        _write(
+            os.path.join(memory, "memory.kmem.tcp.limit_in_bytes"),
+            str(socket_buffer_limit(limits.memory_bytes)),
+        )
         _write(os.path.join(directories["pids"], "pids.max"), str(limits.processes))
         return cgroup
 

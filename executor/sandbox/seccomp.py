@@ -114,6 +114,9 @@ NAMESPACE_FLAGS = (
 # Socket families a program may open; others (vsock to the hypervisor, AF_ALG, AF_KEY, ...) are refused.
 ALLOWED_SOCKET_FAMILIES = frozenset({socket.AF_UNIX, socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK})
 
+# socket()'s type argument carries the type in its low bits (SOCK_TYPE_MASK), flags above them.
+SOCKET_TYPE_MASK = 0xF
+
 # prctl options (linux/prctl.h) refused: PR_SET_PDEATHSIG. The program gets SIGKILL as its parent-death
 # signal (kept across exec) before the filter is loaded: from bwrap's --die-with-parent (bwrap's pid 1
 # sets its own the same way) or from the rlimits-only child setup. Refused, the program cannot clear it
@@ -169,7 +172,8 @@ def _add_process_rules(rules: seccomp.SyscallFilter) -> None:
 def _add_socket_rules(rules: seccomp.SyscallFilter) -> None:
     """EAFNOSUPPORT, as for a family the kernel lacks: socket() outside the allowed families, and
     socketpair() of any family but AF_UNIX, which creates its two sockets in the family's code (module
-    autoloading included) before that family refuses the pair: without it, a way round socket()'s rule."""
+    autoloading included) before that family refuses the pair: without it, a way round socket()'s rule.
+    EACCES for internet sockets other than datagrams (below)."""
     unsupported = seccomp.ERRNO(errno.EAFNOSUPPORT)
     highest = max(ALLOWED_SOCKET_FAMILIES)
     # A value with any of the high 32 bits set is above `highest` too, so refused whatever the kernel reads.
@@ -178,3 +182,19 @@ def _add_socket_rules(rules: seccomp.SyscallFilter) -> None:
         if family not in ALLOWED_SOCKET_FAMILIES:
             rules.add_rule(unsupported, "socket", seccomp.Arg(0, seccomp.EQ, family))
     rules.add_rule(unsupported, "socketpair", seccomp.Arg(0, seccomp.NE, socket.AF_UNIX))
+    # Internet sockets of any type but datagrams (TCP, MPTCP, SCTP, raw) get EACCES, as for a type
+    # the program may not create. A connection waiting in a listener's queue is charged to no cgroup
+    # until it is accepted (the kernel gives a socket its memcg at accept()), so a job's own loopback
+    # TCP could hold the host's TCP memory without bound (measured: 700 MiB from 32 processes with a
+    # 64 MiB budget) and starve every TCP socket of the host, Redis's included. The kernel reads the
+    # type as a 32-bit int whose low 4 bits are the type; the flags above them do not matter.
+    denied = seccomp.ERRNO(errno.EACCES)
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for kind in range(SOCKET_TYPE_MASK + 1):
+            if kind != socket.SOCK_DGRAM:
+                rules.add_rule(
+                    denied,
+                    "socket",
+                    seccomp.Arg(0, seccomp.EQ, family),
+                    seccomp.Arg(1, seccomp.MASKED_EQ, SOCKET_TYPE_MASK, kind),
+                )

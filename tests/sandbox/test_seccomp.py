@@ -231,7 +231,13 @@ def test_the_filter_compiles_with_the_errnos_of_its_rules() -> None:
     compiled = build_seccomp_filter()
     assert compiled and len(compiled) % INSTRUCTION.size == 0
     assert len(compiled) // INSTRUCTION.size <= 4096  # BPF_MAXINSNS
-    assert errnos_returned(compiled) == {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EAFNOSUPPORT}
+    assert errnos_returned(compiled) == {
+        errno.EPERM,
+        errno.EOPNOTSUPP,
+        errno.ENOSYS,
+        errno.EAFNOSUPPORT,
+        errno.EACCES,
+    }
     assert errnos_returned(with_errnos_marked(compiled)) == {MARK}
 
 
@@ -394,6 +400,27 @@ def test_a_socket_of_another_family_gets_eafnosupport(run: Run, run_marked: Run,
 )
 def test_a_socket_of_an_allowed_family_opens(run: Run, family: int, kind: int) -> None:
     assert answers(run, f"print(call(socket.socket, {family}, {kind}))") == ["OK"]
+
+
+@pytest.mark.parametrize(
+    ("family", "kind"),
+    [
+        (AF_INET, SOCK_STREAM),
+        (AF_INET6, SOCK_STREAM),
+        (AF_INET, SOCK_STREAM | 0o4000 | 0o2000000),  # SOCK_NONBLOCK | SOCK_CLOEXEC
+        (AF_INET, (1 << 32) | SOCK_STREAM),  # the kernel reads a 32-bit int
+        (AF_INET, SOCK_RAW),
+        (AF_INET6, 5),  # SOCK_SEQPACKET (SCTP)
+    ],
+    ids=["tcp", "tcp6", "tcp-with-flags", "tcp-high-bits", "raw", "seqpacket6"],
+)
+def test_an_internet_socket_other_than_datagrams_gets_eacces(
+    run: Run, run_marked: Run, family: int, kind: int
+) -> None:
+    # Without the filter a TCP socket opens; the buffers of its connections not yet accepted would be
+    # charged to no cgroup (test_resource_attacks.py).
+    code = f"print(syscall({number('socket')}, {family}, {kind}, 0))"
+    assert_refused(run, run_marked, code, "EACCES")
 
 
 @pytest.mark.parametrize(
