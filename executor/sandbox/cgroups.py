@@ -20,6 +20,7 @@ import contextlib
 import errno
 import os
 import signal
+import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from executor.sandbox.run_names import owner_alive
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+MOUNT = "/usr/bin/mount"  # util-linux, Essential on Debian
 # The folder under each hierarchy's root that holds every job cgroup of this host.
 PARENT = "executor"
 V1_CONTROLLERS = ("memory", "pids", "cpuacct", "freezer")
@@ -272,6 +274,27 @@ def find_hierarchy(mountinfo: str = "/proc/self/mountinfo") -> Hierarchy:
     return hierarchy
 
 
+def favor_fast_moves(mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """Turn on cgroup2's `favordynmods` where it is off; returns why it could not, or None once it is on.
+
+    Moving a process into a cgroup takes the kernel's global cgroup_threadgroup_rwsem for writing,
+    which waits for an RCU grace period and holds every fork and exit of the host meanwhile: 6-7 ms
+    per run here, the whole cost of a run's cgroup many times over. With `favordynmods` (a flag of
+    the cgroup2 mount that switches that lock for all hierarchies, v1 included) the move takes
+    0.08 ms, and forks and exits take the lock's slower, atomic path (Documentation/admin-guide/
+    cgroup-v2.rst). util-linux's mount keeps the mount's other options.
+    """
+    targets = [line.split() for line in _mount_lines(mountinfo) if _fs_type(line) == "cgroup2"]
+    if not targets:
+        return "no cgroup2 is mounted, and only its mount carries favordynmods"
+    if any("favordynmods" in fields[fields.index("-") + 3].split(",") for fields in targets):
+        return None
+    remount = subprocess.run(
+        [MOUNT, "-o", "remount,favordynmods", targets[0][4]], capture_output=True, text=True, check=False
+    )
+    return remount.stderr.strip() or None if remount.returncode else None
+
+
 def sweep_leftovers(hierarchy: Hierarchy) -> list[str]:
     """Kill and remove the job cgroups of worker processes that no longer exist; return their names.
 
@@ -293,18 +316,26 @@ def _cgroup_mounts(mountinfo: str) -> tuple[str | None, dict[str, str]]:
     """Where cgroup2 is mounted, and each v1 controller's mount point, from the mount table."""
     v2_root = None
     v1_mounts: dict[str, str] = {}
-    with open(mountinfo) as table:
-        for line in table:
-            fields = line.split()
-            separator = fields.index("-")
-            mount_point, fs_type, options = fields[4], fields[separator + 1], fields[separator + 3]
-            if fs_type == "cgroup2" and (v2_root is None or mount_point == CGROUP_ROOT):
-                v2_root = mount_point
-            elif fs_type == "cgroup":
-                for option in options.split(","):
-                    if option in V1_CONTROLLERS:
-                        v1_mounts.setdefault(option, mount_point)
+    for line in _mount_lines(mountinfo):
+        fields = line.split()
+        mount_point, fs_type, options = fields[4], _fs_type(line), fields[fields.index("-") + 3]
+        if fs_type == "cgroup2" and (v2_root is None or mount_point == CGROUP_ROOT):
+            v2_root = mount_point
+        elif fs_type == "cgroup":
+            for option in options.split(","):
+                if option in V1_CONTROLLERS:
+                    v1_mounts.setdefault(option, mount_point)
     return v2_root, v1_mounts
+
+
+def _mount_lines(mountinfo: str) -> list[str]:
+    with open(mountinfo) as table:
+        return table.readlines()
+
+
+def _fs_type(mountinfo_line: str) -> str:
+    fields = mountinfo_line.split()
+    return fields[fields.index("-") + 1]
 
 
 def _subdirectories(parent: str) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from executor.languages import Language
-from executor.sandbox.cgroups import CgroupUnavailable, Hierarchy, find_hierarchy
+from executor.sandbox.cgroups import CgroupUnavailable, Hierarchy, favor_fast_moves, find_hierarchy
 from executor.sandbox.isolation import Isolation, Sandbox, SandboxUnavailable
 from executor.sandbox.leftovers import sweep_leftover_runs
 from executor.sandbox.limits import Limits
@@ -93,6 +93,13 @@ def _job_cgroups(require_isolation: bool) -> Hierarchy | None:
             error.strerror,
         )
         return None
+    problem = favor_fast_moves()
+    if problem is not None:
+        _logger.warning(
+            "moving each run into its cgroup waits for an RCU grace period (about 6 ms a run, and forks "
+            "host-wide wait too): cgroup2's favordynmods could not be turned on (%s)",
+            problem,
+        )
     return hierarchy
 
 

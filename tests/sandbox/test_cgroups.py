@@ -4,6 +4,7 @@ cgroup v1 is what this machine (and CI) has, so it is tested for real; v2 is tes
 that do not need the kernel (finding it in the mount table, reading its files), see docs/sandbox.md.
 """
 
+import ctypes
 import os
 import threading
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from executor.sandbox import Limits, Program, RunResult, Sandbox, run_program
-from executor.sandbox.cgroups import HierarchyV1, HierarchyV2, JobCgroupV2, find_hierarchy
+from executor.sandbox.cgroups import HierarchyV1, HierarchyV2, JobCgroupV2, favor_fast_moves, find_hierarchy
 from executor.sandbox.isolation import Isolation
 from executor.sandbox.limits import MIB
 from executor.sandbox.run_names import worker_prefix
@@ -20,6 +21,7 @@ from executor.sandbox.seccomp import build_seccomp_filter
 from tests.sandbox.conftest import COUNT_FORKS, IS_ROOT, Run
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="job cgroups need root")
+MS_REMOUNT = 32
 # Three children and the program, holding still while the test looks at the run's cgroup.
 FAMILY = (
     "import os, time\n"
@@ -161,3 +163,26 @@ def test_a_v2_job_s_usage_is_read_from_its_files_and_its_kill_is_one_write(tmp_p
     assert (usage.cpu_time_s, usage.memory_peak_kb, usage.oom_kills) == (1.5, 40 * 1024, 1)
     job._kill_all()
     assert (tmp_path / "cgroup.kill").read_text() == "1"
+
+
+def cgroup2_mounts() -> dict[str, list[str]]:
+    """Every cgroup2 mount point, with its options, from the mount table."""
+    lines = [line.split() for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return {
+        fields[4]: fields[fields.index("-") + 3].split(",")
+        for fields in lines
+        if fields[fields.index("-") + 1] == "cgroup2"
+    }
+
+
+@needs_root
+def test_cgroup2_favordynmods_is_turned_on_where_it_was_off() -> None:
+    if not cgroup2_mounts():
+        pytest.skip("no cgroup2 mount here")
+    target = next(iter(cgroup2_mounts()))
+    # A remount without the flag turns it off (the kernel applies the flags it is given).
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.mount(b"cgroup2", target.encode(), b"cgroup2", MS_REMOUNT, b"") == 0, ctypes.get_errno()
+    assert "favordynmods" not in cgroup2_mounts()[target]
+    assert favor_fast_moves() is None
+    assert "favordynmods" in cgroup2_mounts()[target]
