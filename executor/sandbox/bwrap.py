@@ -43,10 +43,8 @@ DEVICE_LINKS = (
     ("/proc/self/fd/1", "/dev/stdout"),
     ("/proc/self/fd/2", "/dev/stderr"),
 )
-# RLIMIT_NPROC counts bwrap's own processes too: the monitor outside and pid 1 inside; the run's
-# cgroup holds pid 1 only (see join_before_start).
+# RLIMIT_NPROC and the run's cgroup count bwrap's own processes too: the monitor and pid 1.
 BWRAP_PROCESSES = 2
-BWRAP_PROCESSES_IN_CGROUP = 1
 _SIGNALS = frozenset(signal.valid_signals())
 
 
@@ -236,17 +234,11 @@ class BwrapProcess(ReapedOnce):
             send_kill(self._init_pidfd)
 
     def join_before_start(self, cgroup: JobCgroup, block_fd: int, timeout_s: float) -> None:
-        """Move pid 1 into the job's cgroup, then let it start the program.
+        """Move bwrap's monitor and pid 1 into the job's cgroup, then let pid 1 start the program.
 
         pid 1 is blocked (`--block-fd`) until then, so the program and all it forks are born in the
         cgroup. If pid 1 is never reported (bwrap failed, or hung past the deadline), it is never
         let go: the program cannot run outside its cgroup.
-
-        bwrap's monitor stays out: moving it costs 2 ms per run on average here (one move in ten
-        takes 10-15 ms, measured on cgroup v1, kernel 6.18), against 0.01 ms for pid 1. It is outside
-        the sandbox's namespaces, where the program cannot reach it; it is our child, killed and
-        reaped by us, and dies with the worker by the parent-death signal it sets before the
-        program exists.
         """
         deadline = time.monotonic() + timeout_s
         while self._init_pid is None and (remaining := deadline - time.monotonic()) > 0:
@@ -260,6 +252,7 @@ class BwrapProcess(ReapedOnce):
             return
         # pid 1 gone already means bwrap failed in its set-up: the run ends with bwrap's report.
         with contextlib.suppress(ProcessLookupError, BrokenPipeError):
+            cgroup.join(self._popen.pid)
             cgroup.join(self._init_pid)
             os.write(block_fd, b"1")
 

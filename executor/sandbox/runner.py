@@ -34,9 +34,9 @@ _STARTERS: Mapping[Isolation, _Start] = MappingProxyType(
 # The sandbox's one piece of process-wide state: a cancel arrives on another thread of the worker,
 # which holds no handle on the run it must stop.
 _RUNNING_PROGRAMS = RunningPrograms()
-# The sandbox's own processes in a run's cgroup, which its process budget must also allow: bwrap's pid 1.
+# The sandbox's own processes in a run's cgroup, which its process budget must also allow.
 _OWN_PROCESSES: Mapping[Isolation, int] = MappingProxyType(
-    {Isolation.BWRAP: bwrap.BWRAP_PROCESSES_IN_CGROUP, Isolation.RLIMITS_ONLY: 0}
+    {Isolation.BWRAP: bwrap.BWRAP_PROCESSES, Isolation.RLIMITS_ONLY: 0}
 )
 
 

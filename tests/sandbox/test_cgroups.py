@@ -73,9 +73,9 @@ def test_every_process_of_a_bwrap_run_is_in_its_cgroup_with_the_run_s_limits(bwr
         bwrap_sandbox, FAMILY, Limits(memory_mb=48, max_processes=20)
     )
     assert result.stdout == "done\n"
-    # bwrap's pid 1, the program and its three children.
-    assert len(seen["procs"].split()) == 5, seen
-    assert seen["pids.max"] == "21"  # the budget, plus bwrap's pid 1
+    # bwrap's monitor and pid 1, the program and its three children.
+    assert len(seen["procs"].split()) == 6, seen
+    assert seen["pids.max"] == "22"  # the budget, plus bwrap's two
     assert int(seen["memory.limit"]) == 48 * MIB
     assert int(seen["tcp.limit"]) == 12 * MIB
 
