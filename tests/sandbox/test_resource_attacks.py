@@ -175,9 +175,28 @@ print(f"total {total}", flush=True)
 time.sleep(float(sys.argv[2]))
 """
 
+# The end of the socket programs: hoard() in `processes` children at once, each the OOM killer's
+# first choice so that the parent lives to wait for them all.
+HOARD_IN_EACH_CHILD = """
+pids = []
+for _ in range(processes):
+    pid = os.fork()
+    if pid == 0:
+        with open("/proc/self/oom_score_adj", "w") as adj:
+            adj.write("1000")
+        try:
+            hoard()
+        finally:
+            os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+"""
+
 # A process per child, each with a listener and as many connections as RLIMIT_NOFILE leaves it:
 # RLIMIT_NOFILE is per process, so the job's fds are processes x max_open_files.
-TCP_BUFFERS = """
+TCP_BUFFERS = (
+    """
 import errno, os, socket, sys, time
 processes, accept, hold = int(sys.argv[1]), sys.argv[2] == "accept", float(sys.argv[3])
 BUFFER, chunk = 8 << 20, b"t" * 65536
@@ -212,22 +231,12 @@ def hoard():
     print(f"{len(servers) or len(clients)} connections ({stop}), {queued >> 20} MiB queued", flush=True)
     time.sleep(hold)
 
-pids = []
-for _ in range(processes):
-    pid = os.fork()
-    if pid == 0:
-        with open("/proc/self/oom_score_adj", "w") as adj:
-            adj.write("1000")
-        try:
-            hoard()
-        finally:
-            os._exit(0)
-    pids.append(pid)
-for pid in pids:
-    os.waitpid(pid, 0)
 """
+    + HOARD_IN_EACH_CHILD
+)
 
-UDP_BUFFERS = """
+UDP_BUFFERS = (
+    """
 import os, socket, sys, time
 processes, hold = int(sys.argv[1]), float(sys.argv[2])
 
@@ -252,20 +261,12 @@ def hoard():
     print(f"{len(receivers)} sockets, {sent >> 20} MiB sent", flush=True)
     time.sleep(hold)
 
-pids = []
-for _ in range(processes):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            hoard()
-        finally:
-            os._exit(0)
-    pids.append(pid)
-for pid in pids:
-    os.waitpid(pid, 0)
 """
+    + HOARD_IN_EACH_CHILD
+)
 
-UNIX_BUFFERS = """
+UNIX_BUFFERS = (
+    """
 import errno, os, socket, sys, time
 processes, hold = int(sys.argv[1]), float(sys.argv[2])
 BUFFER, chunk = 8 << 20, b"u" * 65536
@@ -291,20 +292,9 @@ def hoard():
         print(f"{len(pairs)} pairs ({stop}), {queued >> 20} MiB queued", flush=True)
     time.sleep(hold)
 
-pids = []
-for _ in range(processes):
-    pid = os.fork()
-    if pid == 0:
-        with open("/proc/self/oom_score_adj", "w") as adj:
-            adj.write("1000")
-        try:
-            hoard()
-        finally:
-            os._exit(0)
-    pids.append(pid)
-for pid in pids:
-    os.waitpid(pid, 0)
 """
+    + HOARD_IN_EACH_CHILD
+)
 
 IO_SETUP = """
 import ctypes, errno, sys, time
