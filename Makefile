@@ -34,19 +34,19 @@ system-deps:
 		|| echo "note: apt-get could not install$$missing: using fallbacks"
 
 run: install
-	$(BIN)/python -m executor.run_local
+	$(BIN)/python -m devtools.run_local
 
 test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check executor workers tests bench
-	$(BIN)/ruff format --check executor workers tests bench
+	$(BIN)/ruff check executor workers devtools tests bench
+	$(BIN)/ruff format --check executor workers devtools tests bench
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format executor workers tests bench
-	$(BIN)/ruff check --fix executor workers tests bench
+	$(BIN)/ruff format executor workers devtools tests bench
+	$(BIN)/ruff check --fix executor workers devtools tests bench
 
 typecheck: install
 	$(BIN)/mypy

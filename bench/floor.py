@@ -49,7 +49,7 @@ def sandbox_isolation() -> str:
 
 def cgroup_step_ms() -> float | None:
     """What a run's cgroup costs it, median ms (None without cgroups); the floor's runs pay it too."""
-    from executor.sandbox.benchmark import cgroup_step_ms as measure
+    from bench.sandbox_start import cgroup_step_ms as measure
 
     step: float | None = measure(_sandbox(0))
     return step

@@ -24,8 +24,8 @@ from redis import Redis
 
 from bench.pool import Deadline
 from bench.procstat import children, cpu_times, rss_mib
-from executor.local_redis import RedisServer, free_port, start_redis, stop_redis
-from executor.run_local import procfile_command
+from devtools.local_redis import RedisServer, free_port, start_redis, stop_redis
+from devtools.run_local import procfile_command
 
 REPO = Path(__file__).resolve().parent.parent
 QUEUE = "bench"

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
+from devtools.local_redis import RedisServer, start_redis, stop_redis
 from executor.app import create_app
-from executor.local_redis import RedisServer, start_redis, stop_redis
 from executor.settings import Settings
 from tests.stack import REPO, WORKER_SECRET, WorkerProcesses
 from workers import tasks

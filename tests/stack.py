@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, Worker
 
+from devtools.run_local import procfile_command
 from executor.app import create_app
-from executor.run_local import procfile_command
 from executor.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

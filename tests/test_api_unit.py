@@ -15,9 +15,9 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from devtools.local_redis import free_port
 from executor import jobs as jobs_module
 from executor.app import create_app
-from executor.local_redis import free_port
 from executor.services import Services
 from executor.settings import Settings
 

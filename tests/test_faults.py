@@ -11,8 +11,8 @@ from redis import Redis
 from rq import Worker
 from rq.job import Job
 
+from devtools.local_redis import RedisServer, start_redis, stop_redis
 from executor.app import create_app
-from executor.local_redis import RedisServer, start_redis, stop_redis
 from executor.settings import Settings
 from tests.stack import WorkerProcesses, own_queue, poll_until, processes_with_token, submit
 

@@ -9,8 +9,8 @@ import uuid
 from redis import Redis
 from rq import Queue, Worker
 
+from devtools.run_local import procfile_command
 from executor.heartbeats import HEARTBEAT_PREFIX
-from executor.run_local import procfile_command
 from tests.stack import REPO, WorkerProcesses
 
 # A PATH with the virtualenv but without /usr/bin, where bwrap lives: bubblewrap is "not installed".

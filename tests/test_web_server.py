@@ -11,8 +11,8 @@ import pytest
 
 from bench.load import run_load
 from bench.pool import Deadline
-from executor.local_redis import free_port
-from executor.run_local import procfile_command
+from devtools.local_redis import free_port
+from devtools.run_local import procfile_command
 from tests.stack import REPO, WorkerProcesses
 
 START_TIMEOUT_S = 30.0

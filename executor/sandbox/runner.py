@@ -13,7 +13,7 @@ from io import FileIO
 from types import MappingProxyType
 
 from executor.languages import Language
-from executor.sandbox import bwrap, rlimits_only
+from executor.sandbox.backends import bwrap, direct
 from executor.sandbox.cgroups import CgroupLimits, JobCgroup
 from executor.sandbox.classify import Ending, classify
 from executor.sandbox.isolation import Isolation, Sandbox
@@ -29,7 +29,7 @@ from executor.sandbox.streams import Exchange, Pipes, StreamLoop
 _logger = logging.getLogger(__name__)
 _Start = Callable[[Run, Stdio, ExitStack], StartedProgram]
 _STARTERS: Mapping[Isolation, _Start] = MappingProxyType(
-    {Isolation.BWRAP: bwrap.start, Isolation.RLIMITS_ONLY: rlimits_only.start}
+    {Isolation.BWRAP: bwrap.start, Isolation.RLIMITS_ONLY: direct.start}
 )
 # The sandbox's one piece of process-wide state: a cancel arrives on another thread of the worker,
 # which holds no handle on the run it must stop.

@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from executor.sandbox import Limits, Outcome
-from executor.sandbox.bwrap import program_status
+from executor.sandbox.backends.bwrap import program_status
 from executor.sandbox.classify import Ending, classify
 
 LIMITS = Limits(wall_time_s=2, memory_mb=64)

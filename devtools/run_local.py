@@ -9,7 +9,7 @@ from pathlib import Path
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from executor.local_redis import RedisServer, start_redis, stop_redis
+from devtools.local_redis import RedisServer, start_redis, stop_redis
 
 DATA_DIR = os.path.join("data", "redis")
 LOCAL_REDIS_PORT = 6399

@@ -1,4 +1,4 @@
-"""Measure what the sandbox adds to a program's start: `python -m executor.sandbox.benchmark [runs] [uid]`.
+"""Measure what the sandbox adds to a program's start: `python -m bench.sandbox_start [runs] [uid]`.
 
 Runs print('hello') bare (`python3 -I main.py`) and through run_program under each isolation
 level, with and without the run's cgroup, interleaved so that load on the machine hits all alike,
