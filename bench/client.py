@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from bench.pool import Deadline, run_pool
 from bench.samples import JobSample
 from bench.workloads import Workload, new_token
-from executor.models import TERMINAL_STATUSES
+from executor.jobs.statuses import TERMINAL_STATUSES
 
 SOCKET_TIMEOUT_S = 60.0
 # A job may wait behind every other client's job before it runs; past this it is reported lost.

@@ -12,7 +12,7 @@ from bench.client import run_clients
 from bench.pool import Deadline
 from bench.report import DOCUMENTED_CODES, percentile
 from bench.workloads import WORKLOADS
-from executor.models import TERMINAL_STATUSES
+from executor.jobs.statuses import TERMINAL_STATUSES
 
 # 50 clients polling every 5 ms would spend the CPU the workers need; a real client polls slower.
 LOAD_POLL_INTERVAL_S = 0.05

@@ -24,8 +24,8 @@ from werkzeug.test import EnvironBuilder
 from bench.procstat import cpu_times, own_cpu_s
 from bench.stack import private_redis
 from bench.worker_cost import run_stubbed_worker
-from executor import create_app
 from executor.settings import Settings
+from executor.web import create_app
 
 QUEUE_NAME = "web-cost"
 PROGRAM = json.dumps({"code": "print('hello')", "language": "python"}).encode()

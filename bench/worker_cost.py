@@ -21,10 +21,10 @@ from rq.registry import FinishedJobRegistry
 
 from bench.procstat import cpu_times, own_cpu_s
 from bench.stack import private_redis
-from executor.jobs import JobQueue
-from executor.models import execute_request_model
+from executor.jobs.queue import JobQueue
+from executor.jobs.request import execute_request_model
+from executor.jobs.serializer import JobSerializer
 from executor.sandbox.result import Outcome, RunResult
-from executor.serializer import JobSerializer
 from executor.settings import Settings
 from workers import worker as worker_module
 from workers.claiming_queue import ClaimingQueue

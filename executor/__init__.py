@@ -1,14 +1,15 @@
 """executor: runs untrusted programs for other programs.
 
-`create_app` is imported lazily so that importing the sandbox never imports Flask.
+A request's journey, package by package:
+
+1. `executor.web`: the HTTP API validates the request (`routes.py`, with the model of
+   `executor.jobs.request`) and queues it;
+2. `executor.jobs`: the queue protocol on RQ and Redis, shared by both sides: submit, read, wait,
+   cancel (`queue.py`), a job's view (`views.py`), liveness (`liveness.py`);
+3. `workers`: `rq worker` processes take the job (`worker.py`) and run it (`tasks.py`);
+4. `executor.sandbox`: one program in a fresh, limited process tree, its outcome as a result;
+5. back through RQ's result to `executor.jobs.views`, and the client's poll or wait.
+
+`executor.settings` (every knob, from the environment) and `executor.languages` serve them all.
+`devtools` (a local Redis, `make run`) is never imported by production code.
 """
-
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from executor.app import create_app
-
-        return create_app
-    raise AttributeError(f"module 'executor' has no attribute {name!r}")

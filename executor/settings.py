@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     sandbox_slots: int = Field(64, gt=0)
     retry_lost_jobs: bool = False
     # A repeat poll of a job within this many ms of the last one's answer is held until then, or
-    # until the job ends (executor/poll_pace.py); 0 answers every poll at once.
+    # until the job ends (executor/jobs/pacing.py); 0 answers every poll at once.
     poll_pace_ms: int = Field(50, ge=0, le=5000)
     # A started job whose worker sent no heartbeat for this long is reported lost.
     worker_heartbeat_s: float = Field(2.0, gt=0)

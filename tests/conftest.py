@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from devtools.local_redis import RedisServer, start_redis, stop_redis
-from executor.app import create_app
 from executor.settings import Settings
+from executor.web.app import create_app
 from tests.stack import REPO, WORKER_SECRET, WorkerProcesses
 from workers import tasks
 

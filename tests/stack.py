@@ -13,8 +13,8 @@ from redis import Redis
 from rq import Queue, Worker
 
 from devtools.run_local import procfile_command
-from executor.app import create_app
 from executor.settings import Settings
+from executor.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_START_TIMEOUT_S = 30.0

@@ -16,10 +16,10 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from devtools.local_redis import free_port
-from executor import jobs as jobs_module
-from executor.app import create_app
-from executor.services import Services
+from executor.jobs import queue as jobs_module
 from executor.settings import Settings
+from executor.web.app import create_app
+from executor.web.services import Services
 
 TEST_SETTINGS = Settings(redis_url="redis://127.0.0.1:1/0", queue_name="unit", max_queue_depth=3)
 

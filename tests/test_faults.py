@@ -12,8 +12,8 @@ from rq import Worker
 from rq.job import Job
 
 from devtools.local_redis import RedisServer, start_redis, stop_redis
-from executor.app import create_app
 from executor.settings import Settings
+from executor.web.app import create_app
 from tests.stack import WorkerProcesses, own_queue, poll_until, processes_with_token, submit
 
 OUTAGE_ANSWER_LIMIT_S = 2.0

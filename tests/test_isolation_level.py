@@ -10,7 +10,7 @@ from redis import Redis
 from rq import Queue, Worker
 
 from devtools.run_local import procfile_command
-from executor.heartbeats import HEARTBEAT_PREFIX
+from executor.jobs.liveness import HEARTBEAT_PREFIX
 from tests.stack import REPO, WorkerProcesses
 
 # A PATH with the virtualenv but without /usr/bin, where bwrap lives: bubblewrap is "not installed".

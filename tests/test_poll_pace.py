@@ -1,4 +1,4 @@
-"""Repeat polls of a job are paced (executor/poll_pace.py): on a real Redis, with real workers."""
+"""Repeat polls of a job are paced (executor/jobs/pacing.py): on a real Redis, with real workers."""
 
 import time
 import uuid
@@ -8,10 +8,10 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq.job import Job
 
-from executor.app import create_app
-from executor.models import TERMINAL_STATUSES
-from executor.poll_pace import poll_mark_key, queue_poll_hold
+from executor.jobs.pacing import poll_mark_key, queue_poll_hold
+from executor.jobs.statuses import TERMINAL_STATUSES
 from executor.settings import Settings
+from executor.web.app import create_app
 from tests.stack import WorkerProcesses
 
 PACE_MS = 100

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pytest
 from flask.testing import FlaskClient
 
-from executor.app import create_app
 from executor.settings import Settings
+from executor.web.app import create_app
 
 ALPHA, BETA = uuid.uuid4().hex, uuid.uuid4().hex
 

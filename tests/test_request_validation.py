@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from executor.models import execute_request_model
+from executor.jobs.request import execute_request_model
 from executor.settings import Settings
 
 Request = execute_request_model(Settings(max_code_bytes=100, max_stdin_bytes=50), ["python"])

@@ -7,7 +7,7 @@ import pytest
 import zstandard
 from rq.serializers import JSONSerializer
 
-from executor.serializer import COMPRESS_FROM_BYTES, JobSerializer
+from executor.jobs.serializer import COMPRESS_FROM_BYTES, JobSerializer
 
 SMALL: list[Any] = [
     {"stdout": "hello\n", "return_code": 0, "execution_time": 0.0123, "signal": None, "ok": True},

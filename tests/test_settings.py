@@ -5,7 +5,7 @@ import ssl
 
 import pytest
 
-from executor.connection import client_options
+from executor.jobs.connection import client_options
 from executor.settings import Settings
 
 

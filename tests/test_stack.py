@@ -16,8 +16,8 @@ from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from executor.app import create_app
 from executor.settings import Settings
+from executor.web.app import create_app
 from tests.stack import poll_until
 
 Run = Callable[..., dict[str, Any]]

@@ -14,10 +14,10 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 
-from executor.jobs import JobQueue
-from executor.models import execute_request_model
+from executor.jobs.queue import JobQueue
+from executor.jobs.request import execute_request_model
+from executor.jobs.serializer import JobSerializer
 from executor.sandbox.result import Outcome, RunResult
-from executor.serializer import JobSerializer
 from executor.settings import Settings
 from workers import worker as worker_module
 from workers.claiming_queue import ClaimingQueue

@@ -17,7 +17,7 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 from rq.utils import as_text
 
-from executor.guarded_writes import RUN_COMMANDS, encoded_commands
+from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
 
 # Take the oldest waiting id into the intermediate list, as RQ's non-blocking LMOVE does, and read
 # its job's hash in the same call. An id whose hash has expired comes back with no fields.
@@ -36,7 +36,7 @@ CLAIM = _CLAIM_FUNCTION + "return claim(KEYS[1], KEYS[2], ARGV[1])"
 # Run the commands that follow only if the job still has the expected status and owner, then (when
 # given the queue's keys) claim the next job. Answer whether they ran, what the job's hash held and
 # the claimed job. KEYS: the job, then optionally the queue and its intermediate list. ARGV: status,
-# owner, job key prefix, then the commands (see `executor.guarded_writes`).
+# owner, job key prefix, then the commands (see `executor.jobs.guarded_writes`).
 FINISH = (
     _CLAIM_FUNCTION
     + RUN_COMMANDS

@@ -5,8 +5,8 @@ import os
 from functools import cache
 from typing import Any
 
+from executor.jobs.request import ExecuteRequest, execute_request_model
 from executor.languages import build_languages
-from executor.models import ExecuteRequest, execute_request_model
 from executor.sandbox import Limits, Program, Sandbox, detect_sandbox, run_program
 from executor.settings import Settings
 from workers.slots import Slot, acquire_slot

@@ -15,11 +15,11 @@ from rq.suspension import is_suspended
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-from executor.jobs import RUN_JOB
-from executor.lost_jobs import sweep_lost_jobs
+from executor.jobs.liveness import sweep_lost_jobs
+from executor.jobs.request import RUN_JOB
 from executor.sandbox import kill_running_programs, sweep_leftover_runs
 from workers.claiming_queue import claim_source, claimed_job, give_back
-from workers.heartbeat import HeartbeatThread
+from workers.heartbeat_thread import HeartbeatThread
 from workers.redis_scripts import Finished, finish_if_owned, run_atomically
 from workers.tasks import run_job, worker_sandbox, worker_settings
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from flask import current_app
 from redis import Redis
 
-from executor.jobs import JobQueue
+from executor.jobs.queue import JobQueue
+from executor.jobs.request import ExecuteRequest
 from executor.languages import Language
-from executor.models import ExecuteRequest
 from executor.settings import Settings
 
 

@@ -5,7 +5,7 @@ import os
 
 import gunicorn.util
 
-from executor.errors import error_body
+from executor.web.errors import error_body
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Threads, not processes, carry concurrency: a ?wait=true request mostly sleeps in a blocking Redis read.

@@ -4,7 +4,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from executor.models import ErrorResponse, ExecuteRequest, Health, JobAccepted, JobView, LanguageInfo
+from executor.jobs.request import ExecuteRequest
+from executor.jobs.views import JobView
+from executor.web.schemas import ErrorResponse, Health, JobAccepted, LanguageInfo
 
 REF = "#/components/schemas/{model}"
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}

@@ -1,4 +1,9 @@
-"""Jobs whose worker died: failed with a clear reason, or run once more when the operator asks.
+"""Worker liveness: heartbeats that expire unless renewed, and the settling of jobs whose worker died.
+
+RQ's own worker key lives for the job's timeout plus a minute, far too long to notice a dead worker
+quickly, so each worker also renews a short-lived key of ours holding its isolation level, and its
+name in one sorted set scored by when it expires, so `/health` reads the live workers without
+scanning the keyspace. Clocks are Redis's own (TIME, inside the scripts), never a host's.
 
 RQ notices an abandoned job only when the job's lease runs out (its timeout plus a minute) and an
 idle worker happens to clean up. Our heartbeats expire within seconds, so whoever looks at a
@@ -15,7 +20,60 @@ from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
 from rq.utils import as_text
 
-from executor.heartbeats import alive_among, is_alive
+HEARTBEAT_PREFIX = "executor:heartbeat:"
+# Every worker that has beaten, scored by when its heartbeat expires (ms, Redis's clock).
+LIVE_WORKERS = "executor:live-workers"
+# KEYS: the worker's heartbeat, the set. ARGV: its name, its level, the TTL in ms. Also forgets the
+# workers whose heartbeats have expired, so the set holds at most the workers of the last TTL.
+_BEAT = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+"""
+# KEYS: the set. Returns the names of the workers whose heartbeats have not expired.
+_LIVE = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+"""
+
+
+def beat(connection: Redis, worker_name: str, level: str, ttl_s: float) -> None:
+    """Say that this worker is alive, and which isolation level it runs programs in."""
+    connection.eval(
+        _BEAT, 2, HEARTBEAT_PREFIX + worker_name, LIVE_WORKERS, worker_name, level, int(ttl_s * 1000)
+    )
+
+
+def forget(connection: Redis, worker_name: str) -> None:
+    """Withdraw a worker that is stopping cleanly."""
+    with connection.pipeline(transaction=False) as pipeline:
+        pipeline.delete(HEARTBEAT_PREFIX + worker_name)
+        pipeline.zrem(LIVE_WORKERS, worker_name)
+        pipeline.execute()
+
+
+def is_alive(connection: Redis, worker_name: str) -> bool:
+    """Whether the worker renewed its heartbeat recently."""
+    return worker_name in alive_among(connection, [worker_name])
+
+
+def alive_among(connection: Redis, worker_names: list[str]) -> set[str]:
+    """The workers of `worker_names` that renewed their heartbeat recently, in one round trip."""
+    if not worker_names:
+        return set()
+    values = connection.mget([HEARTBEAT_PREFIX + name for name in worker_names])
+    return {name for name, value in zip(worker_names, values, strict=True) if value is not None}
+
+
+def live_workers(connection: Redis) -> dict[str, str]:
+    """Each live worker's name and isolation level, in two round trips whatever the size of Redis."""
+    names = [as_text(name) for name in connection.eval(_LIVE, 1, LIVE_WORKERS)]
+    levels = connection.mget([HEARTBEAT_PREFIX + name for name in names]) if names else []
+    return {name: as_text(level) for name, level in zip(names, levels, strict=True) if level is not None}
+
 
 logger = logging.getLogger(__name__)
 

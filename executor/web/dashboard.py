@@ -4,9 +4,9 @@ import rq_dashboard
 import rq_dashboard.web
 from flask import Flask, request
 
-from executor.access import dashboard_guard
-from executor.serializer import JobSerializer
+from executor.jobs.serializer import JobSerializer
 from executor.settings import Settings
+from executor.web.auth import dashboard_guard
 
 DASHBOARD_PREFIX = "/rq"
 

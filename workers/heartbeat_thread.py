@@ -7,7 +7,7 @@ from collections.abc import Callable
 from redis import Redis
 from redis.exceptions import RedisError
 
-from executor.heartbeats import beat, forget
+from executor.jobs.liveness import beat, forget
 
 logger = logging.getLogger(__name__)
 

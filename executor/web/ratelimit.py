@@ -5,10 +5,10 @@ from collections.abc import Callable
 from flask import Flask, request
 from flask_limiter import Limiter
 
-from executor.access import is_configured, presented_key
-from executor.connection import client_options
-from executor.jobs import owner_of
+from executor.jobs.connection import client_options
+from executor.jobs.queue import owner_of
 from executor.settings import Settings
+from executor.web.auth import is_configured, presented_key
 
 
 def _client_key(api_keys: tuple[str, ...]) -> Callable[[], str]:

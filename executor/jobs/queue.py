@@ -1,31 +1,35 @@
-"""Jobs on the RQ queue: submit, read, wait for and cancel them. The only API module that knows RQ."""
+"""Jobs on the RQ queue as the web process sees them: submit, read, wait for and cancel them.
+
+A read is one round trip for what a view needs (`find`), the view is built by `views.py`, a
+repeat poll's hold comes from `pacing.py`, and a started job whose worker died is settled on the
+way by `liveness.py`.
+"""
 
 import contextlib
 import hashlib
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
-from rq import Queue, Retry, Worker
+from rq import Queue, Retry
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.utils import as_text
 
-from executor.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
-from executor.lost_jobs import settle_if_lost
-from executor.models import TERMINAL_STATUSES, ExecuteRequest, JobView
-from executor.poll_pace import queue_poll_hold
-from executor.serializer import JobSerializer
+from executor.jobs.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
+from executor.jobs.liveness import settle_if_lost
+from executor.jobs.pacing import queue_poll_hold
+from executor.jobs.request import RUN_JOB, ExecuteRequest
+from executor.jobs.serializer import JobSerializer
+from executor.jobs.statuses import TERMINAL_STATUSES
+from executor.jobs.views import UNFINISHED_STATUSES, WAITING_STATUSES, JobView, view_of
 from executor.settings import Settings
 
-# Enqueued by dotted path, so the API never imports worker code.
-RUN_JOB = "workers.tasks.run_job"
 # Room for sandbox set-up and result collection: RQ only ever kills a runner that hung, never a program.
 RUNNER_MARGIN_S = 15
 WAIT_MARGIN_S = 2.0
@@ -35,15 +39,11 @@ WAIT_SLICE_MS = 500
 # this much of the queue, so polls of started or ended jobs stay cheap however deep the queue is.
 GUESSED_POSITION_SCAN = 1000
 
-WAITING_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED}
-UNFINISHED_STATUSES = {*WAITING_STATUSES, JobStatus.STARTED}
-CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
-
 
 @dataclass(frozen=True)
 class Snapshot:
     """A job as one poll read it: its hash, its place in the queue and its newest result, and how
-    long a poll of it is to be held (see `executor.poll_pace`)."""
+    long a poll of it is to be held (see `executor.jobs.pacing`)."""
 
     job: Job
     queue_position: int | None
@@ -128,7 +128,7 @@ class JobQueue:
     def paced_view(self, snapshot: Snapshot) -> JobView:
         """The job as a poll sees it: at once, or, for a repeat poll of an unfinished job that came
         too soon, once its hold has passed or the job has ended, whichever is first (see
-        `executor.poll_pace`). A held poll builds its view only from what it reads after the hold
+        `executor.jobs.pacing`). A held poll builds its view only from what it reads after the hold
         (a lost worker is noticed then), not also from what it read before."""
         job = snapshot.job
         if snapshot.hold_s <= 0 or job.get_status(refresh=False) not in UNFINISHED_STATUSES:
@@ -167,15 +167,11 @@ class JobQueue:
         """Jobs waiting for a worker."""
         return self.queue.count
 
-    def worker_count(self) -> int:
-        """Worker processes registered in Redis."""
-        return Worker.count(connection=self.connection)
-
     def _enqueue_if_room(
         self, request: ExecuteRequest, owner: str | None, pipeline: Pipeline, *, wake_waiter: bool
     ) -> Job:
         """Queue on `pipeline` the script that enqueues the job unless the queue is at its depth
-        limit (see `executor.guarded_writes`); with `wake_waiter`, a refusal also ends the read of
+        limit (see `executor.jobs.guarded_writes`); with `wake_waiter`, a refusal also ends the read of
         the job's result that follows it in the pipeline."""
         with self.connection.pipeline(transaction=False) as writes:
             job = self.queue.enqueue_call(
@@ -223,29 +219,21 @@ class JobQueue:
         return Job.fetch(job.id, connection=self.connection, serializer=JobSerializer)
 
     def _view_of(self, job: Job, result: Result | None = None, queue_position: int | None = None) -> JobView:
-        """The view of a job as fetched; `result` and `queue_position` save reads when already held."""
+        """The view of a job as fetched, after the reads its status calls for; `result` and
+        `queue_position` save reads when already held.
+
+        A started job whose worker stopped beating is settled here, by whichever reader sees it
+        first (see `executor.jobs.liveness`): a poll can write that verdict.
+        """
         status = job.get_status(refresh=False)
-        timestamps = {
-            "created_at": _utc(job.created_at),
-            "started_at": _utc(job.started_at),
-            "ended_at": _utc(job.ended_at),
-        }
-        common = {"job_id": job.id, "language": job.meta.get("language"), **timestamps}
-        if status in WAITING_STATUSES:
-            if queue_position is None:  # not read, beyond the guessed scan, or between lists: ask
-                queue_position = self.queue.get_job_position(job.id)
-            return JobView(status="queued", queue_position=queue_position, **common)
-        if status == JobStatus.STARTED:
-            if settle_if_lost(job, self.settings.worker_lost_after_s):
-                return self._view_of(self._refetch(job))
-            return JobView(status="started", **common)
-        if status in CANCELED_STATUSES or status == JobStatus.FINISHED:
-            result = result or job.latest_result()
-            returned = result.return_value if result and result.type == Result.Type.SUCCESSFUL else None
-            if status == JobStatus.FINISHED:
-                return _ended(common, None, None, returned)
-            return _ended(common, "canceled", "canceled before it finished", returned)
-        return _ended(common, "internal_error", _failure_message(result or job.latest_result()))
+        if status in WAITING_STATUSES and queue_position is None:
+            # Not read, beyond the guessed scan, or between lists: ask.
+            queue_position = self.queue.get_job_position(job.id)
+        elif status == JobStatus.STARTED and settle_if_lost(job, self.settings.worker_lost_after_s):
+            return self._view_of(self._refetch(job))
+        elif status not in UNFINISHED_STATUSES and result is None:
+            result = job.latest_result()
+        return view_of(job, result, queue_position)
 
 
 def _wait_deadline(timeout_s: float) -> float:
@@ -286,46 +274,8 @@ def _result_of(job: Job, entry: tuple[bytes, dict[bytes, bytes]]) -> Result:
     )
 
 
-def _ended(
-    common: dict[str, Any], status: str | None, message: str | None, result: dict[str, Any] | None = None
-) -> JobView:
-    """A terminal view: the runner's result when there is one, else empty result fields."""
-    fields: dict[str, Any] = {
-        "stdout": "",
-        "stderr": "",
-        "stdout_truncated": False,
-        "stderr_truncated": False,
-        "return_code": None,
-        "signal": None,
-        "execution_time": 0.0,
-        "cpu_time": 0.0,
-        "memory_kb": None,
-    }
-    fields.update(result or {})
-    if status is not None:
-        fields["status"] = status
-    if message is not None:
-        fields["message"] = message
-    return JobView.model_validate({**fields, **common})
-
-
-def _failure_message(result: Result | None) -> str:
-    """Why RQ failed the job, in one line, without the worker's traceback."""
-    if result is None or not result.exc_string:
-        return "the service failed to run this job"
-    last_line = result.exc_string.strip().splitlines()[-1]
-    return f"the service failed to run this job: {last_line}"
-
-
 def _is_uuid(text: str) -> bool:
     try:
         return str(uuid.UUID(text)) == text
     except ValueError:
         return False
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """RQ stores naive UTC times; clients get an explicit UTC marker."""
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from executor.openapi import build_openapi
-from executor.services import services
+from executor.web.openapi import build_openapi
+from executor.web.services import services
 
 docs = Blueprint("docs", __name__)
 

@@ -5,17 +5,17 @@ import logging
 from flask import Flask
 from redis import Redis
 
-from executor.api import api
-from executor.connection import connect
-from executor.dashboard import mount_dashboard
-from executor.docs_page import docs
-from executor.errors import register_error_handlers
-from executor.jobs import JobQueue
+from executor.jobs.connection import connect
+from executor.jobs.queue import JobQueue
+from executor.jobs.request import execute_request_model
 from executor.languages import build_languages
-from executor.models import execute_request_model
-from executor.ratelimit import init_rate_limit
-from executor.services import Services
 from executor.settings import Settings
+from executor.web.dashboard import mount_dashboard
+from executor.web.docs_page import docs
+from executor.web.errors import register_error_handlers
+from executor.web.ratelimit import init_rate_limit
+from executor.web.routes import api
+from executor.web.services import Services
 
 
 def create_app(settings: Settings | None = None, redis: Redis | None = None) -> Flask:

@@ -4,9 +4,9 @@ import hmac
 
 from flask import request
 
-from executor.errors import APIError
-from executor.jobs import owner_of
-from executor.services import services
+from executor.jobs.queue import owner_of
+from executor.web.errors import APIError
+from executor.web.services import services
 
 
 def presented_key() -> str | None:

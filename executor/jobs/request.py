@@ -1,27 +1,19 @@
-"""The shapes of the HTTP API: what clients send and what they get back, as pydantic models."""
+"""What a client asks to run: the request model both the API and the workers validate with.
+
+The workers validate a job's request again, with the same model and maxima, so a job forged in
+Redis can raise no limit.
+"""
 
 from collections.abc import Collection
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from executor.settings import Settings
 
-JobStatus = Literal[
-    "queued",
-    "started",
-    "success",
-    "failed",
-    "timeout",
-    "memory_limit",
-    "output_limit",
-    "canceled",
-    "internal_error",
-]
-TERMINAL_STATUSES = frozenset(
-    {"success", "failed", "timeout", "memory_limit", "output_limit", "canceled", "internal_error"}
-)
+# The function a job runs, by dotted path: the web process enqueues it without importing worker code,
+# and workers run nothing else.
+RUN_JOB = "workers.tasks.run_job"
 
 
 class ExecuteRequest(BaseModel):
@@ -106,73 +98,3 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
     model.model_fields["stdin"].metadata.append(stdin_check)
     model.model_rebuild(force=True)
     return model
-
-
-class JobAccepted(BaseModel):
-    """The answer to a submission: where to find the job."""
-
-    job_id: str
-    status: Literal["queued"] = "queued"
-    message: str
-    status_url: str
-
-
-class JobView(BaseModel):
-    """A job as clients see it; the result fields are present once it is terminal."""
-
-    job_id: str
-    status: JobStatus
-    queue_position: int | None = None
-    message: str | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    stdout_truncated: bool | None = None
-    stderr_truncated: bool | None = None
-    return_code: int | None = None
-    signal: str | None = None
-    execution_time: float | None = None
-    cpu_time: float | None = None
-    memory_kb: int | None = None
-    language: str | None = None
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-
-
-class LanguageInfo(BaseModel):
-    """One language programs can be written in."""
-
-    id: str
-    name: str
-    version: str
-
-
-class Health(BaseModel):
-    """Whether the service can take work, and who is there to do it."""
-
-    status: Literal["ok", "unavailable"]
-    redis: str
-    workers: int
-    queued: int
-    sandbox: str
-
-
-class ErrorDetail(BaseModel):
-    """One reason a request was refused."""
-
-    field: str | None = None
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """The error itself: a stable code and a sentence a person can act on."""
-
-    code: str
-    message: str
-    details: list[ErrorDetail] | None = None
-
-
-class ErrorResponse(BaseModel):
-    """Every error of every route has this shape."""
-
-    error: ErrorBody

@@ -7,13 +7,15 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from executor.access import client_owner
-from executor.errors import APIError, unavailable, validation_error
-from executor.heartbeats import sandboxes_in_use
-from executor.jobs import JobAlreadyEnded, JobNotFound, QueueFull, Snapshot
+from executor.jobs.liveness import live_workers
+from executor.jobs.queue import JobAlreadyEnded, JobNotFound, QueueFull, Snapshot
+from executor.jobs.statuses import TERMINAL_STATUSES
+from executor.jobs.views import JobView
 from executor.languages import language_version
-from executor.models import TERMINAL_STATUSES, Health, JobAccepted, JobView, LanguageInfo
-from executor.services import services
+from executor.web.auth import client_owner
+from executor.web.errors import APIError, unavailable, validation_error
+from executor.web.schemas import Health, JobAccepted, LanguageInfo
+from executor.web.services import services
 
 api = Blueprint("api", __name__)
 
@@ -46,7 +48,7 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
 @api.get("/api/v1/execute/<job_id>")
 def poll(job_id: str) -> Response:
     """The job's status, and its result once it has ended; ?wait=true holds the answer until then,
-    and a repeat poll that comes too soon is held for the rest of its pace (executor.poll_pace)."""
+    and a repeat poll that comes too soon is held for the rest of its pace (executor.jobs.pacing)."""
     jobs = services().jobs
     if _wait_requested():
         return _view_json(jobs.wait(_find(job_id)))
@@ -79,13 +81,13 @@ def health() -> tuple[Response, int]:
     """200 when Redis answers, 503 when it does not; who is working and what waits."""
     jobs = services().jobs
     try:
-        jobs.connection.ping()
+        live = live_workers(jobs.connection)
         report = Health(
             status="ok",
             redis="ok",
-            workers=jobs.worker_count(),
+            workers=len(live),
             queued=jobs.waiting_count(),
-            sandbox=", ".join(sandboxes_in_use(jobs.connection)) or "unknown (no live worker)",
+            sandbox=", ".join(sorted(set(live.values()))) or "unknown (no live worker)",
         )
     except RedisError as error:
         report = Health(

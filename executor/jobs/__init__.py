@@ -1,0 +1,14 @@
+"""The queue protocol that the web process and the workers share, on RQ and Redis.
+
+- `request.py`: what a client asks to run, validated alike by the API and the workers;
+- `statuses.py`: a job's status words;
+- `queue.py`: submit, read, wait for and cancel jobs, as the web process does;
+- `views.py`: a job as clients see it, built from what was read of it;
+- `pacing.py`: repeat polls answered at most once per pace;
+- `liveness.py`: worker heartbeats, and the settling of jobs whose worker died;
+- `guarded_writes.py`: RQ's writes run by a script only while a condition holds;
+- `serializer.py`: jobs and results as JSON, the large ones compressed;
+- `connection.py`: the Redis client as the web process builds it.
+
+With `workers/`, the only code that imports rq.
+"""

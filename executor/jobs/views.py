@@ -1,0 +1,101 @@
+"""A job as clients see it: the view model, and the pure step from what was read of a job to its view.
+
+Reading is the queue's (`queue.py`): this module is handed the job's hash, its newest result and its
+place in the queue, and reads nothing more.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from rq.job import Job, JobStatus
+from rq.results import Result
+
+from executor.jobs.statuses import CANCELED, QUEUED, STARTED, JobStatusWord
+from executor.sandbox import Outcome
+
+# RQ's statuses, by what a client sees of them.
+WAITING_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED}
+UNFINISHED_STATUSES = {*WAITING_STATUSES, JobStatus.STARTED}
+CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
+
+
+class JobView(BaseModel):
+    """A job as clients see it; the result fields are present once it is terminal."""
+
+    job_id: str
+    status: JobStatusWord
+    queue_position: int | None = None
+    message: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    stdout_truncated: bool | None = None
+    stderr_truncated: bool | None = None
+    return_code: int | None = None
+    signal: str | None = None
+    execution_time: float | None = None
+    cpu_time: float | None = None
+    memory_kb: int | None = None
+    language: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+def view_of(job: Job, result: Result | None, queue_position: int | None) -> JobView:
+    """The view of a job from its hash as read, its newest result and its place in the queue."""
+    status = job.get_status(refresh=False)
+    timestamps = {
+        "created_at": _utc(job.created_at),
+        "started_at": _utc(job.started_at),
+        "ended_at": _utc(job.ended_at),
+    }
+    common = {"job_id": job.id, "language": job.meta.get("language"), **timestamps}
+    if status in WAITING_STATUSES:
+        return JobView(status=QUEUED, queue_position=queue_position, **common)
+    if status == JobStatus.STARTED:
+        return JobView(status=STARTED, **common)
+    if status in CANCELED_STATUSES or status == JobStatus.FINISHED:
+        returned = result.return_value if result and result.type == Result.Type.SUCCESSFUL else None
+        if status == JobStatus.FINISHED:
+            return _ended(common, None, None, returned)
+        return _ended(common, CANCELED, "canceled before it finished", returned)
+    return _ended(common, Outcome.INTERNAL_ERROR.value, _failure_message(result))
+
+
+def _ended(
+    common: dict[str, Any], status: str | None, message: str | None, result: dict[str, Any] | None = None
+) -> JobView:
+    """A terminal view: the runner's result when there is one, else empty result fields."""
+    fields: dict[str, Any] = {
+        "stdout": "",
+        "stderr": "",
+        "stdout_truncated": False,
+        "stderr_truncated": False,
+        "return_code": None,
+        "signal": None,
+        "execution_time": 0.0,
+        "cpu_time": 0.0,
+        "memory_kb": None,
+    }
+    fields.update(result or {})
+    if status is not None:
+        fields["status"] = status
+    if message is not None:
+        fields["message"] = message
+    return JobView.model_validate({**fields, **common})
+
+
+def _failure_message(result: Result | None) -> str:
+    """Why RQ failed the job, in one line, without the worker's traceback."""
+    if result is None or not result.exc_string:
+        return "the service failed to run this job"
+    last_line = result.exc_string.strip().splitlines()[-1]
+    return f"the service failed to run this job: {last_line}"
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """RQ stores naive UTC times; clients get an explicit UTC marker."""
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
