@@ -57,8 +57,7 @@ def cgroup_step_ms() -> float | None:
 
 def sandbox_runner(workload: Workload) -> Runner:
     """`run_program` with the limits `workers.tasks.run_job` gives a request with this workload's timeout."""
-    from executor.models import execute_request_model
-
+    from executor.jobs.request import execute_request_model
     from executor.sandbox import Program, run_program
     from executor.settings import Settings
     from workers.tasks import limits_for

@@ -17,6 +17,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from executor.jobs.liveness import sweep_lost_jobs
 from executor.jobs.request import RUN_JOB
+from executor.jobs.statuses import CANCELED
 from executor.sandbox import kill_running_programs, sweep_leftover_runs
 from workers.claiming_queue import claim_source, claimed_job, give_back
 from workers.heartbeat_thread import HeartbeatThread
@@ -259,4 +260,4 @@ class ExecutorWorker(SimpleWorker):
 
 def _as_canceled(result: dict[str, Any]) -> dict[str, Any]:
     """A runner's result relabeled for a job canceled while its program ran."""
-    return {**result, "status": "canceled", "message": "canceled before it finished"}
+    return {**result, "status": CANCELED, "message": "canceled before it finished"}

@@ -27,7 +27,7 @@ ZSTD_LEVEL = 1
 
 
 class JobSerializer:
-    """`dumps` and `loads` as RQ calls them (`--serializer executor.serializer.JobSerializer`), and
+    """`dumps` and `loads` as RQ calls them (`--serializer executor.jobs.serializer.JobSerializer`), and
     as rq-dashboard is configured to read jobs (`executor.dashboard`)."""
 
     @staticmethod
