@@ -58,36 +58,50 @@ def _integral_number(value: object) -> object:
 
 
 def execute_request_model(settings: Settings, languages: Collection[str]) -> type[ExecuteRequest]:
-    """The request model with this deployment's maxima, so validation and /openapi.json agree."""
+    """The request model with this deployment's maxima, so validation and /openapi.json agree; the
+    fields' defaults and descriptions are ExecuteRequest's own."""
     language_ids = tuple(sorted(languages))
     # The pattern tells schema readers what `_no_nul` enforces with a clearer message.
     argument = Annotated[
         str, Field(max_length=4096, json_schema_extra={"pattern": "^[^\\u0000]*$"}), AfterValidator(_no_nul)
     ]
+    base = ExecuteRequest.model_fields
     fields: dict[str, Any] = {
         "code": (
             Annotated[str, Field(min_length=1, max_length=settings.max_code_bytes)],
-            Field(description="Source code, UTF-8.", json_schema_extra={"maxBytes": settings.max_code_bytes}),
+            Field(
+                description=base["code"].description, json_schema_extra={"maxBytes": settings.max_code_bytes}
+            ),
         ),
         "language": (
             Literal[language_ids],  # type: ignore[valid-type]
-            Field("python", description="An id from GET /api/v1/languages."),
+            Field(base["language"].default, description=base["language"].description),
         ),
         "stdin": (
             Annotated[str, Field(max_length=settings.max_stdin_bytes)],
-            Field("", description="Standard input of the program."),
+            Field(base["stdin"].default, description=base["stdin"].description),
         ),
         "timeout": (
             float,
-            Field(5.0, gt=0, le=settings.max_timeout, description="Wall-clock limit, seconds."),
+            Field(
+                base["timeout"].default,
+                gt=0,
+                le=settings.max_timeout,
+                description=base["timeout"].description,
+            ),
         ),
         "memory_mb": (
             Annotated[int, BeforeValidator(_integral_number)],
-            Field(256, ge=16, le=settings.max_memory_mb, description="Memory limit, MiB."),
+            Field(
+                base["memory_mb"].default,
+                ge=16,
+                le=settings.max_memory_mb,
+                description=base["memory_mb"].description,
+            ),
         ),
         "args": (
             list[argument],  # type: ignore[valid-type]
-            Field(default_factory=list, max_length=settings.max_args, description="Command-line arguments."),
+            Field(default_factory=list, max_length=settings.max_args, description=base["args"].description),
         ),
     }
     model = create_model("ExecuteRequest", __base__=ExecuteRequest, **fields)
