@@ -19,6 +19,7 @@ from executor.jobs.request import execute_request_model
 from executor.jobs.serializer import JobSerializer
 from executor.sandbox.result import Outcome, RunResult
 from executor.settings import Settings
+from workers import bookkeeping
 from workers import worker as worker_module
 from workers.claiming_queue import ClaimingQueue
 from workers.redis_scripts import Finished
@@ -253,13 +254,13 @@ def test_a_result_save_retried_after_its_reply_was_lost_is_recorded_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A dropped connection makes redis-py send the finishing script again after it already ran."""
-    finish = worker_module.finish_if_owned
+    finish = bookkeeping.finish_if_owned
 
     def finish_twice(*args: Any, **kwargs: Any) -> Finished:
         finish(*args, **kwargs)  # ran in Redis, but its reply never arrived
         return finish(*args, **kwargs)
 
-    monkeypatch.setattr(worker_module, "finish_if_owned", finish_twice)
+    monkeypatch.setattr(bookkeeping, "finish_if_owned", finish_twice)
     job = in_process.submit("print('once')")
     in_process.work()
     assert in_process.view(job)["stdout"] == "once\n"

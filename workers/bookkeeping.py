@@ -1,0 +1,212 @@
+"""Every override of RQ's worker internals, in one place: RQ's bookkeeping trimmed to what our jobs use.
+
+Our jobs have no dependents, repeats, callbacks or per-job heartbeats, so a job costs two round
+trips to Redis while jobs wait instead of RQ's eleven: the script that saves a result also claims
+the next job (docs/benchmark.md). Checked against rq 3.0.0 (requirements.txt). An RQ upgrade must
+re-read what these methods override and the private parts of RQ they touch:
+
+- overridden: `heartbeat`, `check_for_suspension`, `set_state`, `dequeue_job_and_maintain_ttl`,
+  `prepare_execution`, `prepare_job_execution`, `handle_execution_ended`, `_save_success` (ours),
+  `kill_horse`, `_finalize_success`;
+- private attributes and methods used: `Job._result`, `Job._status`, `Job._handle_success`,
+  `Worker._stopped_job_id`, `Worker._stop_requested`.
+
+`tests/test_worker_bookkeeping.py` checks that what is written is what RQ's own methods write.
+"""
+
+import signal
+import time
+from typing import Any
+
+from redis.client import Pipeline
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.suspension import is_suspended
+from rq.utils import now
+from rq.worker import SimpleWorker, WorkerStatus
+
+from executor.jobs.statuses import CANCELED
+from executor.sandbox import kill_running_programs
+from workers.claiming_queue import claim_source, claimed_job, give_back
+from workers.redis_scripts import Finished, finish_if_owned, run_atomically
+
+# RQ's own worker key (for the dashboard and its bookkeeping) is renewed no more often than this.
+RQ_HEARTBEAT_EVERY_S = 5.0
+# `rq suspend` is noticed within this long; RQ asks Redis before every job.
+SUSPENSION_CHECK_EVERY_S = 1.0
+# A result saved for a job in one of these states was canceled while its program ran.
+CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
+
+
+class TrimmedBookkeeping(SimpleWorker):
+    """RQ's `SimpleWorker` writing only what our jobs need, and claiming the next job with each result."""
+
+    # RQ logs a job's result lifespan as a third line per job; the configured TTL says it once for all.
+    log_result_lifespan = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.suspension_checked_at = -SUSPENSION_CHECK_EVERY_S
+        self.state_in_redis: str | None = None
+        # The next job of the (single) queue, claimed with the last result; it runs next, or goes back.
+        self.claimed_ahead: Job | None = None
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """Renew RQ's worker key at most every few seconds between jobs.
+
+        RQ renews it up to four times per job, three commands each; the key lives two minutes and
+        liveness is judged by our own heartbeat thread, so the rest were pure cost per job. A renewal
+        with a timeout (the job's own, as it starts) always goes through.
+        """
+        recent = (
+            (now() - self.last_heartbeat).total_seconds() < RQ_HEARTBEAT_EVERY_S
+            if self.last_heartbeat
+            else False
+        )
+        if timeout is None and recent:
+            return
+        super().heartbeat(timeout, pipeline)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """Ask Redis whether `rq suspend` is in force at most once a second, not before every job."""
+        if time.monotonic() - self.suspension_checked_at < SUSPENSION_CHECK_EVERY_S:
+            return
+        if self.claimed_ahead is not None and is_suspended(self.connection, self):
+            self.give_back_claimed_job()  # not held while suspended, however long that lasts
+        super().check_for_suspension(burst)
+        self.suspension_checked_at = time.monotonic()
+
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
+        """Write the state only when Redis does not hold it already.
+
+        RQ sets the same state several times per job, and after a success the idle state was
+        already written with the result (see `_save_success`); memory catches up here.
+        """
+        if pipeline is None and state == self.state_in_redis:
+            self._state = state
+            return
+        super().set_state(state, pipeline)
+        self.state_in_redis = state
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """The job claimed with the last result, if there is one; else RQ's dequeue, which waits."""
+        if self.claimed_ahead is None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        job, queue = self.claimed_ahead, self.queues[0]
+        self.claimed_ahead = None
+        job.redis_server_version = self.get_redis_server_version()
+        self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)  # as RQ's
+        return job, queue
+
+    def give_back_claimed_job(self) -> None:
+        """Put the job claimed ahead back at the head of its queue: this worker will not run it."""
+        if self.claimed_ahead is not None:
+            give_back(self.queues[0], self.claimed_ahead.id)
+            self.claimed_ahead = None
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """Record the execution and mark the job started in one atomic step (RQ takes two round trips)."""
+        heartbeat_ttl = self.get_heartbeat_ttl(job)
+        with self.connection.pipeline(transaction=False) as writes:
+            execution = Execution.create(job, heartbeat_ttl, pipeline=writes, worker_name=self.name)
+            self.set_state(WorkerStatus.BUSY, pipeline=writes)
+            self.heartbeat(heartbeat_ttl, pipeline=writes)
+            job.prepare_for_execution(self.name, pipeline=writes)
+            writes.persist(job.key)
+            if len(self.queues) == 1:
+                writes.lrem(self.queues[0].intermediate_queue_key, 1, job.id)
+            run_atomically(self.connection, writes)
+        self.executions[execution.id] = execution
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Already done by `prepare_execution`, in the same script."""
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """Note the end; RQ's extra heartbeat write on the job hash would be a round trip of its own."""
+        job.ended_at = now()
+
+    def _save_success(
+        self, job: Job, queue: Queue, execution: Execution, return_value: Any, expected_status: str
+    ) -> Finished:
+        """Save the result and mark the worker idle in Redis in one atomic step, if the job is still
+        `expected_status` and this worker's, and claim the next job of the queue in the same step.
+
+        These are the writes RQ's `handle_job_success` makes, less its WATCH on the job's dependents
+        (ours never have any) and plus the idle state it writes in a round trip of its own. In memory
+        the worker stays busy until RQ sets it idle after this: a SIGTERM arriving meanwhile then
+        waits for the job to be settled instead of interrupting it (and failing a finished job).
+        No job is claimed once a stop was asked for; one claimed before is given back on the way out.
+        """
+        assert job.started_at is not None and job.ended_at is not None
+        job._result = return_value
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        # Only for a single queue: with several, the next job is RQ's to choose, by the queues' order.
+        claims = len(self.queues) == 1 and not self._stop_requested
+        claim_from = claim_source(queue, self.job_class) if claims else None
+        with self.connection.pipeline(transaction=False) as writes:
+            self.increment_successful_job_count(pipeline=writes)
+            self.increment_total_working_time(job.ended_at - job.started_at, writes)
+            job._handle_success(
+                result_ttl,
+                pipeline=writes,
+                worker_name=self.name,
+                execution_id=execution.id,
+                execution_started_at=execution.created_at,
+                execution_ended_at=job.ended_at,
+            )
+            job.cleanup(result_ttl, pipeline=writes, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=writes, execution=execution)
+            writes.hset(self.key, "state", WorkerStatus.IDLE)  # as RQ's set_state writes it
+            finished = finish_if_owned(
+                self.connection,
+                writes,
+                job_key=job.key,
+                status=expected_status,
+                owner=self.name,
+                claim_from=claim_from,
+            )
+        if finished.saved:
+            self.state_in_redis = WorkerStatus.IDLE
+        if finished.next_job is not None:
+            self.claimed_ahead = claimed_job(
+                finished.next_job, self.job_class, self.connection, self.serializer
+            )
+        return finished
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """There is no work horse here: stopping the job means killing its program."""
+        kill_running_programs()
+
+    def _finalize_success(self, job: Job, queue: Queue, execution: Execution, return_value: Any) -> None:
+        """Record the result, unless the job was settled elsewhere while its program ran.
+
+        A canceled job is labeled canceled, whatever its program was doing when it died; a job
+        settled as lost (failed, or handed to another worker) keeps that verdict. The check and the
+        save are one step in Redis, so a cancel cannot slip in between. RQ's success callbacks,
+        webhooks and `Retry` results are not handled: our jobs never have them.
+        """
+        self.handle_execution_ended(job, queue, 0)
+        job._status = JobStatus.FINISHED
+        if self._stopped_job_id == job.id:
+            return_value = _as_canceled(return_value)
+        found = self._save_success(job, queue, execution, return_value, JobStatus.STARTED)
+        if not found.saved and found.owner == self.name and found.status in CANCELED_STATUSES:
+            canceled = _as_canceled(return_value)
+            found = self._save_success(job, queue, execution, canceled, found.status)
+        # Finished and ours but not saved by this call: an earlier call saved it and its reply was lost
+        # to a dropped connection, so the call was retried (see OUTAGE_RETRY).
+        if found.saved or (found.owner == self.name and found.status == JobStatus.FINISHED):
+            self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
+        else:
+            self.log.warning(
+                "job %s was settled as %s while it ran here; dropping its result", job.id, found.status
+            )
+
+
+def _as_canceled(result: dict[str, Any]) -> dict[str, Any]:
+    """A runner's result relabeled for a job canceled while its program ran."""
+    return {**result, "status": CANCELED, "message": "canceled before it finished"}
