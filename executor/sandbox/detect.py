@@ -2,11 +2,11 @@
 
 import logging
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import replace
 
 from executor.languages import Language
+from executor.sandbox.backends import bwrap
 from executor.sandbox.cgroups import CgroupUnavailable, Hierarchy, favor_fast_moves, find_hierarchy
 from executor.sandbox.isolation import Isolation, Sandbox, SandboxUnavailable
 from executor.sandbox.leftovers import sweep_leftover_runs
@@ -51,15 +51,14 @@ def detect_sandbox(
         program_uid=program_uid,
         program_gid=program_gid,
         seccomp_filter=build_seccomp_filter(),
-        bwrap_path=shutil.which("bwrap") or "bwrap",
+        bwrap_path=bwrap.installed_path(),
         cgroups=cgroups,
         scratch_disks=program_uid is not None and can_mount(),
         run_prefix=worker_prefix(),
     )
     for name in sweep_leftover_runs(candidate):
         _logger.warning("removed what the run %s of a worker that died left (its cgroup, its disk)", name)
-    installed = os.access(candidate.bwrap_path, os.X_OK)
-    problem = _problem(candidate) if installed else "bwrap is not installed"
+    problem = _problem(candidate) if bwrap.is_installed(candidate.bwrap_path) else "bwrap is not installed"
     if problem is None:
         _logger.info("sandbox: bubblewrap works, programs run isolated (%s)", candidate.level)
         return candidate

@@ -34,7 +34,8 @@ class Sandbox:
     program_gid: int | None = None
     # The compiled BPF filter, built once by detect_sandbox; empty means no filter.
     seccomp_filter: bytes = b""
-    bwrap_path: str = "/usr/bin/bwrap"
+    # Found by detect_sandbox (backends/bwrap.py); unused under rlimits-only.
+    bwrap_path: str = ""
     # Where each run gets a cgroup of its own (None: rlimits are the only resource bounds).
     cgroups: Hierarchy | None = None
     # Whether each run gets a scratch disk mounted on the host (root only; see scratch.py).

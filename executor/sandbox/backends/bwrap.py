@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -46,6 +47,16 @@ DEVICE_LINKS = (
 # RLIMIT_NPROC and the run's cgroup count bwrap's own processes too: the monitor and pid 1.
 BWRAP_PROCESSES = 2
 _SIGNALS = frozenset(signal.valid_signals())
+
+
+def installed_path() -> str:
+    """Where bubblewrap is on this host's PATH; "bwrap" (which runs nothing) where it is not."""
+    return shutil.which("bwrap") or "bwrap"
+
+
+def is_installed(path: str) -> bool:
+    """Whether `path` is a bubblewrap this process may run."""
+    return os.access(path, os.X_OK)
 
 
 def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
