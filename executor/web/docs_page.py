@@ -4,7 +4,7 @@ import html
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from executor.web.openapi import build_openapi
 from executor.web.services import services
@@ -42,4 +42,4 @@ def docs_page() -> Response:
 
 def _document() -> dict[str, Any]:
     current = services()
-    return build_openapi(current.request_model, authenticated=bool(current.settings.api_keys))
+    return build_openapi(current.request_model, bool(current.settings.api_keys), current_app.url_map)

@@ -1,11 +1,15 @@
-"""The OpenAPI 3 document, generated from the same pydantic models that validate requests."""
+"""The OpenAPI 3 document: its paths are the app's routes, its schemas the pydantic models that
+validate requests and shape answers; what each route does and answers is written here."""
 
+import re
 from typing import Any
 
 from pydantic import BaseModel
+from werkzeug.routing import Map
 
 from executor.jobs.request import ExecuteRequest
 from executor.jobs.views import JobView
+from executor.web.routes import api
 from executor.web.schemas import ErrorResponse, Health, JobAccepted, LanguageInfo
 
 REF = "#/components/schemas/{model}"
@@ -30,87 +34,23 @@ def _errors(*statuses: int) -> dict[str, Any]:
     }
 
 
-def build_openapi(request_model: type[ExecuteRequest], authenticated: bool) -> dict[str, Any]:
-    """The whole document for this deployment's limits."""
+def build_openapi(request_model: type[ExecuteRequest], authenticated: bool, url_map: Map) -> dict[str, Any]:
+    """The whole document for this deployment's limits; its paths are the app's own routes."""
     models: list[type[BaseModel]] = [request_model, JobAccepted, JobView, LanguageInfo, Health, ErrorResponse]
     schemas: dict[str, Any] = {}
     for model in models:
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
-    auth = (401,) if authenticated else ()
-    paths = {
-        "/api/v1/execute": {
-            "post": {
-                "summary": "Queue one program",
-                "parameters": [WAIT],
-                "requestBody": {"required": True, "content": _content("ExecuteRequest")},
-                "responses": {
-                    "200": {
-                        "description": "Finished in time (with ?wait=true)",
-                        "content": _content("JobView"),
-                    },
-                    "202": {
-                        "description": "Queued",
-                        "headers": {"Location": {"schema": {"type": "string"}}},
-                        "content": _content("JobAccepted"),
-                    },
-                    **_errors(400, *auth, 413, 415, 422, 429, 503),
-                },
-            }
-        },
-        "/api/v1/execute/{job_id}": {
-            "get": {
-                "summary": "Poll a job (with ?wait=true: hold the answer until it ends)",
-                "description": (
-                    "A repeat poll of a job that has not ended, sooner than EXECUTOR_POLL_PACE_MS "
-                    "(default 50 ms) after the previous poll's answer, is answered when that time has "
-                    "passed, or at once when the job ends."
-                ),
-                "parameters": [JOB_ID, WAIT],
-                "responses": {
-                    "200": {"description": "The job", "content": _content("JobView")},
-                    **_errors(*auth, 404, 422, 429, 503),
-                },
-            },
-            "delete": {
-                "summary": "Cancel a job",
-                "parameters": [JOB_ID],
-                "responses": {
-                    "200": {"description": "Canceled", "content": _content("JobView")},
-                    **_errors(*auth, 404, 409, 429, 503),
-                },
-            },
-        },
-        "/api/v1/languages": {
-            "get": {
-                "summary": "Languages programs can be written in",
-                "responses": {
-                    "200": {
-                        "description": "The languages",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "array",
-                                    "items": {"$ref": REF.format(model="LanguageInfo")},
-                                }
-                            }
-                        },
-                    },
-                    **_errors(*auth, 429),
-                },
-            }
-        },
-        "/health": {
-            "get": {
-                "summary": "Whether Redis answers, and the workers and queue",
-                "responses": {
-                    "200": {"description": "Healthy", "content": _content("Health")},
-                    "503": {"description": "Redis unreachable", "content": _content("Health")},
-                },
-            }
-        },
-    }
+    operations = _operations((401,) if authenticated else ())
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in url_map.iter_rules():
+        if rule.endpoint.split(".")[0] != api.name:
+            continue  # the dashboard, these documents themselves
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            # A route without its documentation is a KeyError here, which the tests see.
+            operation = operations[(rule.endpoint, method)]
+            paths.setdefault(_openapi_path(rule.rule), {})[method.lower()] = operation
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "executor", "version": "1", "description": "Runs untrusted programs in a sandbox."},
@@ -121,3 +61,70 @@ def build_openapi(request_model: type[ExecuteRequest], authenticated: bool) -> d
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]
     return document
+
+
+def _operations(auth: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
+    """What each route of the API does and answers, by endpoint and method."""
+    return {
+        ("api.submit", "POST"): {
+            "summary": "Queue one program",
+            "parameters": [WAIT],
+            "requestBody": {"required": True, "content": _content("ExecuteRequest")},
+            "responses": {
+                "200": {"description": "Finished in time (with ?wait=true)", "content": _content("JobView")},
+                "202": {
+                    "description": "Queued",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                    "content": _content("JobAccepted"),
+                },
+                **_errors(400, *auth, 413, 415, 422, 429, 503),
+            },
+        },
+        ("api.poll", "GET"): {
+            "summary": "Poll a job (with ?wait=true: hold the answer until it ends)",
+            "description": (
+                "A repeat poll of a job that has not ended, sooner than EXECUTOR_POLL_PACE_MS "
+                "(default 50 ms) after the previous poll's answer, is answered when that time has "
+                "passed, or at once when the job ends."
+            ),
+            "parameters": [JOB_ID, WAIT],
+            "responses": {
+                "200": {"description": "The job", "content": _content("JobView")},
+                **_errors(*auth, 404, 422, 429, 503),
+            },
+        },
+        ("api.cancel", "DELETE"): {
+            "summary": "Cancel a job",
+            "parameters": [JOB_ID],
+            "responses": {
+                "200": {"description": "Canceled", "content": _content("JobView")},
+                **_errors(*auth, 404, 409, 429, 503),
+            },
+        },
+        ("api.languages", "GET"): {
+            "summary": "Languages programs can be written in",
+            "responses": {
+                "200": {
+                    "description": "The languages",
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "array", "items": {"$ref": REF.format(model="LanguageInfo")}}
+                        }
+                    },
+                },
+                **_errors(*auth, 429),
+            },
+        },
+        ("api.health", "GET"): {
+            "summary": "Whether Redis answers, and the workers and queue",
+            "responses": {
+                "200": {"description": "Healthy", "content": _content("Health")},
+                "503": {"description": "Redis unreachable", "content": _content("Health")},
+            },
+        },
+    }
+
+
+def _openapi_path(rule: str) -> str:
+    """A Flask rule as an OpenAPI path: /api/v1/execute/<job_id> becomes /api/v1/execute/{job_id}."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
