@@ -1,4 +1,4 @@
-"""The Redis connection, built the same way by the web process and the workers."""
+"""The Redis connection of the web process, and the URL the workers connect with: one TLS policy."""
 
 import ssl
 from typing import Any
@@ -27,7 +27,19 @@ def client_options(settings: Settings) -> dict[str, Any]:
         "health_check_interval": 30,
         "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
     }
-    if settings.redis_url.startswith("rediss://"):
-        # Heroku-style managed Redis presents a self-signed certificate.
+    if accepts_self_signed(settings.redis_url):
         options["ssl_cert_reqs"] = ssl.CERT_NONE
     return options
+
+
+def accepts_self_signed(redis_url: str) -> bool:
+    """Whether the client accepts the server's self-signed certificate: for every TLS URL, since
+    Heroku-style managed Redis presents one. The one place that policy is decided."""
+    return redis_url.startswith("rediss://")
+
+
+def worker_url(redis_url: str) -> str:
+    """The URL `rq worker` connects with, the policy above spelt as a URL option (RQ takes a URL)."""
+    if accepts_self_signed(redis_url) and "ssl_cert_reqs" not in redis_url:
+        return redis_url + ("&" if "?" in redis_url else "?") + "ssl_cert_reqs=none"
+    return redis_url
