@@ -47,8 +47,12 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
 
 @api.get("/api/v1/execute/<job_id>")
 def poll(job_id: str) -> Response:
-    """The job's status, and its result once it has ended; ?wait=true holds the answer until then,
-    and a repeat poll that comes too soon is held for the rest of its pace (executor.jobs.pacing)."""
+    """The job's status, and its result once it has ended; ?wait=true holds the answer until then.
+
+    A poll may write: a repeat poll that comes too soon leaves its mark and is held for the rest of
+    its pace (executor.jobs.pacing), and a started job whose worker died is settled as lost by the
+    read that notices it (executor.jobs.liveness).
+    """
     jobs = services().jobs
     if _wait_requested():
         return _view_json(jobs.wait(_find(job_id)))
