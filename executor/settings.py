@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     max_args: int = Field(64, ge=0)
 
     python: str = Field(default_factory=default_python)
+    # The registry's languages this host offers (executor/languages/registry.toml); empty: all of them.
+    languages: Annotated[tuple[str, ...], NoDecode] = ()
+    compile_timeout: float = Field(10.0, gt=0)
+    compile_memory_mb: int = Field(512, ge=16)
     require_isolation: bool = False
     # Host uids [sandbox_uid_base, sandbox_uid_base + sandbox_slots) run programs when the worker is root.
     sandbox_uid_base: int = Field(62000, gt=1000)
@@ -51,9 +55,9 @@ class Settings(BaseSettings):
     dashboard_user: str = "admin"
     dashboard_password: str = ""
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "languages", mode="before")
     @classmethod
-    def split_api_keys(cls, value: object) -> object:
+    def split_list(cls, value: object) -> object:
         """Accept the comma-separated list an environment variable can hold."""
         if isinstance(value, str):
             return tuple(key.strip() for key in value.split(",") if key.strip())

@@ -40,7 +40,7 @@ def worker_sandbox() -> Sandbox:
     slot = worker_slot()
     program_uid = slot.uid if slot else None
     sandbox = detect_sandbox(
-        build_languages(settings.python),
+        build_languages(settings.python, settings.languages),
         program_uid=program_uid,
         program_gid=program_uid,
         require_isolation=settings.require_isolation,
@@ -73,4 +73,6 @@ def limits_for(checked: ExecuteRequest, settings: Settings) -> Limits:
         max_processes=settings.max_processes,
         max_disk_mb=settings.max_disk_mb,
         max_output_bytes=settings.max_output_bytes,
+        compile_time_s=settings.compile_timeout,
+        compile_memory_mb=settings.compile_memory_mb,
     )

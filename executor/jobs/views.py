@@ -7,7 +7,7 @@ place in the queue, and reads nothing more.
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rq.job import Job, JobStatus
 from rq.results import Result
 
@@ -18,6 +18,10 @@ from executor.sandbox import Outcome
 WAITING_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED}
 UNFINISHED_STATUSES = {*WAITING_STATUSES, JobStatus.STARTED}
 CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
+
+
+def _absent(value: object) -> bool:
+    return value is None
 
 
 class JobView(BaseModel):
@@ -37,6 +41,9 @@ class JobView(BaseModel):
     cpu_time: float | None = None
     memory_kb: int | None = None
     language: str | None = None
+    # Present for languages that compile only.
+    compile_output: str | None = Field(None, exclude_if=_absent)
+    compile_time: float | None = Field(None, exclude_if=_absent)
     created_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None

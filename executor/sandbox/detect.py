@@ -4,6 +4,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import replace
+from types import MappingProxyType
 
 from executor.languages import Language
 from executor.sandbox.backends import bwrap
@@ -30,7 +31,8 @@ def detect_sandbox(
     program_gid: int | None = None,
     require_isolation: bool = False,
 ) -> Sandbox:
-    """Probe bubblewrap by running an empty program of every language with the real flags and uid.
+    """Probe bubblewrap by running the reference language's hello world with the real flags and uid,
+    then each language's, to offer only those that run here.
 
     Falls back to rlimits only, with a loud warning, unless `require_isolation` makes that an error.
     Kills whatever still runs as `program_uid` first: that uid must be this worker slot's alone.
@@ -61,7 +63,7 @@ def detect_sandbox(
     problem = _problem(candidate) if bwrap.is_installed(candidate.bwrap_path) else "bwrap is not installed"
     if problem is None:
         _logger.info("sandbox: bubblewrap works, programs run isolated (%s)", candidate.level)
-        return candidate
+        return _offered(candidate)
     if require_isolation:
         raise SandboxUnavailable(f"bubblewrap does not work here: {problem}")
     _logger.warning(
@@ -73,7 +75,7 @@ def detect_sandbox(
     problem = _problem(fallback)
     if problem is not None:
         _logger.error("programs cannot run here at all, even with rlimits only: %s", problem)
-    return fallback
+    return _offered(fallback)
 
 
 def _job_cgroups(require_isolation: bool) -> Hierarchy | None:
@@ -103,10 +105,40 @@ def _job_cgroups(require_isolation: bool) -> Hierarchy | None:
 
 
 def _problem(sandbox: Sandbox) -> str | None:
-    """Why the sandbox cannot run programs here, or None when an empty program of every language ran."""
-    for language in sandbox.languages.values():
-        result = run_program(Program(code="", language=language.id), _PROBE_LIMITS, sandbox)
-        if result.outcome is not Outcome.SUCCESS:
-            reason = result.message or result.stderr.strip() or f"the probe ended {result.outcome.value}"
-            return f"{language.id}: {reason}"
-    return None
+    """Why the sandbox cannot run programs here, or None when the reference language's hello world ran.
+
+    The reference is the first language (python, unless EXECUTOR_LANGUAGES says otherwise): it
+    decides the isolation; the others are then offered where their own hello world runs.
+    """
+    return _hello_problem(sandbox, next(iter(sandbox.languages.values())))
+
+
+def _offered(sandbox: Sandbox) -> Sandbox:
+    """The sandbox with only the languages whose hello world runs in it; the others are dropped loudly
+    (a toolchain this host lacks, or a compiled language without a disk per job)."""
+    offered = {}
+    for key, language in sandbox.languages.items():
+        problem = _hello_problem(sandbox, language)
+        if problem is None:
+            offered[key] = language
+        else:
+            packages = " ".join(language.packages)
+            _logger.warning(
+                "LANGUAGE NOT OFFERED: %s (%s); install its Debian packages (%s), see the Aptfile",
+                problem,
+                language.name,
+                packages,
+            )
+    _logger.info("languages offered: %s", ", ".join(offered) or "none")
+    return replace(sandbox, languages=MappingProxyType(offered))
+
+
+def _hello_problem(sandbox: Sandbox, language: Language) -> str | None:
+    """Why the language's hello world does not run in the sandbox, or None when it printed hello."""
+    result = run_program(Program(code=language.hello, language=language.id), _PROBE_LIMITS, sandbox)
+    if result.outcome is Outcome.SUCCESS and result.stdout.strip() == "hello":
+        return None
+    reason = (
+        result.message or result.compile_output or result.stderr.strip() or f"it ended {result.outcome.value}"
+    )
+    return f"{language.id}: {reason.strip()[-300:]}"

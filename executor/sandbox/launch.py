@@ -19,16 +19,20 @@ from executor.sandbox.scratch import Scratch
 
 @dataclass(frozen=True)
 class Run:
-    """One run's inputs: the program, the language it is in, its limits, the sandbox and the job's cgroup."""
+    """One stage's inputs: the program, its language, limits and sandbox, what to execute, and where."""
 
     program: Program
     language: Language
     limits: Limits
     sandbox: Sandbox
+    # What runs, in the working directory: the compiler, or the program with the client's arguments.
+    command: tuple[str, ...]
     # Made empty by the runner; every process of the run must be in it before the program starts.
     cgroup: JobCgroup | None = None
     # The run's disk, where the worker could mount one (scratch.py).
     scratch: Scratch | None = None
+    # False when an earlier stage (the compiler) already wrote the source to the run's disk.
+    write_source: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The resource limits one program runs under."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MIB = 1024 * 1024
+# What a compiler may print before it is stopped: its output comes back as compile_output.
+COMPILE_OUTPUT_CAP = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,9 @@ class Limits:
     max_disk_mb: int = 64
     max_output_bytes: int = MIB
     max_open_files: int = 64
+    # The compile stage's own limits, for languages that compile.
+    compile_time_s: float = 10.0
+    compile_memory_mb: int = 512
 
     @property
     def max_disk_inodes(self) -> int:
@@ -25,3 +30,12 @@ class Limits:
     def cpu_time_s(self) -> int:
         """CPU seconds allowed: the wall limit rounded up, since RLIMIT_CPU counts whole seconds."""
         return max(1, int(-(-self.wall_time_s // 1)))
+
+    def for_compile(self) -> "Limits":
+        """The limits of the compile stage: its own time and memory, the disk and processes of the run."""
+        return replace(
+            self,
+            wall_time_s=self.compile_time_s,
+            memory_mb=self.compile_memory_mb,
+            max_output_bytes=COMPILE_OUTPUT_CAP,
+        )

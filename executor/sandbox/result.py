@@ -13,6 +13,7 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     MEMORY_LIMIT = "memory_limit"
     OUTPUT_LIMIT = "output_limit"
+    COMPILE_ERROR = "compile_error"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -31,6 +32,9 @@ class RunResult:
     cpu_time: float = 0.0
     memory_kb: int | None = None
     message: str | None = None
+    # Languages that compile: what the compiler printed, and how long it took (seconds).
+    compile_output: str | None = None
+    compile_time: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with the outcome under the API's name `status`."""

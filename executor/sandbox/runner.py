@@ -17,8 +17,8 @@ from executor.sandbox.backends import bwrap, direct
 from executor.sandbox.cgroups import CgroupLimits, JobCgroup
 from executor.sandbox.classify import Ending, classify
 from executor.sandbox.isolation import Isolation, Sandbox
-from executor.sandbox.launch import ProcessEnd, Run, StartedProgram, Stdio, program_user
-from executor.sandbox.limits import MIB, Limits
+from executor.sandbox.launch import ProcessEnd, Run, StartedProgram, Stdio, program_user, text_args
+from executor.sandbox.limits import COMPILE_OUTPUT_CAP, MIB, Limits
 from executor.sandbox.processes import RunningPrograms, become_subreaper
 from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome, RunResult
@@ -58,24 +58,47 @@ def kill_running_programs() -> int:
 
 
 def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox) -> RunResult:
-    isolation = Isolation(sandbox.isolation)
-    start = _STARTERS[isolation]
+    """Compile once if the language needs it, then run: each a stage of its own, sharing one disk."""
     become_subreaper()
     with ExitStack() as cleanup:
         name = next_run_name(sandbox.run_prefix)
-        cgroup = _job_cgroup(name, sandbox, limits, _OWN_PROCESSES[isolation], cleanup)
         scratch = _scratch_disk(name, sandbox, limits, cleanup)
+        run_argv = tuple(language.command(text_args(program.args)))
+        if language.compile is None:
+            return _stage(Run(program, language, limits, sandbox, run_argv, scratch=scratch), name)
+        if scratch is None:
+            message = f"{language.name} is compiled, which needs a disk per job: a worker that runs as root"
+            return RunResult(Outcome.INTERNAL_ERROR, message=message)
+        # The compiler sees the source only, never the client's stdin or arguments.
+        source_only = Program(program.code, language=program.language)
+        compile_run = Run(
+            source_only, language, limits.for_compile(), sandbox, language.compile, scratch=scratch
+        )
+        compiled = _stage(compile_run, next_run_name(sandbox.run_prefix))
+        if compiled.outcome is not Outcome.SUCCESS:
+            return _compile_failure(compiled)
+        run = Run(program, language, limits, sandbox, run_argv, scratch=scratch, write_source=False)
+        return replace(
+            _stage(run, name), compile_output=_compile_output(compiled), compile_time=compiled.execution_time
+        )
+
+
+def _stage(run: Run, name: str) -> RunResult:
+    """One process tree in its own cgroup, from spawn to its result; whatever happens, it is cleaned up."""
+    isolation = Isolation(run.sandbox.isolation)
+    with ExitStack() as cleanup:
+        cgroup = _job_cgroup(name, run.sandbox, run.limits, _OWN_PROCESSES[isolation], cleanup)
         pipes, stdio = _pipes(cleanup)
         started_at = time.monotonic()
         with _closing_after(stdio):
-            process = start(Run(program, language, limits, sandbox, cgroup, scratch), stdio, cleanup)
+            process = _STARTERS[isolation](replace(run, cgroup=cgroup), stdio, cleanup)
         with _RUNNING_PROGRAMS.registered(process.kill):
             seen = StreamLoop(
                 pidfd=process.pidfd,
                 pipes=pipes,
-                stdin_data=program.stdin.encode("utf-8", "replace"),
-                deadline=started_at + limits.wall_time_s,
-                output_cap=limits.max_output_bytes,
+                stdin_data=run.program.stdin.encode("utf-8", "replace"),
+                deadline=started_at + run.limits.wall_time_s,
+                output_cap=run.limits.max_output_bytes,
                 end_program=process.end_program,
                 kill_tree=process.kill_tree,
                 listeners=process.listeners,
@@ -83,7 +106,31 @@ def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox)
         end = process.finish()
         if cgroup is not None:
             end = _with_cgroup_usage(end, cgroup)
-    return _result(seen, end, (seen.exited_at or time.monotonic()) - started_at, limits)
+    return _result(seen, end, (seen.exited_at or time.monotonic()) - started_at, run.limits)
+
+
+def _compile_output(compiled: RunResult) -> str:
+    """What the compiler printed, stdout then stderr, within the cap."""
+    return (compiled.stdout + compiled.stderr)[:COMPILE_OUTPUT_CAP]
+
+
+def _compile_failure(compiled: RunResult) -> RunResult:
+    """A job whose compilation failed: compile_error, or timeout, or the sandbox's own failure."""
+    if compiled.outcome is Outcome.INTERNAL_ERROR:
+        return compiled
+    output = _compile_output(compiled)
+    if compiled.outcome is Outcome.TIMEOUT:
+        message = "the compiler did not finish within the compile time limit"
+        return RunResult(
+            Outcome.TIMEOUT, compile_output=output, compile_time=compiled.execution_time, message=message
+        )
+    return RunResult(
+        Outcome.COMPILE_ERROR,
+        compile_output=output,
+        compile_time=compiled.execution_time,
+        cpu_time=compiled.cpu_time,
+        memory_kb=compiled.memory_kb,
+    )
 
 
 def _job_cgroup(

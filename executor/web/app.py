@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     redis = redis or connect(settings)
-    languages = build_languages(settings.python)
+    languages = build_languages(settings.python, settings.languages)
     app.extensions["executor"] = Services(
         settings=settings,
         redis=redis,

@@ -41,7 +41,7 @@ def test_a_sandbox_that_cannot_run_anything_is_reported_as_an_error(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    broken = Language("python", "Python", source_file="main.py", executable="/nonexistent/bin/python3")
+    broken = Language("python", "Python", source_file="main.py", run=("/nonexistent/bin/python3", "main.py"))
     with caplog.at_level(logging.WARNING, logger="executor.sandbox"):
         sandbox = detect_sandbox({"python": broken})
     assert sandbox.isolation == Isolation.RLIMITS_ONLY

@@ -89,7 +89,7 @@ def test_results_are_json_ready_with_the_outcome_as_status(run: Run) -> None:
 
 def test_a_sandbox_that_cannot_start_the_interpreter_is_an_internal_error(sandbox: Sandbox) -> None:
     broken = Language(
-        id="python", name="Python", source_file="main.py", executable="/nonexistent/bin/python3"
+        id="python", name="Python", source_file="main.py", run=("/nonexistent/bin/python3", "main.py")
     )
     result = run_program(Program("print(1)"), Limits(), replace(sandbox, languages={"python": broken}))
     assert result.outcome is Outcome.INTERNAL_ERROR

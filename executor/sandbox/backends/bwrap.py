@@ -21,7 +21,6 @@ from executor.sandbox.launch import (
     process_allowance,
     program_user,
     spawn,
-    text_args,
 )
 from executor.sandbox.processes import children_of, kill_strays, send_kill, stat_fields
 from executor.sandbox.rlimits import exec_prefix, program_rlimits
@@ -77,8 +76,10 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
         cleanup.callback(os.close, block_write)
         pass_fds.append(block_read)
         block_args = ["--block-fd", str(block_read)]
-    # The interpreter by its real path: a symlink into a directory the sandbox does not show breaks.
-    executable = os.path.realpath(run.language.executable)
+    # A program on the host by its real path (a symlink into a directory the sandbox does not show
+    # breaks); one in the working directory (a compiled program) as it is.
+    program, *program_args = run.command
+    executable = os.path.realpath(program) if os.path.isabs(program) else program
     rlimits = program_rlimits(
         run.limits, process_allowance(run.sandbox, BWRAP_PROCESSES), memory_in_cgroup=run.cgroup is not None
     )
@@ -93,7 +94,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
         str(status_write),
         "--",
         executable,
-        *run.language.command(text_args(run.program.args))[1:],
+        *program_args,
     ]
     try:
         popen = spawn(argv, env={}, cwd="/", stdio=stdio, pass_fds=[*pass_fds, status_write])
@@ -137,7 +138,7 @@ def _filesystem(executable: str, run: Run, source_fd: int) -> list[str]:
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    if not executable.startswith("/usr/"):
+    if os.path.isabs(executable) and not executable.startswith("/usr/"):
         # An interpreter outside /usr (e.g. /opt/python/bin/python3) needs its prefix, read-only.
         prefix = os.path.dirname(os.path.dirname(executable))
         if prefix == "/":
@@ -149,7 +150,8 @@ def _filesystem(executable: str, run: Run, source_fd: int) -> list[str]:
     for target, link in DEVICE_LINKS:
         args += ["--symlink", target, link]
     args += _writable(run)
-    args += ["--perms", "0644", "--file", str(source_fd), f"{WORK_DIR}/{run.language.source_file}"]
+    if run.write_source:
+        args += ["--perms", "0644", "--file", str(source_fd), f"{WORK_DIR}/{run.language.source_file}"]
     args += ["--remount-ro", "/", "--chdir", WORK_DIR]
     return args
 

@@ -22,7 +22,6 @@ from executor.sandbox.launch import (
     process_allowance,
     program_user,
     spawn,
-    text_args,
 )
 from executor.sandbox.processes import kill_strays, send_kill, stat_fields
 from executor.sandbox.rlimits import child_setup, program_rlimits
@@ -36,13 +35,15 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
     else:
         workdir = tmpdir = tempfile.mkdtemp(prefix="executor-run-")
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-    source = os.path.join(workdir, run.language.source_file)
-    with open(source, "wb") as source_file:
-        source_file.write(run.program.code.encode("utf-8", "replace"))
     user = program_user(sandbox)
+    if run.write_source:
+        source = os.path.join(workdir, run.language.source_file)
+        with open(source, "wb") as source_file:
+            source_file.write(run.program.code.encode("utf-8", "replace"))
+        if user is not None:
+            os.chown(source, *user)
     if user is not None:
         os.chown(workdir, *user)
-        os.chown(source, *user)
     environment = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "TMPDIR": tmpdir}
     rlimits = program_rlimits(
         run.limits, process_allowance(sandbox, 0), memory_in_cgroup=run.cgroup is not None
@@ -53,7 +54,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
         cleanup.callback(os.close, procs_fds[-1])
     baseline_kb = _peak_rss_kb()
     popen = spawn(
-        run.language.command(text_args(run.program.args)),
+        run.command,
         env=environment,
         cwd=workdir,
         stdio=stdio,

@@ -1,0 +1,12 @@
+"""The languages a program can be written in: the registry is data (`registry.toml`), checked when
+loaded (`registry.py`)."""
+
+from executor.languages.registry import (
+    InvalidRegistry,
+    Language,
+    build_languages,
+    default_python,
+    language_version,
+)
+
+__all__ = ["InvalidRegistry", "Language", "build_languages", "default_python", "language_version"]
