@@ -74,7 +74,14 @@ def languages() -> Response:
     """The languages programs can be written in."""
     client_owner()  # only to refuse callers without a valid key; languages belong to no one
     listing = [
-        LanguageInfo(id=language.id, name=language.name, version=language_version(language.version_probe))
+        LanguageInfo(
+            id=language.id,
+            name=language.name,
+            version=language_version(language.version_probe),
+            compiled=language.compiled,
+            source_file=language.source_file,
+            packages=[],
+        )
         for language in services().languages.values()
     ]
     return jsonify([item.model_dump() for item in listing])

@@ -17,12 +17,22 @@ class JobAccepted(BaseModel):
     status_url: str
 
 
+class PackageInfo(BaseModel):
+    """A library a language's programs may import, at the version installed."""
+
+    name: str
+    version: str
+
+
 class LanguageInfo(BaseModel):
-    """One language programs can be written in."""
+    """One language programs can be written in (API.md 1.1)."""
 
     id: str
     name: str
     version: str
+    compiled: bool
+    source_file: str
+    packages: list[PackageInfo]
 
 
 class Health(BaseModel):
