@@ -1,5 +1,5 @@
 """The floor: the same programs with no HTTP and no Redis, through the sandbox runner called directly,
-and through the bare interpreter (`python -I main.py`, no sandbox at all).
+and through the bare interpreter (started as the sandbox starts it, with no sandbox at all).
 
 Like the service, the floor has `clients` callers but only `parallel` runners (the service's W workers)
 fed from one FIFO queue, so its latency includes the same wait in line and its throughput the same cap.
@@ -77,10 +77,12 @@ def sandbox_runner(workload: Workload) -> Runner:
 
 
 def bare_runner(workload: Workload) -> Runner:
-    """The interpreter the sandbox starts, started directly on a file in a fresh directory."""
+    """The interpreter the sandbox starts, started the same way directly on a file in a fresh directory."""
+    from executor.languages import build_languages
     from executor.settings import Settings
 
-    python = Settings().python
+    settings = Settings()
+    command = build_languages(settings.python)["python"].command()
 
     def run(token: str, index: int) -> tuple[str, str]:
         with tempfile.TemporaryDirectory(prefix="bench-bare-") as directory:
@@ -88,7 +90,7 @@ def bare_runner(workload: Workload) -> Runner:
                 source.write(workload.code(token))
             try:
                 done = subprocess.run(
-                    [python, "-I", "main.py"],
+                    command,
                     cwd=directory,
                     check=False,
                     stdin=subprocess.DEVNULL,

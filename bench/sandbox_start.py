@@ -1,8 +1,9 @@
 """Measure what the sandbox adds to a program's start: `python -m bench.sandbox_start [runs] [uid]`.
 
-Runs print('hello') bare (`python3 -I main.py`) and through run_program under each isolation
-level, with and without the run's cgroup, interleaved so that load on the machine hits all alike,
-and prints the medians; then the cgroup step alone (`cgroup_step_ms`), which `make bench` reports too.
+Runs print('hello') bare (the interpreter as the sandbox starts it) and through run_program under
+each isolation level, with and without the run's cgroup, interleaved so that load on the machine hits
+all alike, and prints the medians; then the cgroup step alone (`cgroup_step_ms`), which `make bench`
+reports too.
 """
 
 import os
@@ -68,8 +69,9 @@ def _waiting_child(hold: int, release: int) -> int:
 
 def main(runs: int, program_uid: int | None) -> None:
     """Print the median and minimum start-up time of each way of running the program, then the cgroup step."""
-    python = default_python()
-    detected = detect_sandbox(build_languages(python), program_uid=program_uid, program_gid=program_uid)
+    languages = build_languages(default_python())
+    bare = languages["python"].command()
+    detected = detect_sandbox(languages, program_uid=program_uid, program_gid=program_uid)
     # Where bubblewrap does not work, detection already chose rlimits-only.
     variants = [detected, replace(detected, isolation=Isolation.RLIMITS_ONLY)]
     if detected.cgroups is not None:
@@ -81,7 +83,7 @@ def main(runs: int, program_uid: int | None) -> None:
             source.write(CODE)
         for _ in range(runs):
             started = time.perf_counter()
-            subprocess.run([python, "-I", "main.py"], cwd=workdir, stdout=subprocess.PIPE, check=True)
+            subprocess.run(bare, cwd=workdir, stdout=subprocess.PIPE, check=True)
             seconds["bare"].append(time.perf_counter() - started)
             for level, sandbox in sandboxes.items():
                 started = time.perf_counter()

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_processes: int = Field(64, gt=0)
     max_disk_mb: int = Field(64, gt=0)
     max_args: int = Field(64, ge=0)
+    max_files: int = Field(32, ge=0)
+    max_files_bytes: int = Field(4 * MIB, ge=0)
 
     python: str = Field(default_factory=default_python)
     # The registry's languages this host offers (executor/languages/registry.toml); empty: all of them.
@@ -65,5 +67,5 @@ class Settings(BaseSettings):
 
     @property
     def max_request_bytes(self) -> int:
-        """The largest body worth parsing: a full program and stdin, JSON-escaped, plus the small fields."""
-        return 6 * (self.max_code_bytes + self.max_stdin_bytes) + 64 * 1024
+        """The largest body worth parsing: program, stdin and files at their maxima, JSON-escaped."""
+        return 6 * (self.max_code_bytes + self.max_stdin_bytes + self.max_files_bytes) + 64 * 1024

@@ -60,7 +60,11 @@ def run_job(request: dict[str, Any]) -> dict[str, Any]:
     checked = request_model().model_validate(request)
     settings = worker_settings()
     program = Program(
-        code=checked.code, language=checked.language, stdin=checked.stdin, args=tuple(checked.args)
+        code=checked.code,
+        language=checked.language,
+        stdin=checked.stdin,
+        args=tuple(checked.args),
+        files=tuple((file.path, file.data()) for file in checked.files),
     )
     return run_program(program, limits_for(checked, settings), worker_sandbox()).to_dict()
 

@@ -5,10 +5,20 @@ Redis can raise no limit.
 """
 
 from collections.abc import Collection
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    model_validator,
+)
 
+from executor.jobs.files import FileIn, at_most_bytes, layout_problem
+from executor.languages import source_files
 from executor.settings import Settings
 
 # The function a job runs, by dotted path: the web process enqueues it without importing worker code,
@@ -27,6 +37,17 @@ class ExecuteRequest(BaseModel):
     timeout: float = Field(5.0, gt=0, description="Wall-clock limit of the program, seconds.")
     memory_mb: int = Field(256, ge=16, description="Memory limit of the program, MiB.")
     args: list[str] = Field(default_factory=list, description="Command-line arguments.")
+    files: list[FileIn] = Field(
+        default_factory=list,
+        description="Files written into the working directory before the program is compiled and run.",
+    )
+
+    @model_validator(mode="after")
+    def _files_fit_together(self) -> Self:
+        problem = layout_problem([file.path for file in self.files], source_files().get(self.language))
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 def _utf8_size_at_most(limit: int, minimum: int = 0) -> AfterValidator:
@@ -102,6 +123,15 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
         "args": (
             list[argument],  # type: ignore[valid-type]
             Field(default_factory=list, max_length=settings.max_args, description=base["args"].description),
+        ),
+        "files": (
+            Annotated[list[FileIn], at_most_bytes(settings.max_files_bytes)],
+            Field(
+                default_factory=list,
+                max_length=settings.max_files,
+                description=base["files"].description,
+                json_schema_extra={"maxBytes": settings.max_files_bytes},
+            ),
         ),
     }
     model = create_model("ExecuteRequest", __base__=ExecuteRequest, **fields)

@@ -7,6 +7,14 @@ from executor.languages.registry import (
     build_languages,
     default_python,
     language_version,
+    source_files,
 )
 
-__all__ = ["InvalidRegistry", "Language", "build_languages", "default_python", "language_version"]
+__all__ = [
+    "InvalidRegistry",
+    "Language",
+    "build_languages",
+    "default_python",
+    "language_version",
+    "source_files",
+]

@@ -117,6 +117,13 @@ def load_registry(text: str, python: str) -> dict[str, Language]:
 
 
 @cache
+def source_files() -> Mapping[str, str]:
+    """Each language's source file by id, as the registry says (no interpreter needed to know it)."""
+    registry = load_registry(REGISTRY.read_text(), PYTHON_PLACEHOLDER)
+    return MappingProxyType({key: language.source_file for key, language in registry.items()})
+
+
+@cache
 def language_version(probe: tuple[str, ...]) -> str:
     """The version the runtime reports of itself, asked once per process; "unknown" where it is missing."""
     try:

@@ -5,9 +5,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Program:
-    """Source code with its language, standard input and command-line arguments."""
+    """Source code with its language, standard input, command-line arguments and files."""
 
     code: str
     language: str = "python"
     stdin: str = ""
     args: tuple[str, ...] = ()
+    # (relative path, content): written into the working directory before the program is compiled
+    # and run; the paths are checked by the request model (executor/jobs/files.py).
+    files: tuple[tuple[str, bytes], ...] = ()

@@ -69,8 +69,8 @@ def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox)
         if scratch is None:
             message = f"{language.name} is compiled, which needs a disk per job: a worker that runs as root"
             return RunResult(Outcome.INTERNAL_ERROR, message=message)
-        # The compiler sees the source only, never the client's stdin or arguments.
-        source_only = Program(program.code, language=program.language)
+        # The compiler sees the source and the files, never the client's stdin or arguments.
+        source_only = Program(program.code, language=program.language, files=program.files)
         compile_run = Run(
             source_only, language, limits.for_compile(), sandbox, language.compile, scratch=scratch
         )

@@ -75,9 +75,17 @@ def validation_details(error: ValidationError) -> list[dict[str, Any]]:
     """One entry per bad field, naming the field as the client spelled it."""
     details = []
     for problem in error.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in problem["loc"]) or None
+        field = _path(problem["loc"]) or None
         details.append({"field": field, "message": problem["msg"], "type": problem["type"]})
     return details
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    """A field's path as API.md writes it: files[2].path."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
 
 
 def validation_error(error: ValidationError) -> APIError:

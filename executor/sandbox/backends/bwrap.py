@@ -61,7 +61,8 @@ def is_installed(path: str) -> bool:
 def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
     """Spawn bwrap with the source and the filter passed as fds; `cleanup` closes what this opens."""
     source_fd = _memfd("source", run.program.code.encode("utf-8", "replace"), cleanup)
-    pass_fds = [source_fd]
+    file_fds = [_memfd("file", data, cleanup) for _, data in run.program.files] if run.write_source else []
+    pass_fds = [source_fd, *file_fds]
     seccomp_args: list[str] = []
     if run.sandbox.seccomp_filter:
         seccomp_fd = _memfd("seccomp", run.sandbox.seccomp_filter, cleanup)
@@ -87,7 +88,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
         *exec_prefix(rlimits, program_user(run.sandbox)),
         run.sandbox.bwrap_path,
         *_namespaces(),
-        *_filesystem(executable, run, source_fd),
+        *_filesystem(executable, run, source_fd, file_fds),
         *seccomp_args,
         *block_args,
         "--json-status-fd",
@@ -130,7 +131,7 @@ def _namespaces() -> list[str]:
     ]
 
 
-def _filesystem(executable: str, run: Run, source_fd: int) -> list[str]:
+def _filesystem(executable: str, run: Run, source_fd: int, file_fds: list[int]) -> list[str]:
     """/usr read-only, a fresh /proc, a few devices, size-bounded /tmp, /dev/shm and /work, nothing else."""
     args = ["--ro-bind", "/usr", "/usr"]
     for path in ROOT_LINKS:
@@ -152,6 +153,7 @@ def _filesystem(executable: str, run: Run, source_fd: int) -> list[str]:
     args += _writable(run)
     if run.write_source:
         args += ["--perms", "0644", "--file", str(source_fd), f"{WORK_DIR}/{run.language.source_file}"]
+        args += _files(run.program.files, file_fds)
     args += ["--remount-ro", "/", "--chdir", WORK_DIR]
     return args
 
@@ -168,6 +170,21 @@ def _writable(run: Run) -> list[str]:
         ]
     sizes = split_sizes(run.limits)
     return [arg for place in places for arg in ("--size", str(sizes[place]), "--tmpfs", place)]
+
+
+def _files(files: tuple[tuple[str, bytes], ...], fds: list[int]) -> list[str]:
+    """The client's files, each in its folder under /work, written by bwrap from its memfd."""
+    args: list[str] = []
+    folders: set[str] = set()
+    for (path, _), fd in zip(files, fds, strict=True):
+        parts = path.split("/")
+        for end in range(1, len(parts)):
+            folder = "/".join(parts[:end])
+            if folder not in folders:
+                folders.add(folder)
+                args += ["--dir", f"{WORK_DIR}/{folder}"]
+        args += ["--perms", "0644", "--file", str(fd), f"{WORK_DIR}/{path}"]
+    return args
 
 
 def _memfd(name: str, data: bytes, cleanup: ExitStack) -> int:

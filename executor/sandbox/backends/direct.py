@@ -37,11 +37,9 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
     user = program_user(sandbox)
     if run.write_source:
-        source = os.path.join(workdir, run.language.source_file)
-        with open(source, "wb") as source_file:
-            source_file.write(run.program.code.encode("utf-8", "replace"))
-        if user is not None:
-            os.chown(source, *user)
+        files = ((run.language.source_file, run.program.code.encode("utf-8", "replace")), *run.program.files)
+        for path, data in files:
+            _write_file(workdir, path, data, user)
     if user is not None:
         os.chown(workdir, *user)
     environment = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "TMPDIR": tmpdir}
@@ -65,6 +63,26 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
     process = DirectProcess(popen, sandbox.program_uid, baseline_kb)
     cleanup.callback(process.close)
     return process
+
+
+def _write_file(workdir: str, path: str, data: bytes, user: tuple[int, int] | None) -> None:
+    """Write a file of the job under `workdir`, making its folders, all owned by the program's uid.
+
+    `path` is plain and relative (executor/jobs/files.py), and the directory is the job's own,
+    fresh and not yet seen by any program, so nothing in it can be a link.
+    """
+    folder = workdir
+    for part in path.split("/")[:-1]:
+        folder = os.path.join(folder, part)
+        if not os.path.isdir(folder):
+            os.mkdir(folder, 0o755)
+            if user is not None:
+                os.chown(folder, *user)
+    target = os.path.join(workdir, path)
+    with open(target, "wb") as file:
+        file.write(data)
+    if user is not None:
+        os.chown(target, *user)
 
 
 def _peak_rss_kb() -> int:
