@@ -74,3 +74,20 @@ def test_without_job_cgroups_required_isolation_is_an_error(
 @pytest.mark.skipif(os.geteuid() != 0, reason="job cgroups need root")
 def test_as_root_with_bubblewrap_the_level_is_bwrap_plus_cgroup(bwrap_sandbox: Sandbox) -> None:
     assert bwrap_sandbox.level == "bwrap+cgroup"
+
+
+def test_a_language_whose_hello_world_does_not_run_is_not_offered_and_said_so(
+    languages: Mapping[str, Language], caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = Language(
+        "cobol",
+        "COBOL",
+        source_file="main.cob",
+        run=("/nonexistent/cobc", "main.cob"),
+        packages=("gnucobol",),
+    )
+    with caplog.at_level(logging.WARNING, logger="executor.sandbox"):
+        sandbox = detect_sandbox({"python": languages["python"], "cobol": missing})
+    assert list(sandbox.languages) == ["python"]
+    assert "LANGUAGE NOT OFFERED: cobol" in caplog.text
+    assert "gnucobol" in caplog.text
