@@ -100,7 +100,25 @@ def stack_schema(app: Flask, workers: WorkerProcesses) -> Any:
     """The app's own OpenAPI document, loaded by schemathesis for fuzzing."""
     import schemathesis
 
-    return schemathesis.openapi.from_wsgi("/openapi.json", app)
+    from executor.jobs.files import layout_problem
+    from executor.languages import source_files
+
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+
+    # Rules no JSON Schema can state: the paths of `files` taken together (each unique, none the
+    # program's source file, none another's folder). Bodies breaking them get a documented 422 and
+    # are left to tests/test_files_in.py, so that a generated body the schema admits must be accepted.
+    @schema.hook("filter_body")
+    def files_fit_together(context: Any, body: Any) -> bool:
+        if not isinstance(body, dict) or not isinstance(body.get("files"), list):
+            return True
+        paths = [file.get("path") for file in body["files"] if isinstance(file, dict)]
+        language = body.get("language", "python")
+        return (
+            layout_problem(paths, source_files().get(language) if isinstance(language, str) else None) is None
+        )
+
+    return schema
 
 
 @pytest.fixture

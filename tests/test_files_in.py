@@ -2,6 +2,8 @@
 and accepted files written into the working directory before the program is compiled and run."""
 
 import base64
+import binascii
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +11,7 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
+from executor.jobs.files import BASE64_PATTERN, PATH_PATTERN, plain_relative_path
 from executor.settings import Settings
 from executor.web import create_app
 
@@ -130,3 +133,43 @@ def test_binary_files_arrive_byte_for_byte(run: Any) -> None:
     files = [{"path": "blob.bin", "content": base64.b64encode(blob).decode(), "encoding": "base64"}]
     view = run("print(open('blob.bin', 'rb').read() == bytes(range(256)))", files=files)
     assert view["stdout"] == "True\n", view
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "a",
+        ".a",
+        "..a",
+        "...",
+        "a.b/c_d-e",
+        "a/.b/..c",
+        ".",
+        "..",
+        "a/./b",
+        "a/../b",
+        "/a",
+        "a/",
+        "a//b",
+        "",
+        "a b",
+    ],
+)
+def test_the_schemas_path_pattern_says_what_validation_enforces(path: str) -> None:
+    # Generated requests follow the schema (tests/test_fuzz.py): it must admit exactly the valid paths.
+    try:
+        plain_relative_path(path)
+        valid = True
+    except ValueError:
+        valid = False
+    assert (re.match(PATH_PATTERN, path) is not None) == valid
+
+
+@pytest.mark.parametrize("content", ["", "YQ==", "YWI=", "YWJj", "YQ", "Y===", "a b=", "ä"])
+def test_the_schemas_base64_pattern_says_what_decoding_accepts(content: str) -> None:
+    try:
+        base64.b64decode(content, validate=True)
+        valid = True
+    except (binascii.Error, ValueError):
+        valid = False
+    assert (re.match(BASE64_PATTERN, content) is not None) == valid

@@ -15,9 +15,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 MAX_PATH_BYTES = 255
 _PATH_CHARACTERS = re.compile(r"^[A-Za-z0-9._/-]+$")
+# The rule below as one regular expression, for the OpenAPI schema (so generated requests obey it):
+# a segment is anything of the allowed characters but "", "." and "..".
+_SEGMENT = r"(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)"
+PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+# What base64.b64decode(..., validate=True) accepts: the standard alphabet, padded.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
-def _plain_relative_path(path: str) -> str:
+def plain_relative_path(path: str) -> str:
     """Refuse every path that could name something outside the working directory, or nothing."""
     if len(path.encode("utf-8")) > MAX_PATH_BYTES:
         raise ValueError(f"must be at most {MAX_PATH_BYTES} bytes")
@@ -31,12 +37,20 @@ def _plain_relative_path(path: str) -> str:
 class FileIn(BaseModel):
     """One file written into the program's working directory before it is compiled and run."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        json_schema_extra={
+            "if": {"properties": {"encoding": {"const": "base64"}}, "required": ["encoding"]},
+            "then": {"properties": {"content": {"pattern": BASE64_PATTERN}}},
+        },
+    )
 
-    path: Annotated[str, AfterValidator(_plain_relative_path)] = Field(
+    path: Annotated[str, AfterValidator(plain_relative_path)] = Field(
         description="Relative path in the working directory: A-Z a-z 0-9 . _ - /, no empty, '.' or "
         "'..' segment, at most 255 bytes.",
-        json_schema_extra={"pattern": _PATH_CHARACTERS.pattern, "maxBytes": MAX_PATH_BYTES},
+        json_schema_extra={"pattern": PATH_PATTERN, "maxLength": MAX_PATH_BYTES},
     )
     # Before `content`, which is checked against it.
     encoding: Literal["utf8", "base64"] = Field("utf8", description="How `content` is written.")
