@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint format typecheck bench clean system-deps install
+.PHONY: run test lint format typecheck bench clean system-deps install runtimes
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,25 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: system-deps $(VENV)/.installed
+install: system-deps $(VENV)/.installed runtimes
+
+# The python-data language's libraries, in a folder of their own under /usr (which the sandbox shows,
+# read-only), apart from the service's virtualenv, with an empty fontconfig configuration (the
+# sandbox shows no /etc/fonts). Reinstalled only when their pins change. The folder is
+# registry.toml's PYTHONPATH for python-data.
+PYTHON_DATA_DIR := /usr/local/lib/executor/python-data
+PYTHON_DATA_PINS := executor/languages/python-data.txt
+runtimes: | $(BIN)/python
+	@if cmp -s $(PYTHON_DATA_PINS) $(PYTHON_DATA_DIR)/.pins 2>/dev/null; then exit 0; fi; \
+	if ! mkdir -p $(PYTHON_DATA_DIR) 2>/dev/null || [ ! -w $(PYTHON_DATA_DIR) ]; then \
+		echo "WARNING: cannot write $(PYTHON_DATA_DIR) (not root): the python-data language is not offered here"; exit 0; fi; \
+	echo "installing python-data's libraries into $(PYTHON_DATA_DIR)"; \
+	rm -rf $(PYTHON_DATA_DIR).new && \
+	$(BIN)/pip install --quiet --no-deps --only-binary=:all: --target $(PYTHON_DATA_DIR).new -r $(PYTHON_DATA_PINS) \
+		&& printf '<?xml version="1.0"?>\n<fontconfig></fontconfig>\n' > $(PYTHON_DATA_DIR).new/fonts.conf \
+		&& cp $(PYTHON_DATA_PINS) $(PYTHON_DATA_DIR).new/.pins && chmod -R a+rX $(PYTHON_DATA_DIR).new \
+		&& rm -rf $(PYTHON_DATA_DIR) && mv $(PYTHON_DATA_DIR).new $(PYTHON_DATA_DIR) \
+		|| echo "WARNING: pip could not install python-data's libraries: the language is not offered here"
 
 # The Aptfile's Debian packages: bubblewrap (isolation), redis-server (the queue) and the languages'
 # toolchains. Installed with apt when this user can (root, or password-less sudo); otherwise the

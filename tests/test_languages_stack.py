@@ -7,7 +7,7 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
-from executor.languages import build_languages, default_python
+from executor.languages import build_languages, default_python, language_version
 from executor.settings import Settings
 from tests.stack import WorkerProcesses, own_queue, poll_until, submit
 
@@ -22,6 +22,9 @@ def test_the_languages_route_lists_every_language_with_what_1_1_adds(client: Fla
     assert set(listing) == set(REGISTRY)
     assert listing["c"]["compiled"] is True and listing["c"]["source_file"] == "main.c"
     assert listing["python"]["compiled"] is False and listing["python"]["packages"] == []
+    libraries = {package["name"]: package["version"] for package in listing["python-data"]["packages"]}
+    assert {"numpy", "pandas", "scipy", "matplotlib"} <= set(libraries)
+    assert all(version[0].isdigit() for version in libraries.values())
 
 
 @needs_root
@@ -54,3 +57,10 @@ def test_a_job_in_a_language_its_worker_does_not_offer_ends_internal_error(
     job_id = submit(client, "echo hi", language="bash")
     view = poll_until(client, job_id, {"internal_error", "success"})
     assert view["status"] == "internal_error", view
+
+
+def test_a_python_data_program_uses_numpy(run: Run) -> None:
+    if language_version(REGISTRY["python-data"].version_probe) == "unknown":
+        pytest.skip("python-data's libraries are not installed on this host (make installs them as root)")
+    view = run("import numpy\nprint(int(numpy.arange(5).sum()))", language="python-data", timeout=20)
+    assert (view["status"], view["stdout"]) == ("success", "10\n"), view

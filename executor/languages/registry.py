@@ -41,6 +41,8 @@ class _Entry(BaseModel):
     version: tuple[_Word, ...] = Field(min_length=1)
     hello: _Word
     packages: tuple[_Word, ...] = ()
+    env: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")], str] = {}
+    libraries: _FileName | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,10 @@ class Language:
     version_probe: tuple[str, ...] = ()
     hello: str = ""
     packages: tuple[str, ...] = ()
+    # Variables the program gets besides the sandbox's own environment.
+    env: tuple[tuple[str, str], ...] = ()
+    # The libraries it offers, with their pinned versions (name, version).
+    libraries: tuple[tuple[str, str], ...] = ()
 
     @property
     def compiled(self) -> bool:
@@ -112,6 +118,8 @@ def load_registry(text: str, python: str) -> dict[str, Language]:
             version_probe=_with_python(entry.version, python),
             hello=entry.hello,
             packages=entry.packages,
+            env=tuple(sorted(entry.env.items())),
+            libraries=_pinned(entry.libraries) if entry.libraries else (),
         )
     return languages
 
@@ -131,6 +139,16 @@ def language_version(probe: tuple[str, ...]) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return completed.stdout.strip() or "unknown"
+
+
+def _pinned(file_name: str) -> tuple[tuple[str, str], ...]:
+    """The `name==version` lines of a requirements file beside the registry."""
+    pins = []
+    for line in REGISTRY.with_name(file_name).read_text().splitlines():
+        name, separator, version = line.partition("#")[0].strip().partition("==")
+        if separator:
+            pins.append((name, version))
+    return tuple(pins)
 
 
 def _with_python(argv: tuple[str, ...], python: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from executor.jobs.views import JobView
 from executor.languages import language_version
 from executor.web.auth import client_owner
 from executor.web.errors import APIError, unavailable, validation_error
-from executor.web.schemas import Health, JobAccepted, LanguageInfo
+from executor.web.schemas import Health, JobAccepted, LanguageInfo, PackageInfo
 from executor.web.services import services
 
 api = Blueprint("api", __name__)
@@ -80,7 +80,7 @@ def languages() -> Response:
             version=language_version(language.version_probe),
             compiled=language.compiled,
             source_file=language.source_file,
-            packages=[],
+            packages=[PackageInfo(name=name, version=version) for name, version in language.libraries],
         )
         for language in services().languages.values()
     ]

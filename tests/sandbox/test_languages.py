@@ -28,6 +28,13 @@ PROGRAMS: Mapping[str, Mapping[str, str]] = {
         "flood": "while True: print('x' * 1000)",
         "memory": "chunks = []\nwhile True: chunks.append(bytearray(10**6))",
     },
+    "python-data": {
+        "echo": "import sys\nimport numpy\nprint(sys.argv[1], sys.stdin.readline().strip())",
+        "error": "import numpy\nraise SystemExit(3)",
+        "loop": "import numpy\nwhile True: numpy.ones(10).sum()",
+        "flood": "import numpy\nwhile True: print(numpy.zeros(200))",
+        "memory": "import numpy\nblocks = []\nwhile True: blocks.append(numpy.ones(10**6))",
+    },
     "c": {
         "echo": (
             "#include <stdio.h>\n"
@@ -245,3 +252,20 @@ def test_without_a_disk_per_job_a_compiled_language_is_refused_clearly(bwrap_san
     result = run_c(replace(c_sandbox(bwrap_sandbox), scratch_disks=False), "int main(void) { return 0; }\n")
     assert result.outcome is Outcome.INTERNAL_ERROR
     assert result.message is not None and "root" in result.message
+
+
+def test_python_data_computes_and_plots_without_a_change_to_the_program(bwrap_sandbox: Sandbox) -> None:
+    offered(bwrap_sandbox, "python-data")
+    code = (
+        "import os\n"
+        "import matplotlib.pyplot as plt, numpy as np, pandas as pd, scipy.stats as stats\n"
+        "values = np.arange(10)\n"
+        "print(int(values.sum()), pd.DataFrame({'x': values}).x.mean(), round(stats.norm.cdf(0), 2))\n"
+        "plt.plot(values, values ** 2)\n"
+        "plt.savefig('plot.png')\n"
+        "print(os.path.getsize('plot.png') > 1000)\n"
+    )
+    result = run_program(Program(code, language="python-data"), Limits(wall_time_s=20), bwrap_sandbox)
+    assert (result.outcome, result.stdout, result.stderr) == (Outcome.SUCCESS, "45 4.5 0.5\nTrue\n", ""), (
+        result
+    )

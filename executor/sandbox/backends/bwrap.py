@@ -87,7 +87,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
     argv = [
         *exec_prefix(rlimits, program_user(run.sandbox)),
         run.sandbox.bwrap_path,
-        *_namespaces(),
+        *_namespaces(run.language.env),
         *_filesystem(executable, run, source_fd, file_fds),
         *seccomp_args,
         *block_args,
@@ -111,9 +111,10 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
     return process
 
 
-def _namespaces() -> list[str]:
+def _namespaces(language_env: tuple[tuple[str, str], ...]) -> list[str]:
     """A new namespace of every kind, no capabilities, a clean environment, and death with the worker."""
-    environment = [arg for name, value in ENVIRONMENT.items() for arg in ("--setenv", name, value)]
+    variables = {**dict(language_env), **ENVIRONMENT}
+    environment = [arg for name, value in variables.items() for arg in ("--setenv", name, value)]
     return [
         "--unshare-all",
         "--die-with-parent",

@@ -42,7 +42,13 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
             _write_file(workdir, path, data, user)
     if user is not None:
         os.chown(workdir, *user)
-    environment = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "TMPDIR": tmpdir}
+    environment = {
+        **dict(run.language.env),
+        "PATH": "/usr/bin:/bin",
+        "HOME": workdir,
+        "LANG": "C.UTF-8",
+        "TMPDIR": tmpdir,
+    }
     rlimits = program_rlimits(
         run.limits, process_allowance(sandbox, 0), memory_in_cgroup=run.cgroup is not None
     )
