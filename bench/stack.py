@@ -254,3 +254,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         for pid in helpers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def announce_every_language(connection: Redis) -> None:
+    """Announce every language of the registry, as workers do at start: for measuring (or testing)
+    the web process and the queue where no real worker runs."""
+    from executor.jobs.announcements import announce, describe
+    from executor.languages import build_languages, default_python
+
+    announce(connection, [describe(language) for language in build_languages(default_python()).values()])

@@ -22,7 +22,7 @@ from redis import Redis
 from werkzeug.test import EnvironBuilder
 
 from bench.procstat import cpu_times, own_cpu_s
-from bench.stack import private_redis
+from bench.stack import announce_every_language, private_redis
 from bench.worker_cost import run_stubbed_worker
 from executor.settings import Settings
 from executor.web import create_app
@@ -55,7 +55,9 @@ def measure(requests: int) -> dict[str, float]:
         private_redis(temp_dir) as server,
     ):
         settings = Settings(redis_url=server.url, queue_name=QUEUE_NAME, max_queue_depth=requests + 1)
-        app = create_app(settings, Redis.from_url(server.url))
+        connection = Redis.from_url(server.url)
+        announce_every_language(connection)
+        app = create_app(settings, connection)
         submit = request_caller(app, "POST", "/api/v1/execute", PROGRAM)
         status, body = submit()
         if not status.startswith("202"):

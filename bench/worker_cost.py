@@ -20,7 +20,7 @@ from redis import Redis
 from rq.registry import FinishedJobRegistry
 
 from bench.procstat import cpu_times, own_cpu_s
-from bench.stack import private_redis
+from bench.stack import announce_every_language, private_redis
 from executor.jobs.queue import JobQueue
 from executor.jobs.request import execute_request_model
 from executor.jobs.serializer import JobSerializer
@@ -65,6 +65,7 @@ def measure(jobs: int, log_level: str) -> dict[str, float]:
         settings = Settings(redis_url=server.url, queue_name=QUEUE_NAME)
         connection = Redis.from_url(server.url)
         queue = JobQueue(connection, settings)
+        announce_every_language(connection)
         request = execute_request_model(settings, ["python"]).model_validate({"code": "print('hello')"})
         for _ in range(jobs):
             queue.submit(request, None)

@@ -15,6 +15,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from bench.stack import announce_every_language
 from devtools.local_redis import free_port
 from executor.jobs import queue as jobs_module
 from executor.settings import Settings
@@ -27,6 +28,7 @@ TEST_SETTINGS = Settings(redis_url="redis://127.0.0.1:1/0", queue_name="unit", m
 @pytest.fixture
 def fake_redis() -> Iterator[fakeredis.FakeRedis]:
     connection = fakeredis.FakeRedis()
+    announce_every_language(connection)  # as the workers of a deployment would
     yield connection
     connection.flushall()
 

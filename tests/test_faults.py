@@ -11,6 +11,7 @@ from redis import Redis
 from rq import Worker
 from rq.job import Job
 
+from bench.stack import announce_every_language
 from devtools.local_redis import RedisServer, start_redis, stop_redis
 from executor.settings import Settings
 from executor.web.app import create_app
@@ -36,6 +37,7 @@ def test_redis_away_gives_quick_503s_and_the_service_recovers_with_jobs_kept(
 ) -> None:
     settings = Settings(redis_url=own_redis.url, queue_name="outage")
     client = create_app(settings).test_client()
+    announce_every_language(Redis.from_url(own_redis.url))  # as the deployment's workers did before
     job_id = submit(client, "print('survived')")
 
     stop_redis(own_redis)

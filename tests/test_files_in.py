@@ -11,6 +11,7 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
+from bench.stack import announce_every_language
 from executor.jobs.files import BASE64_PATTERN, PATH_PATTERN, plain_relative_path
 from executor.settings import Settings
 from executor.web import create_app
@@ -23,6 +24,7 @@ SETTINGS = Settings(
 @pytest.fixture
 def unit_client() -> Iterator[FlaskClient]:
     connection = fakeredis.FakeRedis()
+    announce_every_language(connection)
     yield create_app(SETTINGS, redis=connection).test_client()
     connection.flushall()
 

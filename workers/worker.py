@@ -7,6 +7,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from rq.job import Job
 
+from executor.jobs.announcements import announce, describe
 from executor.jobs.liveness import sweep_lost_jobs
 from executor.jobs.request import RUN_JOB
 from executor.sandbox import kill_running_programs, sweep_leftover_runs
@@ -55,12 +56,14 @@ class ExecutorWorker(TrimmedBookkeeping):
             sandbox=self.sandbox.level,
             interval_s=settings.worker_heartbeat_s,
             ttl_s=settings.worker_lost_after_s,
-            after_beat=self.sweep_lost_jobs,
+            after_beat=self.after_heartbeat,
         )
+        self.languages = [describe(language) for language in self.sandbox.languages.values()]
 
-    def sweep_lost_jobs(self) -> None:
-        """Settle the jobs of workers that died, on every queue this worker serves, and remove what
-        their runs left on this host (processes, cgroups, scratch disks)."""
+    def after_heartbeat(self) -> None:
+        """Announce this host's languages again, settle the jobs of workers that died on every queue
+        this worker serves, and remove what their runs left on this host (processes, cgroups, disks)."""
+        announce(self.connection, self.languages)
         for name in sweep_leftover_runs(self.sandbox):
             self.log.warning("removed what run %s of a worker that died had left on this host", name)
         for queue in self.queues:
@@ -68,6 +71,7 @@ class ExecutorWorker(TrimmedBookkeeping):
 
     def register_birth(self) -> None:
         super().register_birth()
+        announce(self.connection, self.languages)
         self.heartbeat_thread.start()
 
     def teardown(self) -> None:

@@ -22,20 +22,31 @@ local function run_commands(at)
 end
 """
 
-# KEYS: the queue, then optionally the job's result stream, read by a waiter in the same round trip.
-# ARGV: the queue's depth limit, then the enqueue's commands. A refused submission wakes that
-# waiter at once with an entry it recognizes (and that expires), instead of leaving its read blocked.
+# KEYS: the queue, the languages offered (announcements.py), then optionally the job's result stream,
+# read by a waiter in the same round trip. ARGV: the queue's depth limit, the job's language, then
+# the enqueue's commands. Returns 1 when enqueued, 0 when the queue is full, -1 when no worker has
+# announced the language. A refusal wakes that waiter at once with an entry it recognizes (and that
+# expires), instead of leaving its read blocked.
 ENQUEUE_IF_ROOM = (
     RUN_COMMANDS
     + """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[1]) then
-    if KEYS[2] then
-        redis.call('XADD', KEYS[2], '*', 'refused', '1')
-        redis.call('EXPIRE', KEYS[2], 10)
+local function refuse(answer)
+    if KEYS[3] then
+        redis.call('XADD', KEYS[3], '*', 'refused', '1')
+        redis.call('EXPIRE', KEYS[3], 10)
     end
-    return 0
+    return answer
 end
-run_commands(2)
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local offered_until = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if not offered_until or tonumber(offered_until) <= now then
+    return refuse(-1)
+end
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+    return refuse(0)
+end
+run_commands(3)
 return 1
 """
 )

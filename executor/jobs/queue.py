@@ -21,6 +21,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.utils import as_text
 
+from executor.jobs.announcements import OFFERED
 from executor.jobs.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
 from executor.jobs.liveness import settle_if_lost
 from executor.jobs.pacing import queue_poll_hold
@@ -59,6 +60,10 @@ class JobAlreadyEnded(Exception):
     """The job is terminal, so it cannot be canceled."""
 
 
+class LanguageNotOffered(Exception):
+    """No live worker has announced the job's language (executor.jobs.announcements)."""
+
+
 class QueueFull(Exception):
     """The queue holds as many jobs as the operator allows."""
 
@@ -83,7 +88,7 @@ class JobQueue:
         with self.connection.pipeline(transaction=False) as pipeline:
             job = self._enqueue_if_room(request, owner, pipeline, wake_waiter=False)
             (admitted,) = pipeline.execute()
-        self._refuse_unless(admitted)
+        self._refuse_unless(admitted, request.language)
         return job
 
     def submit_and_wait(self, request: ExecuteRequest, owner: str | None) -> tuple[Job, JobView]:
@@ -94,7 +99,7 @@ class JobQueue:
             job = self._enqueue_if_room(request, owner, pipeline, wake_waiter=True)
             _read_result(pipeline, job, deadline)
             admitted, reply, fields = pipeline.execute()
-        self._refuse_unless(admitted)
+        self._refuse_unless(admitted, request.language)
         job = _restored(job, fields)
         return job, self._wait_from(job, self._unless_waiting(job, reply), deadline)
 
@@ -188,11 +193,14 @@ class JobQueue:
                 pipeline=writes,
             )
             commands = encoded_commands(writes)
-        keys = [self.queue.key, *([Result.get_key(job.id)] if wake_waiter else [])]
-        pipeline.eval(ENQUEUE_IF_ROOM, len(keys), *keys, self.settings.max_queue_depth, *commands)
+        keys = [self.queue.key, OFFERED, *([Result.get_key(job.id)] if wake_waiter else [])]
+        arguments = [self.settings.max_queue_depth, request.language, *commands]
+        pipeline.eval(ENQUEUE_IF_ROOM, len(keys), *keys, *arguments)
         return job
 
-    def _refuse_unless(self, admitted: int) -> None:
+    def _refuse_unless(self, admitted: int, language: str) -> None:
+        if admitted == -1:
+            raise LanguageNotOffered(f"no worker offers the language {language!r} now")
         if not admitted:
             raise QueueFull(f"the queue holds {self.settings.max_queue_depth} jobs, its configured maximum")
 

@@ -7,14 +7,14 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from executor.jobs.announcements import offered_languages
 from executor.jobs.liveness import live_workers
-from executor.jobs.queue import JobAlreadyEnded, JobNotFound, QueueFull, Snapshot
+from executor.jobs.queue import JobAlreadyEnded, JobNotFound, LanguageNotOffered, QueueFull, Snapshot
 from executor.jobs.statuses import TERMINAL_STATUSES
 from executor.jobs.views import JobView
-from executor.languages import language_version
 from executor.web.auth import client_owner
 from executor.web.errors import APIError, unavailable, validation_error
-from executor.web.schemas import Health, JobAccepted, LanguageInfo, PackageInfo
+from executor.web.schemas import Health, JobAccepted, LanguageInfo
 from executor.web.services import services
 
 api = Blueprint("api", __name__)
@@ -34,6 +34,11 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
         job, view = jobs.submit_and_wait(program, owner) if wait else (jobs.submit(program, owner), None)
     except QueueFull as full:
         raise unavailable(f"The service is busy ({full}); retry shortly.") from full
+    except LanguageNotOffered as missing:
+        detail = {"field": "language", "message": str(missing), "type": "language_not_offered"}
+        raise APIError(
+            422, f"language: {missing}; GET /api/v1/languages lists those offered.", [detail]
+        ) from missing
     if view is not None and view.status in TERMINAL_STATUSES:
         return _view_json(view), 200
     status_url = f"/api/v1/execute/{job.id}"
@@ -71,20 +76,15 @@ def cancel(job_id: str) -> Response:
 
 @api.get("/api/v1/languages")
 def languages() -> Response:
-    """The languages programs can be written in."""
+    """The languages the workers have announced (API.md 1.1): what a job may be written in now."""
     client_owner()  # only to refuse callers without a valid key; languages belong to no one
-    listing = [
-        LanguageInfo(
-            id=language.id,
-            name=language.name,
-            version=language_version(language.version_probe),
-            compiled=language.compiled,
-            source_file=language.source_file,
-            packages=[PackageInfo(name=name, version=version) for name, version in language.libraries],
-        )
-        for language in services().languages.values()
-    ]
-    return jsonify([item.model_dump() for item in listing])
+    # In the registry's order (python first), then any this web process does not know, by id.
+    order = {key: position for position, key in enumerate(services().languages)}
+    offered = sorted(
+        offered_languages(services().redis),
+        key=lambda found: (order.get(found["id"], len(order)), found["id"]),
+    )
+    return jsonify([LanguageInfo.model_validate(found).model_dump() for found in offered])
 
 
 @api.get("/health")
