@@ -11,7 +11,7 @@ from bench.report import json_line
 from bench.stack import running_stack
 from bench.suite import Options, machine, run_suite
 from bench.waiters import measure_waiters
-from bench.workloads import WORKLOADS
+from bench.workloads import LANGUAGE_WORKLOADS, WORKLOADS
 
 SCALING_WORKERS = [1, 2, 4]
 SCALING_WORKLOADS = ["hello", "sleep"]
@@ -25,7 +25,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--jobs", type=int, help="jobs per workload (N), default 300 (1000 with --load); cpu runs N/5"
     )
-    parser.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
+    parser.add_argument(
+        "--workload",
+        choices=[*WORKLOADS, *LANGUAGE_WORKLOADS, "all", "languages"],
+        default="all",
+        help="all: the Python workloads; languages: hello world in each other language",
+    )
     parser.add_argument(
         "--mode",
         choices=["poll", "wait", "both"],
@@ -75,7 +80,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _suite(args: argparse.Namespace, deadline: Deadline) -> int:
-    workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    groups = {"all": list(WORKLOADS), "languages": list(LANGUAGE_WORKLOADS)}
+    workloads = groups.get(args.workload, [args.workload])
     options = Options(
         workers=SCALING_WORKERS if args.scaling else [args.workers],
         clients=args.clients or 8,
@@ -87,6 +93,8 @@ def _suite(args: argparse.Namespace, deadline: Deadline) -> int:
         rounds=args.rounds,
     )
     document = run_suite(options, deadline)
+    for language, median in document["compile_ms"].items():
+        print(f"compile per job, {language} (median, the floor's jobs): {median:.1f} ms")
     step = document["cgroup_step_ms"]
     print(f"cgroup step per run (make, join, read, remove; in the floor too): {step:.3f} ms" if step else "")
     print()

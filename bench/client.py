@@ -65,7 +65,7 @@ def run_job(
 ) -> JobSample:
     """Submit one job (with ?wait=true, or then poll GET) and time it until its terminal result arrives."""
     token = new_token()
-    body = {"code": workload.code(token), "timeout": workload.timeout_s}
+    body = {"code": workload.code(token), "language": workload.language, "timeout": workload.timeout_s}
     codes: list[int] = []
     reconnects_before = connection.reconnects
     started = time.perf_counter()

@@ -7,6 +7,7 @@ fed from one FIFO queue, so its latency includes the same wait in line and its t
 
 import os
 import queue
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -55,6 +56,15 @@ def cgroup_step_ms() -> float | None:
     return step
 
 
+# The compile times of the floor's jobs, by language: what compiling costs a job, in this run.
+_COMPILE_SECONDS: dict[str, list[float]] = {}
+
+
+def compile_ms() -> dict[str, float]:
+    """The median compile time per job of each compiled language the floor ran, in ms."""
+    return {language: statistics.median(times) * 1000 for language, times in _COMPILE_SECONDS.items()}
+
+
 def sandbox_runner(workload: Workload) -> Runner:
     """`run_program` with the limits `workers.tasks.run_job` gives a request with this workload's timeout."""
     from executor.jobs.request import execute_request_model
@@ -63,43 +73,51 @@ def sandbox_runner(workload: Workload) -> Runner:
     from workers.tasks import limits_for
 
     settings = Settings()
-    request = execute_request_model(settings, ["python"]).model_validate(
-        {"code": "pass", "timeout": workload.timeout_s}
+    request = execute_request_model(settings, [workload.language]).model_validate(
+        {"code": "pass", "language": workload.language, "timeout": workload.timeout_s}
     )
     limits = limits_for(request, settings)
 
     def run(token: str, index: int) -> tuple[str, str]:
-        program = Program(code=workload.code(token), language="python")
+        program = Program(code=workload.code(token), language=workload.language)
         result = run_program(program, limits, _sandbox(index))
+        if result.compile_time is not None:
+            _COMPILE_SECONDS.setdefault(workload.language, []).append(result.compile_time)
         return str(result.outcome.value), str(result.stdout)
 
     return run
 
 
 def bare_runner(workload: Workload) -> Runner:
-    """The interpreter the sandbox starts, started the same way directly on a file in a fresh directory."""
+    """The language's own commands (compile, if it compiles, then run) started directly on its
+    source file in a fresh directory, with the variables the sandbox gives it and no sandbox."""
     from executor.languages import build_languages
     from executor.settings import Settings
 
     settings = Settings()
-    command = build_languages(settings.python)["python"].command()
+    language = build_languages(settings.python)[workload.language]
+    environment = {**os.environ, **dict(language.env)}
 
     def run(token: str, index: int) -> tuple[str, str]:
         with tempfile.TemporaryDirectory(prefix="bench-bare-") as directory:
-            with open(os.path.join(directory, "main.py"), "w") as source:
+            with open(os.path.join(directory, language.source_file), "w") as source:
                 source.write(workload.code(token))
             try:
-                done = subprocess.run(
-                    command,
-                    cwd=directory,
-                    check=False,
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    timeout=workload.timeout_s,
-                )
+                for command in ([language.compile] if language.compile else []) + [language.command()]:
+                    done = subprocess.run(
+                        command,
+                        cwd=directory,
+                        env=environment,
+                        check=False,
+                        stdin=subprocess.DEVNULL,
+                        capture_output=True,
+                        timeout=workload.timeout_s,
+                    )
+                    if done.returncode != 0:
+                        return "failed", done.stdout.decode(errors="replace")
             except subprocess.TimeoutExpired:
                 return "timeout", ""
-        return ("success" if done.returncode == 0 else "failed"), done.stdout.decode(errors="replace")
+        return "success", done.stdout.decode(errors="replace")
 
     return run
 

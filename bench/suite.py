@@ -10,12 +10,12 @@ from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
 
-from bench.floor import bare_runner, cgroup_step_ms, sandbox_isolation, sandbox_runner
+from bench.floor import bare_runner, cgroup_step_ms, compile_ms, sandbox_isolation, sandbox_runner
 from bench.measure import floor_phase, service_phase
 from bench.pool import Deadline
 from bench.report import Figures, ratios, summarize, table
 from bench.stack import Stack, running_stack
-from bench.workloads import WORKLOADS, Workload
+from bench.workloads import ALL_WORKLOADS, WORKLOADS, Workload
 
 # The latency phase sends one job at a time; this many are enough for a stable p50.
 LATENCY_JOBS = 100
@@ -47,13 +47,14 @@ def run_suite(options: Options, deadline: Deadline) -> dict[str, Any]:
     for workers in options.workers:
         with running_stack(workers, deadline) as stack:
             for name in options.workloads:
-                comparisons += _compare(stack, WORKLOADS[name], options, options.clients, deadline)
+                comparisons += _compare(stack, ALL_WORKLOADS[name], options, options.clients, deadline)
             if options.latency_phase:
                 latency = replace(options, jobs=min(options.jobs, LATENCY_JOBS))
                 comparisons += _compare(stack, WORKLOADS["hello"], latency, 1, deadline)
     return {
         "machine": {**measured_on, "loadavg_1m_end": os.getloadavg()[0]},
         "cgroup_step_ms": cgroup_step_ms(),
+        "compile_ms": compile_ms(),
         "options": asdict(options),
         "deadline_hit": deadline.expired(),
         "comparisons": comparisons,

@@ -18,6 +18,7 @@ class Workload:
     expected: Callable[[str], str]
     # The 1 s CPU loop runs a fraction of --jobs, or it alone would take most of the time limit.
     jobs_divisor: int = 1
+    language: str = "python"
 
     def code(self, token: str) -> str:
         """The program of the job that owns `token`."""
@@ -78,3 +79,19 @@ WORKLOADS = {
         _text_output,
     ),
 }
+
+# Hello world in every language of the registry (`--workload languages`), each printing its token.
+_HELLO_IN = {
+    "c": '#include <stdio.h>\nint main(void) { puts("hello TOKEN"); return 0; }\n',
+    "cpp": '#include <iostream>\nint main() { std::cout << "hello TOKEN" << std::endl; }\n',
+    "javascript": "console.log('hello TOKEN');",
+    "bash": "echo hello TOKEN",
+    "python-data": "import numpy\nprint('hello', 'TOKEN')",
+}
+LANGUAGE_WORKLOADS = {
+    f"hello-{language}": Workload(
+        f"hello-{language}", code, 10.0, lambda token: f"hello {token}\n", language=language
+    )
+    for language, code in _HELLO_IN.items()
+}
+ALL_WORKLOADS = {**WORKLOADS, **LANGUAGE_WORKLOADS}

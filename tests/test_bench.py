@@ -10,10 +10,11 @@ import time
 import pytest
 
 from bench import measure, web_cost, worker_cost
+from bench.floor import bare_runner
 from bench.pool import Deadline
 from bench.procstat import idle_s
 from bench.suite import _median_round
-from bench.workloads import WORKLOADS, new_token
+from bench.workloads import LANGUAGE_WORKLOADS, WORKLOADS, new_token
 from workers import worker as worker_module
 
 
@@ -90,3 +91,12 @@ def test_the_machine_s_idle_seconds_only_grow_and_never_faster_than_its_cores_ca
     after, waited = idle_s(), time.monotonic() - started
     # The kernel counts in ticks of 10 ms per core.
     assert 0 <= after - before <= cores * (waited + 0.02)
+
+
+@pytest.mark.parametrize("name", sorted(LANGUAGE_WORKLOADS))
+def test_each_language_workload_prints_what_its_check_expects_through_its_bare_floor(name: str) -> None:
+    workload, token = LANGUAGE_WORKLOADS[name], new_token()
+    status, stdout = bare_runner(workload)(token, 0)
+    assert status == "success", stdout
+    assert workload.check(stdout, token)
+    assert not workload.check(stdout, new_token())
