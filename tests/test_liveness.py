@@ -6,6 +6,7 @@ from typing import Any
 import fakeredis
 
 from executor.jobs.liveness import LIVE_WORKERS, alive_among, beat, forget, live_workers
+from workers.heartbeat_thread import HeartbeatThread
 
 
 class CountingRedis(fakeredis.FakeRedis):
@@ -49,3 +50,23 @@ def test_a_worker_that_stops_cleanly_is_forgotten_at_once() -> None:
     forget(redis, "leaving")
     assert live_workers(redis) == {}
     assert redis.zcard(LIVE_WORKERS) == 0
+
+
+def test_the_heartbeat_thread_keeps_beating_when_the_work_after_a_beat_fails() -> None:
+    redis = fakeredis.FakeRedis()
+    calls: list[float] = []
+
+    def failing_sweep() -> None:
+        calls.append(time.monotonic())
+        raise FileNotFoundError("a leftover another worker removed meanwhile")
+
+    thread = HeartbeatThread(
+        redis, "steady", sandbox="bwrap", interval_s=0.02, ttl_s=5, after_beat=failing_sweep
+    )
+    thread.start()
+    deadline = time.monotonic() + 5
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    alive = thread.is_alive()
+    thread.stop()
+    assert len(calls) >= 3 and alive  # a thread that died on the first failure would have stopped at 1

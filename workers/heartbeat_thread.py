@@ -38,7 +38,8 @@ class HeartbeatThread(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        """Beat until stopped; an outage is logged once and ridden out."""
+        """Beat until stopped; an outage is logged once and ridden out, and nothing `after_beat`
+        raises stops the beating (a thread that died would make a live worker look lost)."""
         healthy = True
         while not self.stopped.is_set():
             try:
@@ -49,6 +50,8 @@ class HeartbeatThread(threading.Thread):
                 if healthy:
                     logger.warning("heartbeat failed, Redis unavailable: %s", error)
                 healthy = False
+            except Exception:
+                logger.exception("the work after a heartbeat failed; the next beat tries again")
             self.stopped.wait(self.interval_s)
 
     def stop(self) -> None:

@@ -301,14 +301,16 @@ def sweep_leftovers(hierarchy: Hierarchy) -> list[str]:
     A worker SIGKILLed in the middle of a run leaves its job's cgroup, and in it whatever the
     program did to outlive its sandbox (e.g. a pid 1 that lost its parent-death signal).
     """
-    removed = []
+    removed: list[str] = []
     for name in hierarchy.job_names():
         if owner_alive(name):
             continue
         leftover = hierarchy.existing(name)
-        if leftover.kill():
-            leftover.remove()
-            removed.append(name)
+        # Every worker of the host sweeps: another may remove this one while this one is at it.
+        with contextlib.suppress(FileNotFoundError):
+            if leftover.kill():
+                leftover.remove()
+                removed.append(name)
     return removed
 
 
