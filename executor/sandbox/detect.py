@@ -58,8 +58,12 @@ def detect_sandbox(
         scratch_disks=program_uid is not None and can_mount(),
         run_prefix=worker_prefix(),
     )
-    for name in sweep_leftover_runs(candidate):
-        _logger.warning("removed what the run %s of a worker that died left (its cgroup, its disk)", name)
+    try:
+        for name in sweep_leftover_runs(candidate):
+            _logger.warning("removed what the run %s of a worker that died left (its cgroup, its disk)", name)
+    except OSError:
+        # Not a reason to refuse to start: every heartbeat sweeps again.
+        _logger.exception("could not remove what dead workers' runs left; the heartbeats' sweeps retry")
     problem = _problem(candidate) if bwrap.is_installed(candidate.bwrap_path) else "bwrap is not installed"
     if problem is None:
         _logger.info("sandbox: bubblewrap works, programs run isolated (%s)", candidate.level)
