@@ -8,6 +8,7 @@
 """
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,22 @@ def test_the_web_package_does_load_flask() -> None:
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=60
     )
     assert found.stdout.strip() == "True"
+
+
+def test_every_relative_link_of_the_docs_resolves_inside_the_repository() -> None:
+    # A fresh clone has nothing outside the repository: a link there (../shared/...) would be dead.
+    documents = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    links = [
+        (document, target)
+        for document in documents
+        for target in re.findall(r"\]\(([^)#\s]+)", document.read_text())
+        if "://" not in target
+    ]
+    assert links  # the rule has something to check
+    dead = [
+        f"{document.name}: {target}"
+        for document, target in links
+        if not (document.parent / target).resolve().is_relative_to(REPO)
+        or not (document.parent / target).exists()
+    ]
+    assert dead == []
