@@ -92,6 +92,7 @@ def bare_runner(workload: Workload) -> Runner:
     """The language's own commands (compile, if it compiles, then run) started directly on its
     source file in a fresh directory, with the environment the sandbox gives it and no sandbox."""
     from executor.languages import build_languages
+    from executor.sandbox.launch import program_environment
     from executor.settings import Settings
 
     settings = Settings()
@@ -101,13 +102,7 @@ def bare_runner(workload: Workload) -> Runner:
         with tempfile.TemporaryDirectory(prefix="bench-bare-") as directory:
             # The sandbox's own environment, built from scratch: the host's (NODE_EXTRA_CA_CERTS,
             # say) would make a runtime do work at start that the sandboxed one does not.
-            environment = {
-                **dict(language.env),
-                "PATH": "/usr/bin:/bin",
-                "HOME": directory,
-                "LANG": "C.UTF-8",
-                "TMPDIR": directory,
-            }
+            environment = program_environment(language, home=directory, tmpdir=directory)
             with open(os.path.join(directory, language.source_file), "w") as source:
                 source.write(workload.code(token))
             try:

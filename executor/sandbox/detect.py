@@ -15,7 +15,6 @@ from executor.sandbox.limits import Limits
 from executor.sandbox.processes import kill_all_of
 from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome
-from executor.sandbox.run_names import worker_prefix
 from executor.sandbox.runner import run_program
 from executor.sandbox.scratch import can_mount
 from executor.sandbox.seccomp import build_seccomp_filter
@@ -56,7 +55,6 @@ def detect_sandbox(
         bwrap_path=bwrap.installed_path(),
         cgroups=cgroups,
         scratch_disks=program_uid is not None and can_mount(),
-        run_prefix=worker_prefix(),
     )
     try:
         for name in sweep_leftover_runs(candidate):
@@ -67,7 +65,7 @@ def detect_sandbox(
     problem = _problem(candidate) if bwrap.is_installed(candidate.bwrap_path) else "bwrap is not installed"
     if problem is None:
         _logger.info("sandbox: bubblewrap works, programs run isolated (%s)", candidate.level)
-        return _offered(candidate)
+        return _offered(candidate, reference_ran=True)
     if require_isolation:
         raise SandboxUnavailable(f"bubblewrap does not work here: {problem}")
     _logger.warning(
@@ -79,7 +77,7 @@ def detect_sandbox(
     problem = _problem(fallback)
     if problem is not None:
         _logger.error("programs cannot run here at all, even with rlimits only: %s", problem)
-    return _offered(fallback)
+    return _offered(fallback, reference_ran=problem is None)
 
 
 def _job_cgroups(require_isolation: bool) -> Hierarchy | None:
@@ -117,12 +115,13 @@ def _problem(sandbox: Sandbox) -> str | None:
     return _hello_problem(sandbox, next(iter(sandbox.languages.values())))
 
 
-def _offered(sandbox: Sandbox) -> Sandbox:
+def _offered(sandbox: Sandbox, reference_ran: bool) -> Sandbox:
     """The sandbox with only the languages whose hello world runs in it; the others are dropped loudly
-    (a toolchain this host lacks, or a compiled language without a disk per job)."""
+    (a toolchain this host lacks, or a compiled language without a disk per job). The reference's
+    hello world is not run again when `_problem` just ran it."""
     offered = {}
-    for key, language in sandbox.languages.items():
-        problem = _hello_problem(sandbox, language)
+    for position, (key, language) in enumerate(sandbox.languages.items()):
+        problem = None if position == 0 and reference_ran else _hello_problem(sandbox, language)
         if problem is None:
             offered[key] = language
         else:

@@ -1,11 +1,12 @@
 """How a worker isolates the programs it runs, decided once per worker process."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from executor.languages import Language
 from executor.sandbox.cgroups import Hierarchy
+from executor.sandbox.run_names import worker_prefix
 
 
 class Isolation(StrEnum):
@@ -40,8 +41,9 @@ class Sandbox:
     cgroups: Hierarchy | None = None
     # Whether each run gets a scratch disk mounted on the host (root only; see scratch.py).
     scratch_disks: bool = False
-    # What the names of this worker's runs start with (run_names.py).
-    run_prefix: str = "w0-0"
+    # What the names of its runs start with (run_names.py): this process's, so that no other
+    # worker's sweep takes them for a dead worker's.
+    run_prefix: str = field(default_factory=worker_prefix)
 
     @property
     def level(self) -> str:

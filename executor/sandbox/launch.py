@@ -125,6 +125,12 @@ def process_allowance(sandbox: Sandbox, own_processes: int) -> int:
     return own_processes
 
 
+def program_environment(language: Language, home: str, tmpdir: str) -> dict[str, str]:
+    """A program's whole environment, built from scratch: the language's variables, then the
+    sandbox's own (which the language cannot override). Nothing of the worker's is inherited."""
+    return {**dict(language.env), "PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "TMPDIR": tmpdir}
+
+
 def program_user(sandbox: Sandbox) -> tuple[int, int] | None:
     """The host uid and gid programs run as, or None to stay the worker's."""
     if sandbox.program_uid is None:

@@ -8,6 +8,8 @@ tell a dead worker's leftovers from a live one's runs, and remove them.
 import itertools
 import os
 
+from executor.sandbox.processes import stat_fields
+
 # Numbers the runs of this process, so that each has names of its own, even two runs at once.
 _RUN_NUMBERS = itertools.count()
 
@@ -35,5 +37,4 @@ def owner_alive(name: str) -> bool:
 
 
 def _start_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        return int(stat.read().rpartition(b")")[2].split()[19])
+    return int(stat_fields(pid)[19])

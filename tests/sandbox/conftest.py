@@ -19,7 +19,6 @@ from executor.sandbox import (
 )
 from executor.sandbox.cgroups import find_hierarchy
 from executor.sandbox.processes import process_table
-from executor.sandbox.run_names import worker_prefix
 from executor.sandbox.scratch import can_mount
 from executor.sandbox.seccomp import build_seccomp_filter
 
@@ -102,7 +101,6 @@ def rlimits_only_sandbox(languages: Mapping[str, Language]) -> Sandbox:
         build_seccomp_filter(),
         cgroups=find_hierarchy() if IS_ROOT else None,
         scratch_disks=IS_ROOT and can_mount(),
-        run_prefix=worker_prefix(),
     )
 
 

@@ -16,7 +16,6 @@ from executor.sandbox import Limits, Program, RunResult, Sandbox, run_program
 from executor.sandbox.cgroups import HierarchyV1, HierarchyV2, JobCgroupV2, favor_fast_moves, find_hierarchy
 from executor.sandbox.isolation import Isolation
 from executor.sandbox.limits import MIB
-from executor.sandbox.run_names import worker_prefix
 from executor.sandbox.seccomp import build_seccomp_filter
 from tests.sandbox.conftest import COUNT_FORKS, IS_ROOT, Run
 
@@ -95,7 +94,6 @@ def test_the_cgroup_alone_holds_the_process_budget_where_no_rlimit_can(bwrap_san
         bwrap_sandbox.languages,
         seccomp_filter=build_seccomp_filter(),
         cgroups=bwrap_sandbox.cgroups,
-        run_prefix=worker_prefix(),
     )
     result = run_program(Program(COUNT_FORKS), Limits(max_processes=10), as_root)
     assert result.stdout == "9\n"  # the program is one of the ten

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 
+from executor.languages import Language
 from executor.sandbox.cgroups import JobCgroup
 from executor.sandbox.launch import (
     ProcessEnd,
@@ -19,6 +20,7 @@ from executor.sandbox.launch import (
     Stdio,
     end_of,
     process_allowance,
+    program_environment,
     program_user,
     spawn,
 )
@@ -30,7 +32,6 @@ SANDBOX_UID = 1000
 SANDBOX_GID = 1000
 SANDBOX_HOSTNAME = "sandbox"
 WORK_DIR = "/work"
-ENVIRONMENT = {"PATH": "/usr/bin:/bin", "HOME": WORK_DIR, "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
 # Top-level directories that merged-/usr systems make symlinks into /usr; shown as on the host.
 ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # The devices a program may use, bound from the host. Not `--dev`: it adds /dev/pts and /dev/tty,
@@ -87,7 +88,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
     argv = [
         *exec_prefix(rlimits, program_user(run.sandbox)),
         run.sandbox.bwrap_path,
-        *_namespaces(run.language.env),
+        *_namespaces(run.language),
         *_filesystem(executable, run, source_fd, file_fds),
         *seccomp_args,
         *block_args,
@@ -111,9 +112,9 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
     return process
 
 
-def _namespaces(language_env: tuple[tuple[str, str], ...]) -> list[str]:
+def _namespaces(language: Language) -> list[str]:
     """A new namespace of every kind, no capabilities, a clean environment, and death with the worker."""
-    variables = {**dict(language_env), **ENVIRONMENT}
+    variables = program_environment(language, home=WORK_DIR, tmpdir="/tmp")
     environment = [arg for name, value in variables.items() for arg in ("--setenv", name, value)]
     return [
         "--unshare-all",

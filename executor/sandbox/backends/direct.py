@@ -20,6 +20,7 @@ from executor.sandbox.launch import (
     Stdio,
     end_of,
     process_allowance,
+    program_environment,
     program_user,
     spawn,
 )
@@ -42,13 +43,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
             _write_file(workdir, path, data, user)
     if user is not None:
         os.chown(workdir, *user)
-    environment = {
-        **dict(run.language.env),
-        "PATH": "/usr/bin:/bin",
-        "HOME": workdir,
-        "LANG": "C.UTF-8",
-        "TMPDIR": tmpdir,
-    }
+    environment = program_environment(run.language, home=workdir, tmpdir=tmpdir)
     rlimits = program_rlimits(
         run.limits, process_allowance(sandbox, 0), memory_in_cgroup=run.cgroup is not None
     )
