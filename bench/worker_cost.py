@@ -23,7 +23,9 @@ from bench.procstat import cpu_times, own_cpu_s
 from bench.stack import announce_every_language, private_redis
 from executor.jobs.queue import JobQueue
 from executor.jobs.request import execute_request_model
+from executor.jobs.routing import language_queue
 from executor.jobs.serializer import JobSerializer
+from executor.languages import build_languages
 from executor.sandbox.result import Outcome, RunResult
 from executor.settings import Settings
 from workers import worker as worker_module
@@ -39,8 +41,8 @@ def canned_run_job(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_stubbed_worker(redis_url: str, queue_name: str, log_level: str) -> None:
-    """Run every job waiting in `queue_name` with one ExecutorWorker in this process, each job's
-    program replaced by `canned_run_job`."""
+    """Run every job waiting in `queue_name`'s language queues with one ExecutorWorker in this
+    process, each job's program replaced by `canned_run_job`."""
     worker = ExecutorWorker(
         [queue_name],
         connection=Redis.from_url(redis_url),
@@ -64,7 +66,7 @@ def measure(jobs: int, log_level: str) -> dict[str, float]:
     ):
         settings = Settings(redis_url=server.url, queue_name=QUEUE_NAME)
         connection = Redis.from_url(server.url)
-        queue = JobQueue(connection, settings)
+        queue = JobQueue(connection, settings, build_languages(settings.python, ("python",)))
         announce_every_language(connection)
         request = execute_request_model(settings, ["python"]).model_validate({"code": "print('hello')"})
         for _ in range(jobs):
@@ -77,7 +79,7 @@ def measure(jobs: int, log_level: str) -> dict[str, float]:
         redis_after = cpu_times(server.process.pid).own_s
         # The INFO that reads the counter is one command; the heartbeat thread adds a few per run.
         commands = connection.info("stats")["total_commands_processed"] - commands_before - 1
-        finished = FinishedJobRegistry(QUEUE_NAME, connection=connection).count
+        finished = FinishedJobRegistry(language_queue(QUEUE_NAME, "python"), connection=connection).count
     return {
         "jobs": jobs,
         "finished": finished,

@@ -13,6 +13,7 @@ from redis import Redis
 from rq import Queue, Worker
 
 from devtools.run_local import procfile_command
+from executor.jobs.routing import language_queue
 from executor.settings import Settings
 from executor.web.app import create_app
 
@@ -95,6 +96,11 @@ def submit(client: FlaskClient, code: str, **fields: Any) -> str:
     return job_id
 
 
+def python_queue(settings: Settings) -> str:
+    """The queue where the python jobs of apps built with `settings` wait."""
+    return language_queue(settings.queue_name, "python")
+
+
 def own_queue(
     settings: Settings, pool: WorkerProcesses, redis_client: Redis, workers: int, **updates: Any
 ) -> tuple[FlaskClient, list["subprocess.Popen[bytes]"]]:
@@ -103,5 +109,5 @@ def own_queue(
     client = create_app(settings.model_copy(update={"queue_name": queue, **updates})).test_client()
     pool.env = {**pool.env, "EXECUTOR_QUEUE_NAME": queue}
     started = pool.start(workers)
-    pool.wait_registered(redis_client, workers, queue)
+    pool.wait_registered(redis_client, workers, language_queue(queue, "python"))
     return client, started

@@ -40,7 +40,8 @@ def test_a_language_no_worker_announced_is_refused_at_submission(
     error = refused.get_json()["error"]
     assert error["details"][0]["field"] == "language"
     assert "no worker offers the language 'bash'" in error["message"]
-    assert redis.llen("rq:queue:announce") == 1  # the refused job was never written
+    assert redis.llen("rq:queue:announce.python") == 1  # the refused job was never written
+    assert redis.llen("rq:queue:announce.bash") == 0
 
 
 def test_the_languages_route_lists_what_workers_announced_python_first(

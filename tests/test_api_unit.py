@@ -294,3 +294,12 @@ def test_openapi_documents_every_route_from_the_request_model(client: FlaskClien
     page = client.get("/docs")
     assert page.status_code == 200
     assert "/api/v1/execute" in page.get_data(as_text=True)
+
+
+def test_rq_allows_a_compiled_job_its_compile_as_well_as_its_run(fake_redis: fakeredis.FakeRedis) -> None:
+    """RQ kills a runner that outlives its job's timeout: for C that must include the compile's limit."""
+    client = make_app(fake_redis, compile_timeout=7.0).test_client()
+    for language, longest_s in (("python", 2), ("c", 9)):
+        job_id = submit(client, code="x", language=language, timeout=2)
+        job = Job.fetch(job_id, connection=fake_redis, serializer=JSONSerializer)
+        assert job.timeout == longest_s + jobs_module.RUNNER_MARGIN_S

@@ -11,6 +11,7 @@ from rq import Queue, Worker
 
 from devtools.run_local import procfile_command
 from executor.jobs.liveness import HEARTBEAT_PREFIX
+from executor.jobs.routing import language_queue
 from tests.stack import REPO, WorkerProcesses
 
 # A PATH with the virtualenv but without /usr/bin, where bwrap lives: bubblewrap is "not installed".
@@ -45,6 +46,6 @@ def test_a_worker_without_bubblewrap_runs_with_rlimits_only_and_says_so(
 
 
 def _isolations_of_workers_on(queue: str, redis_client: Redis) -> list[bytes | None]:
-    """What the heartbeats of the workers serving `queue` say (None before a worker's first beat)."""
-    workers = Worker.all(queue=Queue(queue, connection=redis_client))
+    """What the heartbeats of the workers serving `queue`'s python jobs say (None before a first beat)."""
+    workers = Worker.all(queue=Queue(language_queue(queue, "python"), connection=redis_client))
     return [redis_client.get(HEARTBEAT_PREFIX + worker.name) for worker in workers]

@@ -5,11 +5,8 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from redis import Redis
 
 from executor.languages import build_languages, default_python, language_version
-from executor.settings import Settings
-from tests.stack import WorkerProcesses, own_queue, poll_until, submit
 
 Run = Any
 REGISTRY = build_languages(default_python())
@@ -46,17 +43,6 @@ def test_a_python_job_has_no_compile_fields(run: Run) -> None:
     view = run("print(1)")
     assert view["status"] == "success"
     assert "compile_output" not in view and "compile_time" not in view
-
-
-def test_a_job_in_a_language_its_worker_does_not_offer_ends_internal_error(
-    pool: WorkerProcesses, settings: Settings, redis_client: Redis
-) -> None:
-    # Not routed by language yet (README): such a worker refuses the job rather than holding it.
-    pool.env = {**pool.env, "EXECUTOR_LANGUAGES": "python"}
-    client, _ = own_queue(settings, pool, redis_client, 1)
-    job_id = submit(client, "echo hi", language="bash")
-    view = poll_until(client, job_id, {"internal_error", "success"})
-    assert view["status"] == "internal_error", view
 
 
 def test_a_python_data_program_uses_numpy(run: Run) -> None:

@@ -18,7 +18,7 @@ from rq.serializers import JSONSerializer
 
 from executor.settings import Settings
 from executor.web.app import create_app
-from tests.stack import poll_until
+from tests.stack import poll_until, python_queue
 
 Run = Callable[..., dict[str, Any]]
 
@@ -126,7 +126,7 @@ def test_a_job_forged_in_redis_naming_another_function_is_refused(
     client: FlaskClient, redis_client: Redis, settings: Settings, tmp_path: Any
 ) -> None:
     marker = tmp_path / "forged-ran"
-    queue = Queue(settings.queue_name, connection=redis_client, serializer=JSONSerializer)
+    queue = Queue(python_queue(settings), connection=redis_client, serializer=JSONSerializer)
     job = queue.enqueue("os.system", f"touch {marker}", job_id=str(uuid.uuid4()), meta={"owner": None})
     view = poll_until(client, job.id, {"internal_error"})
     assert "refused" in view["message"]
@@ -136,7 +136,7 @@ def test_a_job_forged_in_redis_naming_another_function_is_refused(
 def test_a_forged_job_with_limits_beyond_the_operator_maxima_is_refused(
     client: FlaskClient, redis_client: Redis, settings: Settings
 ) -> None:
-    queue = Queue(settings.queue_name, connection=redis_client, serializer=JSONSerializer)
+    queue = Queue(python_queue(settings), connection=redis_client, serializer=JSONSerializer)
     request = {
         "code": "print(1)",
         "timeout": 10_000,

@@ -82,7 +82,7 @@ def test_the_dashboard_shows_queues_workers_and_jobs(web_port: int) -> None:
         assert request(web_port, "GET", path)[0] == 200, path
     status, _, queues = request(web_port, "GET", "/rq/0/data/queues.json")
     assert status == 200
-    assert "tests" in {queue["name"] for queue in queues["queues"]}
+    assert "tests.python" in {queue["name"] for queue in queues["queues"]}
     status, _, info = request(web_port, "GET", f"/rq/0/data/job/{job['job_id']}.json")
     assert (status, info["status"], info["result"]["stdout"]) == (200, "finished", "ab" * 20000 + "\n")
 

@@ -16,10 +16,13 @@ from rq.suspension import resume, suspend
 
 from executor.jobs.queue import JobQueue
 from executor.jobs.request import execute_request_model
+from executor.jobs.routing import language_queue
 from executor.jobs.serializer import JobSerializer
+from executor.languages import build_languages
 from executor.sandbox.result import Outcome, RunResult
 from executor.settings import Settings
-from workers import bookkeeping
+from tests.stack import python_queue
+from workers import bookkeeping, claiming_queue
 from workers import worker as worker_module
 from workers.claiming_queue import ClaimingQueue
 from workers.redis_scripts import Finished
@@ -33,7 +36,7 @@ def test_a_finished_job_leaves_the_records_rq_keeps_for_a_finished_job(
     run: Run, redis_client: Redis, settings: Settings
 ) -> None:
     job_id = run("print('bookkeeping')")["job_id"]
-    queue = Queue(settings.queue_name, connection=redis_client, serializer=JSONSerializer)
+    queue = Queue(python_queue(settings), connection=redis_client, serializer=JSONSerializer)
     job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
 
     assert job.get_status() == "finished"
@@ -61,7 +64,7 @@ def test_a_finished_job_leaves_the_records_rq_keeps_for_a_finished_job(
 def test_the_started_registry_records_a_running_job_and_forgets_it_after(
     client: Any, redis_client: Redis, settings: Settings
 ) -> None:
-    queue = Queue(settings.queue_name, connection=redis_client, serializer=JSONSerializer)
+    queue = Queue(python_queue(settings), connection=redis_client, serializer=JSONSerializer)
     code = "import time; print('up', flush=True); time.sleep(1.5)"
     job_id = client.post("/api/v1/execute", json={"code": code}).get_json()["job_id"]
     deadline = time.monotonic() + SETTLE_LIMIT_S
@@ -81,23 +84,30 @@ class InProcessWorker:
     """An ExecutorWorker run in the test process, on a queue of its own, its program stubbed or real."""
 
     def __init__(self, redis_client: Redis, settings: Settings) -> None:
-        self.queue = ClaimingQueue(
-            f"in-process-{uuid.uuid4().hex[:8]}", connection=redis_client, serializer=JobSerializer
+        base = f"in-process-{uuid.uuid4().hex[:8]}"
+        self.queue, self.bash_queue = (
+            ClaimingQueue(language_queue(base, language), connection=redis_client, serializer=JobSerializer)
+            for language in ("python", "bash")
         )
-        self.jobs = JobQueue(redis_client, settings.model_copy(update={"queue_name": self.queue.name}))
-        self.model = execute_request_model(settings, ["python"])
+        languages = ["python", "bash"]
+        self.jobs = JobQueue(
+            redis_client,
+            settings.model_copy(update={"queue_name": base}),
+            build_languages(settings.python, tuple(languages)),
+        )
+        self.model = execute_request_model(settings, languages)
         # A connection of its own: the worker sets its outage retries on the connection it is given.
         self.connection = Redis.from_url(settings.redis_url)
         self.worker = ExecutorWorker(
-            [self.queue.name],
+            [base],
             connection=self.connection,
             queue_class=ClaimingQueue,
             job_class=ExecutorJob,
             serializer=JobSerializer,
         )
 
-    def submit(self, code: str) -> Job:
-        return self.jobs.submit(self.model.model_validate({"code": code}), None)
+    def submit(self, code: str, language: str = "python") -> Job:
+        return self.jobs.submit(self.model.model_validate({"code": code, "language": language}), None)
 
     def work(self, max_jobs: int | None = None) -> None:
         """Run the queued jobs (at most `max_jobs`), then give back the signal handlers RQ installs."""
@@ -178,6 +188,43 @@ def test_jobs_claimed_with_the_previous_result_run_once_each_in_order(in_process
     assert started == sorted(started)
 
 
+def test_jobs_of_several_languages_start_in_the_order_they_came(
+    in_process: InProcessWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker serving several languages' queues takes the oldest job of any, not a queue's whole
+    backlog before the next queue's."""
+    started: list[str] = []
+    stub_program(monkeypatch, started.append)
+    languages = ["python", "bash", "bash", "python", "bash"]
+    jobs = [
+        in_process.submit("print(1)" if language == "python" else "echo 1", language)
+        for language in languages
+    ]
+    in_process.work()
+    assert started == [job.id for job in jobs]
+
+
+def test_an_idle_worker_is_woken_by_a_job_in_any_of_its_queues(
+    in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Woken by the doorbell the enqueue rings, not by looking again later: that is made longer than
+    the wait, so only a ring can end it with the job."""
+    monkeypatch.setattr(claiming_queue, "LOOK_AGAIN_S", 60.0)
+    threading.Timer(0.3, in_process.submit, args=["echo woken", "bash"]).start()
+    claimed = ClaimingQueue.dequeue_any(
+        [in_process.queue, in_process.bash_queue],
+        10,
+        connection=redis_client,
+        job_class=ExecutorJob,
+        serializer=JobSerializer,
+    )
+    assert claimed is not None
+    job, queue = claimed
+    assert (queue.name, job.meta["language"]) == (in_process.bash_queue.name, "bash")
+    assert redis_client.lrange(queue.intermediate_queue_key, 0, -1) == [job.id.encode()]
+    redis_client.delete(queue.intermediate_queue_key)
+
+
 @pytest.mark.parametrize(
     "settled_as", [{"status": "failed"}, {"worker_name": "another-worker"}], ids=["failed", "handed-over"]
 )
@@ -232,7 +279,7 @@ def test_a_job_claimed_ahead_is_given_back_while_workers_are_suspended(
         [in_process.queue], None, connection=redis_client, job_class=ExecutorJob, serializer=JobSerializer
     )
     assert claimed is not None
-    worker.claimed_ahead = claimed[0]
+    worker.claimed_ahead = claimed
     assert in_process.queue.get_job_ids() == []
     suspend(redis_client)
     resumer = threading.Timer(0.3, resume, args=[redis_client])

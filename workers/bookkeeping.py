@@ -49,8 +49,9 @@ class TrimmedBookkeeping(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.suspension_checked_at = -SUSPENSION_CHECK_EVERY_S
         self.state_in_redis: str | None = None
-        # The next job of the (single) queue, claimed with the last result; it runs next, or goes back.
-        self.claimed_ahead: Job | None = None
+        # The next job of the worker's queues and its queue, claimed with the last result; it runs
+        # next, or goes back.
+        self.claimed_ahead: tuple[Job, Queue] | None = None
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """Renew RQ's worker key at most every few seconds between jobs.
@@ -95,7 +96,7 @@ class TrimmedBookkeeping(SimpleWorker):
         """The job claimed with the last result, if there is one; else RQ's dequeue, which waits."""
         if self.claimed_ahead is None:
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        job, queue = self.claimed_ahead, self.queues[0]
+        job, queue = self.claimed_ahead
         self.claimed_ahead = None
         job.redis_server_version = self.get_redis_server_version()
         self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)  # as RQ's
@@ -104,7 +105,8 @@ class TrimmedBookkeeping(SimpleWorker):
     def give_back_claimed_job(self) -> None:
         """Put the job claimed ahead back at the head of its queue: this worker will not run it."""
         if self.claimed_ahead is not None:
-            give_back(self.queues[0], self.claimed_ahead.id)
+            job, queue = self.claimed_ahead
+            give_back(queue, job.id)
             self.claimed_ahead = None
 
     def prepare_execution(self, job: Job) -> Execution:
@@ -116,11 +118,14 @@ class TrimmedBookkeeping(SimpleWorker):
             self.heartbeat(heartbeat_ttl, pipeline=writes)
             job.prepare_for_execution(self.name, pipeline=writes)
             writes.persist(job.key)
-            if len(self.queues) == 1:
-                writes.lrem(self.queues[0].intermediate_queue_key, 1, job.id)
+            writes.lrem(self.queue_named(job.origin).intermediate_queue_key, 1, job.id)
             run_atomically(self.connection, writes)
         self.executions[execution.id] = execution
         return execution
+
+    def queue_named(self, name: str) -> Queue:
+        """The worker's queue of this name: every job it runs was claimed from one of them."""
+        return next(queue for queue in self.queues if queue.name == name)
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """Already done by `prepare_execution`, in the same script."""
@@ -130,10 +135,10 @@ class TrimmedBookkeeping(SimpleWorker):
         job.ended_at = now()
 
     def _save_success(
-        self, job: Job, queue: Queue, execution: Execution, return_value: Any, expected_status: str
+        self, job: Job, execution: Execution, return_value: Any, expected_status: str
     ) -> Finished:
         """Save the result and mark the worker idle in Redis in one atomic step, if the job is still
-        `expected_status` and this worker's, and claim the next job of the queue in the same step.
+        `expected_status` and this worker's, and claim the next job of its queues in the same step.
 
         These are the writes RQ's `handle_job_success` makes, less its WATCH on the job's dependents
         (ours never have any) and plus the idle state it writes in a round trip of its own. In memory
@@ -144,9 +149,7 @@ class TrimmedBookkeeping(SimpleWorker):
         assert job.started_at is not None and job.ended_at is not None
         job._result = return_value
         result_ttl = job.get_result_ttl(self.default_result_ttl)
-        # Only for a single queue: with several, the next job is RQ's to choose, by the queues' order.
-        claims = len(self.queues) == 1 and not self._stop_requested
-        claim_from = claim_source(queue, self.job_class) if claims else None
+        claim_from = None if self._stop_requested else claim_source(self.queues, self.job_class)
         with self.connection.pipeline(transaction=False) as writes:
             self.increment_successful_job_count(pipeline=writes)
             self.increment_total_working_time(job.ended_at - job.started_at, writes)
@@ -172,9 +175,9 @@ class TrimmedBookkeeping(SimpleWorker):
         if finished.saved:
             self.state_in_redis = WorkerStatus.IDLE
         if finished.next_job is not None:
-            self.claimed_ahead = claimed_job(
-                finished.next_job, self.job_class, self.connection, self.serializer
-            )
+            next_job = claimed_job(finished.next_job, self.job_class, self.connection, self.serializer)
+            if next_job is not None:
+                self.claimed_ahead = (next_job, self.queue_named(next_job.origin))
         return finished
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -193,10 +196,10 @@ class TrimmedBookkeeping(SimpleWorker):
         job._status = JobStatus.FINISHED
         if self._stopped_job_id == job.id:
             return_value = _as_canceled(return_value)
-        found = self._save_success(job, queue, execution, return_value, JobStatus.STARTED)
+        found = self._save_success(job, execution, return_value, JobStatus.STARTED)
         if not found.saved and found.owner == self.name and found.status in CANCELED_STATUSES:
             canceled = _as_canceled(return_value)
-            found = self._save_success(job, queue, execution, canceled, found.status)
+            found = self._save_success(job, execution, canceled, found.status)
         # Finished and ours but not saved by this call: an earlier call saved it and its reply was lost
         # to a dropped connection, so the call was retried (see OUTAGE_RETRY).
         if found.saved or (found.owner == self.name and found.status == JobStatus.FINISHED):

@@ -1,17 +1,27 @@
 """The queue class the worker dequeues with (see the Procfile's `--queue-class`), and claimed jobs."""
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis import Redis
+from redis.typing import KeyT, StreamIdT
+from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.queue import Queue
 
+from executor.jobs.routing import doorbell, ring
 from workers.redis_scripts import Claimed, ClaimFrom, claim_next
+
+# An idle worker looks at its queues at least this often even if no doorbell rings: a job put back
+# by RQ's own maintenance rings none.
+LOOK_AGAIN_S = 5.0
 
 
 class ClaimingQueue(Queue):
-    """RQ's queue, whose dequeue takes a waiting job and reads its hash in one round trip (RQ: two)."""
+    """RQ's queue, whose dequeue takes the oldest job waiting in any of the worker's queues into its
+    intermediate list and reads its hash in one round trip (RQ: two, and none of that for several
+    queues, which it pops from, so a worker dying just then would lose the job)."""
 
     @classmethod
     def dequeue_any(  # noqa: PLR0917 (RQ's signature, which the worker calls)
@@ -23,28 +33,39 @@ class ClaimingQueue(Queue):
         serializer: Any = None,
         death_penalty_class: Any = None,
     ) -> tuple[Job, Queue] | None:
-        """The next waiting job of a single queue by one script; when none waits (or several queues are
-        served), RQ's own dequeue, which blocks until a job comes."""
+        """The oldest waiting job and its queue. When none waits: None at once without a `timeout`
+        (RQ's burst mode), else wait on the queues' doorbells and raise DequeueTimeout, as RQ's
+        own dequeue does, once `timeout` seconds have passed with none."""
         queues = list(queues)
-        if len(queues) == 1:
-            queue, job_class = queues[0], job_class or Job
-            while claimed := claim_next(connection, claim_source(queue, job_class)):
-                job = claimed_job(claimed, job_class, connection, serializer)
+        by_key = {queue.key: queue for queue in queues}
+        job_class = job_class or Job
+        source = claim_source(queues, job_class)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            outcome = claim_next(connection, source)
+            if isinstance(outcome, Claimed):
+                job = claimed_job(outcome, job_class, connection, serializer)
                 if job is not None:
-                    return job, queue
-        return super().dequeue_any(
-            queues,
-            timeout,
-            connection=connection,
-            job_class=job_class,
-            serializer=serializer,
-            death_penalty_class=death_penalty_class,
-        )
+                    return job, by_key[outcome.queue_key]
+                continue
+            if deadline is None:
+                return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DequeueTimeout(timeout, list(by_key))
+            # A ring after the claim's look, even one before this call, returns at once.
+            doorbells: dict[KeyT, StreamIdT] = {key: rung for key, rung in outcome.rung.items()}
+            connection.xread(doorbells, block=max(1, int(min(remaining, LOOK_AGAIN_S) * 1000)))
 
 
-def claim_source(queue: Queue, job_class: type[Job]) -> ClaimFrom:
-    """The keys a script claims the next job of `queue` with."""
-    return ClaimFrom(queue.key, queue.intermediate_queue_key, job_class.redis_job_namespace_prefix)
+def claim_source(queues: Sequence[Queue], job_class: type[Job]) -> ClaimFrom:
+    """The keys a script claims the next job of any of `queues` with."""
+    return ClaimFrom(
+        queue_keys=tuple(queue.key for queue in queues),
+        intermediate_keys=tuple(queue.intermediate_queue_key for queue in queues),
+        doorbell_keys=tuple(doorbell(queue.name) for queue in queues),
+        job_key_prefix=job_class.redis_job_namespace_prefix,
+    )
 
 
 def claimed_job(claimed: Claimed, job_class: type[Job], connection: Redis, serializer: Any) -> Job | None:
@@ -62,4 +83,5 @@ def give_back(queue: Queue, job_id: str) -> None:
     with queue.connection.pipeline() as pipeline:
         pipeline.lrem(queue.intermediate_queue_key, 1, job_id)
         pipeline.lpush(queue.key, job_id)
+        ring(pipeline, queue.name)
         pipeline.execute()

@@ -19,24 +19,43 @@ from rq.utils import as_text
 
 from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
 
-# Take the oldest waiting id into the intermediate list, as RQ's non-blocking LMOVE does, and read
-# its job's hash in the same call. An id whose hash has expired comes back with no fields.
+# Take the oldest waiting id of several queues into its queue's intermediate list, as RQ's
+# non-blocking LMOVE does for one, and read its job's hash in the same call. The queues come as KEYS
+# from `first` on, in threes: the queue, its intermediate list, its doorbell (executor.jobs.routing).
+# The oldest is the head job enqueued first, so jobs start in the order they came whatever their
+# language; a head whose hash has expired goes first, and comes back with no fields. When no job
+# waits, the answer is the newest entry of each doorbell: a ring after it wakes the worker.
 _CLAIM_FUNCTION = """
-local function claim(queue_key, intermediate_key, job_key_prefix)
-    local id = redis.call('LMOVE', queue_key, intermediate_key, 'LEFT', 'RIGHT')
-    if not id then
-        return false
+local function claim(first, job_key_prefix)
+    local chosen, chosen_at = nil, nil
+    for at = first, #KEYS, 3 do
+        local id = redis.call('LINDEX', KEYS[at], 0)
+        if id then
+            local enqueued_at = redis.call('HGET', job_key_prefix .. id, 'enqueued_at') or ''
+            if not chosen or enqueued_at < chosen_at then
+                chosen, chosen_at = at, enqueued_at
+            end
+        end
     end
-    return {id, redis.call('HGETALL', job_key_prefix .. id)}
+    if not chosen then
+        local rung = {}
+        for at = first, #KEYS, 3 do
+            local newest = redis.call('XREVRANGE', KEYS[at + 2], '+', '-', 'COUNT', 1)
+            rung[#rung + 1] = newest[1] and newest[1][1] or '0-0'
+        end
+        return {0, rung}
+    end
+    local id = redis.call('LMOVE', KEYS[chosen], KEYS[chosen + 1], 'LEFT', 'RIGHT')
+    return {1, KEYS[chosen], id, redis.call('HGETALL', job_key_prefix .. id)}
 end
 """
 
-CLAIM = _CLAIM_FUNCTION + "return claim(KEYS[1], KEYS[2], ARGV[1])"
+CLAIM = _CLAIM_FUNCTION + "return claim(1, ARGV[1])"
 
 # Run the commands that follow only if the job still has the expected status and owner, then (when
-# given the queue's keys) claim the next job. Answer whether they ran, what the job's hash held and
-# the claimed job. KEYS: the job, then optionally the queue and its intermediate list. ARGV: status,
-# owner, job key prefix, then the commands (see `executor.jobs.guarded_writes`).
+# given queues) claim the next job. Answer whether they ran, what the job's hash held and the claim.
+# KEYS: the job, then optionally the queues' threes (see _CLAIM_FUNCTION). ARGV: status, owner, job
+# key prefix, then the commands (see `executor.jobs.guarded_writes`).
 FINISH = (
     _CLAIM_FUNCTION
     + RUN_COMMANDS
@@ -47,11 +66,11 @@ if status ~= ARGV[1] or owner ~= ARGV[2] then
     return {0, status or '', owner or '', false}
 end
 run_commands(4)
-local next_job = false
-if #KEYS == 3 then
-    next_job = claim(KEYS[2], KEYS[3], ARGV[3])
+local claimed = false
+if #KEYS > 1 then
+    claimed = claim(2, ARGV[3])
 end
-return {1, status, owner, next_job}
+return {1, status, owner, claimed}
 """
 )
 
@@ -63,19 +82,35 @@ RUN_ATOMICALLY = RUN_COMMANDS + "run_commands(1)"
 
 @dataclass(frozen=True)
 class ClaimFrom:
-    """Where the next job is claimed from: a queue's list, its intermediate list, the job key prefix."""
+    """Where the next job is claimed from: each queue's list, intermediate list and doorbell, and the
+    job key prefix."""
 
-    queue_key: str
-    intermediate_key: str
+    queue_keys: tuple[str, ...]
+    intermediate_keys: tuple[str, ...]
+    doorbell_keys: tuple[str, ...]
     job_key_prefix: str
+
+    def keys(self) -> list[str]:
+        """The queues' keys in threes, as the claim takes them."""
+        zipped = zip(self.queue_keys, self.intermediate_keys, self.doorbell_keys, strict=True)
+        return [key for three in zipped for key in three]
 
 
 @dataclass(frozen=True)
 class Claimed:
-    """A job id taken into the intermediate list, and its hash as read then (empty if it had expired)."""
+    """A job id taken into its queue's intermediate list, and its hash as read then (empty if it had
+    expired)."""
 
+    queue_key: str
     job_id: str
     fields: dict[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class NoneWaiting:
+    """No job waited: the newest ring each doorbell had then, by doorbell key."""
+
+    rung: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -88,10 +123,10 @@ class Finished:
     next_job: Claimed | None
 
 
-def claim_next(connection: Redis, source: ClaimFrom) -> Claimed | None:
-    """The next waiting job, now in the intermediate list; None if none waits."""
-    keys = [source.queue_key, source.intermediate_key]
-    return _claimed(_registered(connection, CLAIM)(keys=keys, args=[source.job_key_prefix]))
+def claim_next(connection: Redis, source: ClaimFrom) -> Claimed | NoneWaiting:
+    """The oldest waiting job, now in its queue's intermediate list, or the doorbells to wait on."""
+    reply = _registered(connection, CLAIM)(keys=source.keys(), args=[source.job_key_prefix])
+    return _claim_reply(reply, source)
 
 
 def finish_if_owned(
@@ -105,13 +140,13 @@ def finish_if_owned(
 ) -> Finished:
     """Run the commands queued on `writes` (never executed itself) as one atomic step if the job
     still has this status and owner, and then claim the next job from `claim_from`, if given."""
-    keys = [job_key]
-    if claim_from:
-        keys += [claim_from.queue_key, claim_from.intermediate_key]
+    keys = [job_key, *(claim_from.keys() if claim_from else [])]
     prefix = claim_from.job_key_prefix if claim_from else ""
     args = [status, owner, prefix, *encoded_commands(writes)]
-    saved, found_status, found_owner, next_job = _registered(connection, FINISH)(keys=keys, args=args)
-    return Finished(bool(saved), as_text(found_status), as_text(found_owner), _claimed(next_job))
+    saved, found_status, found_owner, claim = _registered(connection, FINISH)(keys=keys, args=args)
+    claimed = _claim_reply(claim, claim_from) if claim and claim_from else None
+    next_job = claimed if isinstance(claimed, Claimed) else None
+    return Finished(bool(saved), as_text(found_status), as_text(found_owner), next_job)
 
 
 def run_atomically(connection: Redis, writes: Pipeline) -> None:
@@ -126,8 +161,10 @@ def _registered(connection: Redis, text: str) -> Script:
     return connection.register_script(text)
 
 
-def _claimed(reply: Any) -> Claimed | None:
-    if not reply:
-        return None
-    job_id, flat = reply
-    return Claimed(as_text(job_id), dict(zip(flat[::2], flat[1::2], strict=True)))
+def _claim_reply(reply: Any, source: ClaimFrom) -> Claimed | NoneWaiting:
+    """The claim's answer (see _CLAIM_FUNCTION) as a record."""
+    if reply[0] == 0:
+        rung = [as_text(entry) for entry in reply[1]]
+        return NoneWaiting(dict(zip(source.doorbell_keys, rung, strict=True)))
+    _, queue_key, job_id, flat = reply
+    return Claimed(as_text(queue_key), as_text(job_id), dict(zip(flat[::2], flat[1::2], strict=True)))

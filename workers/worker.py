@@ -1,15 +1,18 @@
 """The RQ worker and job classes that `rq worker` is started with (see the Procfile)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from rq.job import Job
+from rq.queue import Queue
 
 from executor.jobs.announcements import announce, describe
 from executor.jobs.liveness import sweep_lost_jobs
 from executor.jobs.request import RUN_JOB
+from executor.jobs.routing import language_queue, sweep_unserved
+from executor.languages import build_languages
 from executor.sandbox import kill_running_programs, sweep_leftover_runs
 from workers.bookkeeping import TrimmedBookkeeping
 from workers.heartbeat_thread import HeartbeatThread
@@ -39,16 +42,24 @@ class ExecutorWorker(TrimmedBookkeeping):
 
     What the forking worker gives is kept: a stop-job command kills the running program, and RQ's
     job timeout (the program's timeout plus a margin) still interrupts a runner that hung. How RQ's
-    own bookkeeping is trimmed is `workers/bookkeeping.py`; this class adds the sandbox, liveness
-    and the sweeps.
+    own bookkeeping is trimmed is `workers/bookkeeping.py`; this class adds the sandbox, the
+    languages' queues, liveness and the sweeps.
+
+    The queues it is given are bases: it serves each base's queue of every language its host runs
+    (`executor.jobs.routing`), so `rq worker code_execution` on a host that runs python and c
+    listens on `code_execution.python` and `code_execution.c`.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.connection.set_retry(OUTAGE_RETRY)
-        # Decided now, so a worker that must isolate but cannot refuses to start.
+    def __init__(self, queues: Sequence[str | Queue] | str | Queue, *args: Any, **kwargs: Any) -> None:
+        # Decided first, so a worker that must isolate but cannot refuses to start, and so the queues
+        # are those of the languages this host runs.
         self.sandbox = worker_sandbox()
+        self.bases = [queue if isinstance(queue, str) else queue.name for queue in _as_list(queues)]
+        served = [language_queue(base, key) for base in self.bases for key in self.sandbox.languages]
+        super().__init__(served, *args, **kwargs)
+        self.connection.set_retry(OUTAGE_RETRY)
         settings = worker_settings()
+        self.registry_languages = list(build_languages(settings.python))
         self.lost_after_s = settings.worker_lost_after_s
         self.heartbeat_thread = HeartbeatThread(
             self.connection,
@@ -62,12 +73,15 @@ class ExecutorWorker(TrimmedBookkeeping):
 
     def after_heartbeat(self) -> None:
         """Announce this host's languages again, settle the jobs of workers that died on every queue
-        this worker serves, and remove what their runs left on this host (processes, cgroups, disks)."""
+        this worker serves, fail those waiting for a language no worker runs any longer, and remove
+        what dead workers' runs left on this host (processes, cgroups, disks)."""
         announce(self.connection, self.languages)
         for name in sweep_leftover_runs(self.sandbox):
             self.log.warning("removed what run %s of a worker that died had left on this host", name)
         for queue in self.queues:
             sweep_lost_jobs(queue, self.lost_after_s)
+        for base in self.bases:
+            sweep_unserved(self.connection, base, self.registry_languages, self.serializer)
 
     def register_birth(self) -> None:
         super().register_birth()
@@ -79,3 +93,8 @@ class ExecutorWorker(TrimmedBookkeeping):
         self.heartbeat_thread.stop()
         kill_running_programs()
         super().teardown()
+
+
+def _as_list(queues: Sequence[str | Queue] | str | Queue) -> list[str | Queue]:
+    """The queues as RQ accepts them: one, or several."""
+    return [queues] if isinstance(queues, str | Queue) else list(queues)

@@ -6,6 +6,8 @@
 - `views.py`: a job as clients see it, built from what was read of it;
 - `pacing.py`: repeat polls answered at most once per pace;
 - `liveness.py`: worker heartbeats, and the settling of jobs whose worker died;
+- `routing.py`: a queue per language, its doorbell, and jobs no worker runs any longer;
+- `announcements.py`: the languages the workers announce;
 - `guarded_writes.py`: RQ's writes run by a script only while a condition holds;
 - `serializer.py`: jobs and results as JSON, the large ones compressed;
 - `connection.py`: the Redis client as the web process builds it.

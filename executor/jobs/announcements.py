@@ -2,9 +2,10 @@
 
 A worker announces the languages its host runs (those whose hello world ran in its sandbox at
 start) when it starts and with every heartbeat. An announcement outlives its worker by
-`ANNOUNCEMENT_TTL_S`, so a deploy that restarts every worker refuses nothing meanwhile. The web
-process lists the announced languages, and the script that enqueues a job refuses one in a language
-no worker has announced (`guarded_writes.py`), in the same round trip.
+`ANNOUNCEMENT_TTL_S`, so a deploy that restarts every worker refuses nothing meanwhile, and no
+longer: then the language's waiting jobs are failed (`routing.py`). The web process lists the
+announced languages, and the script that enqueues a job refuses one in a language no worker has
+announced (`guarded_writes.py`), in the same round trip.
 """
 
 import json
@@ -20,7 +21,7 @@ from executor.languages import Language, language_version
 OFFERED = "executor:languages:offered"
 # Each announced language's description, as the workers see it: name, version, compiled, ...
 DESCRIPTIONS = "executor:languages:descriptions"
-ANNOUNCEMENT_TTL_S = 24 * 3600
+ANNOUNCEMENT_TTL_S = 24 * 3600  # API.md 1.1
 # KEYS: the two above. ARGV: the TTL in ms, then id and description, pairs.
 _ANNOUNCE = """
 local time = redis.call('TIME')
@@ -58,8 +59,13 @@ def announce(connection: Redis, descriptions: Iterable[dict[str, Any]]) -> None:
     connection.eval(_ANNOUNCE, 2, OFFERED, DESCRIPTIONS, *arguments)
 
 
+def offered_ids(connection: Redis) -> list[str]:
+    """The ids of the languages some worker announced within the TTL, in id order."""
+    return sorted(as_text(language) for language in connection.eval(_OFFERED_NOW, 1, OFFERED))
+
+
 def offered_languages(connection: Redis) -> list[dict[str, Any]]:
     """The descriptions of the languages some worker announced within the TTL, in id order."""
-    ids = sorted(as_text(language) for language in connection.eval(_OFFERED_NOW, 1, OFFERED))
+    ids = offered_ids(connection)
     found = connection.hmget(DESCRIPTIONS, ids) if ids else []
     return [json.loads(as_text(description)) for description in found if description is not None]

@@ -2,7 +2,7 @@
 
 RQ's own methods still decide what is written: they are called on a pipeline that is never executed,
 and its commands are handed to a script that checks the condition and runs them, atomically and in
-one round trip. The web process guards a submission with the queue's depth limit; the worker guards a
+one round trip. The web process guards a submission with the queues' depth limit; the worker guards a
 result with the job's status and owner (`workers/redis_scripts.py`).
 """
 
@@ -22,16 +22,17 @@ local function run_commands(at)
 end
 """
 
-# KEYS: the queue, the languages offered (announcements.py), then optionally the job's result stream,
-# read by a waiter in the same round trip. ARGV: the queue's depth limit, the job's language, then
-# the enqueue's commands. Returns 1 when enqueued, 0 when the queue is full, -1 when no worker has
-# announced the language. A refusal wakes that waiter at once with an entry it recognizes (and that
-# expires), instead of leaving its read blocked.
+# KEYS: the job's queue, the languages offered (announcements.py), the job's result stream, read by a
+# waiter in the same round trip, then every language's queue, whose lengths add up to the depth.
+# ARGV: the depth limit, the job's language, 1 to wake the waiter on a refusal (0 if there is none),
+# the words that ring the queue's doorbell (routing.py), then the enqueue's commands. Returns 1 when
+# enqueued, 0 when the queues are full, -1 when no worker has announced the language. A refusal wakes
+# the waiter at once with an entry it recognizes (and that expires), instead of leaving its read blocked.
 ENQUEUE_IF_ROOM = (
     RUN_COMMANDS
     + """
 local function refuse(answer)
-    if KEYS[3] then
+    if ARGV[3] == '1' then
         redis.call('XADD', KEYS[3], '*', 'refused', '1')
         redis.call('EXPIRE', KEYS[3], 10)
     end
@@ -43,10 +44,15 @@ local offered_until = redis.call('ZSCORE', KEYS[2], ARGV[2])
 if not offered_until or tonumber(offered_until) <= now then
     return refuse(-1)
 end
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+local waiting = 0
+for at = 4, #KEYS do
+    waiting = waiting + redis.call('LLEN', KEYS[at])
+end
+if waiting >= tonumber(ARGV[1]) then
     return refuse(0)
 end
-run_commands(3)
+run_commands(10)
+redis.call('XADD', unpack(ARGV, 4, 9))
 return 1
 """
 )

@@ -20,6 +20,8 @@ from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
 from rq.utils import as_text
 
+from executor.jobs.routing import ring
+
 HEARTBEAT_PREFIX = "executor:heartbeat:"
 # Every worker that has beaten, scored by when its heartbeat expires (ms, Redis's clock).
 LIVE_WORKERS = "executor:live-workers"
@@ -98,6 +100,7 @@ def settle_if_lost(job: Job, lost_after_s: float) -> bool:
         if job.retries_left:
             logger.warning("job %s lost its worker %s; running it again", job.id, job.worker_name)
             job.retry(queue, pipeline)
+            ring(pipeline, queue.name)
         else:
             logger.warning("job %s lost its worker %s; failing it", job.id, job.worker_name)
             record_job_failure(job, LOST_MESSAGE, pipeline)

@@ -1,14 +1,16 @@
 """Jobs on the RQ queue as the web process sees them: submit, read, wait for and cancel them.
 
-A read is one round trip for what a view needs (`find`), the view is built by `views.py`, a
-repeat poll's hold comes from `pacing.py`, and a started job whose worker died is settled on the
-way by `liveness.py`.
+A job waits in its language's queue (`routing.py`). A read is one round trip for what a view needs
+(`find`), the view is built by `views.py`, a repeat poll's hold comes from `pacing.py`, a started job
+whose worker died is settled on the way by `liveness.py`, and a waiting one whose language no worker
+runs any longer by `routing.py`.
 """
 
 import contextlib
 import hashlib
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +28,11 @@ from executor.jobs.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
 from executor.jobs.liveness import settle_if_lost
 from executor.jobs.pacing import queue_poll_hold
 from executor.jobs.request import RUN_JOB, ExecuteRequest
+from executor.jobs.routing import fail_if_unserved, language_queue, ring_arguments
 from executor.jobs.serializer import JobSerializer
 from executor.jobs.statuses import TERMINAL_STATUSES
 from executor.jobs.views import UNFINISHED_STATUSES, WAITING_STATUSES, JobView, view_of
+from executor.languages import Language
 from executor.settings import Settings
 
 # Room for sandbox set-up and result collection: RQ only ever kills a runner that hung, never a program.
@@ -39,6 +43,24 @@ WAIT_SLICE_MS = 500
 # A poll asks for the queue position before it knows the job is queued: that guess scans at most
 # this much of the queue, so polls of started or ended jobs stay cheap however deep the queue is.
 GUESSED_POSITION_SCAN = 1000
+# KEYS: the job's hash, OFFERED. ARGV: the job id, RQ's queue key prefix, the queues' base name, how
+# far to scan (0: all). The job's place in the queue its hash names, and 1 unless that queue is a
+# language's that no worker announces any longer (routing.py), then 0.
+_PLACE = """
+local origin = redis.call('HGET', KEYS[1], 'origin')
+if not origin then
+    return {false, 1}
+end
+local position = redis.call('LPOS', ARGV[2] .. origin, ARGV[1], 'MAXLEN', ARGV[4])
+local base = ARGV[3] .. '.'
+if string.sub(origin, 1, #base) ~= base then
+    return {position, 1}
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local offered_until = redis.call('ZSCORE', KEYS[2], string.sub(origin, #base + 1))
+return {position, (offered_until and tonumber(offered_until) > now) and 1 or 0}
+"""
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,8 @@ class Snapshot:
     queue_position: int | None
     result: Result | None
     hold_s: float = 0.0
+    # False for a waiting job whose language no worker announces any longer.
+    served: bool = True
 
 
 class JobNotFound(Exception):
@@ -65,7 +89,7 @@ class LanguageNotOffered(Exception):
 
 
 class QueueFull(Exception):
-    """The queue holds as many jobs as the operator allows."""
+    """The queues hold as many jobs as the operator allows."""
 
 
 def owner_of(api_key: str | None) -> str | None:
@@ -78,10 +102,16 @@ def owner_of(api_key: str | None) -> str | None:
 class JobQueue:
     """The execution queue as the web process sees it."""
 
-    def __init__(self, connection: Redis, settings: Settings) -> None:
+    def __init__(self, connection: Redis, settings: Settings, languages: Mapping[str, Language]) -> None:
         self.connection = connection
         self.settings = settings
-        self.queue = Queue(settings.queue_name, connection=connection, serializer=JobSerializer)
+        self.compiled = {key for key, language in languages.items() if language.compiled}
+        self.queues = {
+            language: Queue(
+                language_queue(settings.queue_name, language), connection=connection, serializer=JobSerializer
+            )
+            for language in languages
+        }
 
     def submit(self, request: ExecuteRequest, owner: str | None) -> Job:
         """Put a program on the queue unless it is full, checked and done in one atomic step."""
@@ -115,19 +145,22 @@ class JobQueue:
         pace_ms = self.settings.poll_pace_ms if paced else 0
         with self.connection.pipeline(transaction=False) as pipeline:
             pipeline.hgetall(Job.key_for(job_id))
-            pipeline.lpos(self.queue.key, job_id, maxlen=GUESSED_POSITION_SCAN)
+            self._read_place(pipeline, job_id, GUESSED_POSITION_SCAN)
             pipeline.xrevrange(Result.get_key(job_id), count=1)
             if pace_ms:
                 queue_poll_hold(pipeline, job_id, pace_ms)
-            fields, position, newest, *held_ms = pipeline.execute()
+            fields, (position, served), newest, *held_ms = pipeline.execute()
         job = _restored(Job(job_id, connection=self.connection, serializer=JobSerializer), fields)
         if job.meta.get("owner") != owner:
             raise JobNotFound(f"no job {job_id}")
         result = _result_of(job, newest[0]) if newest else None
-        return Snapshot(job, position, result, hold_s=int(held_ms[0]) / 1000 if held_ms else 0.0)
+        hold_s = int(held_ms[0]) / 1000 if held_ms else 0.0
+        return Snapshot(job, position, result, hold_s=hold_s, served=bool(served))
 
     def view(self, snapshot: Snapshot) -> JobView:
         """The job as the client sees it."""
+        if not snapshot.served:  # the view's own read of the place settles it
+            return self._view_of(snapshot.job, snapshot.result)
         return self._view_of(snapshot.job, snapshot.result, snapshot.queue_position)
 
     def paced_view(self, snapshot: Snapshot) -> JobView:
@@ -141,14 +174,15 @@ class JobQueue:
         return self._wait_from(job, None, time.monotonic() + snapshot.hold_s)
 
     def wait(self, snapshot: Snapshot) -> JobView:
-        """The job once terminal, or as it is when its timeout plus a margin has passed.
+        """The job once terminal, or as it is when its timeout plus a margin has passed (API.md: a
+        compiled job's compile shares that margin, so a client's wait is bounded by its own timeout).
 
         A blocking read of the job's result stream returns as soon as the worker writes the result,
         and its reply is the result itself: no polling, and no second read of it. The worker writes
         the result and the job's status in one step, so the hash read after it agrees.
         """
         job = snapshot.job
-        deadline = _wait_deadline(job.meta.get("timeout", 5.0))
+        deadline = _wait_deadline(job.meta["timeout"])
         view = None if job.get_status(refresh=False) in WAITING_STATUSES else self.view(snapshot)
         return self._wait_from(job, view, deadline)
 
@@ -169,8 +203,11 @@ class JobQueue:
         return self._view_of(job)
 
     def waiting_count(self) -> int:
-        """Jobs waiting for a worker."""
-        return self.queue.count
+        """Jobs waiting for a worker, in every language's queue."""
+        with self.connection.pipeline(transaction=False) as pipeline:
+            for queue in self.queues.values():
+                pipeline.llen(queue.key)
+            return sum(pipeline.execute())
 
     def _enqueue_if_room(
         self, request: ExecuteRequest, owner: str | None, pipeline: Pipeline, *, wake_waiter: bool
@@ -178,12 +215,13 @@ class JobQueue:
         """Queue on `pipeline` the script that enqueues the job unless the queue is at its depth
         limit (see `executor.jobs.guarded_writes`); with `wake_waiter`, a refusal also ends the read of
         the job's result that follows it in the pipeline."""
+        queue = self.queues[request.language]
         with self.connection.pipeline(transaction=False) as writes:
-            job = self.queue.enqueue_call(
+            job = queue.enqueue_call(
                 RUN_JOB,
                 kwargs={"request": request.model_dump()},
                 job_id=str(uuid.uuid4()),
-                timeout=int(request.timeout) + RUNNER_MARGIN_S,
+                timeout=int(self._longest_s(request)) + RUNNER_MARGIN_S,
                 result_ttl=self.settings.result_ttl,
                 failure_ttl=self.settings.result_ttl,
                 description=f"{request.language} program, {len(request.code.encode())} bytes",
@@ -193,16 +231,28 @@ class JobQueue:
                 pipeline=writes,
             )
             commands = encoded_commands(writes)
-        keys = [self.queue.key, OFFERED, *([Result.get_key(job.id)] if wake_waiter else [])]
-        arguments = [self.settings.max_queue_depth, request.language, *commands]
+        keys = [queue.key, OFFERED, Result.get_key(job.id), *(each.key for each in self.queues.values())]
+        arguments = [
+            self.settings.max_queue_depth,
+            request.language,
+            int(wake_waiter),
+            *ring_arguments(queue.name),
+            *commands,
+        ]
         pipeline.eval(ENQUEUE_IF_ROOM, len(keys), *keys, *arguments)
         return job
+
+    def _longest_s(self, request: ExecuteRequest) -> float:
+        """The longest the job's programs may take: its run, and its compile in a compiled language.
+        RQ's timeout allows for it, so RQ never kills a runner whose compile and run are both in time."""
+        compile_s = self.settings.compile_timeout if request.language in self.compiled else 0.0
+        return request.timeout + compile_s
 
     def _refuse_unless(self, admitted: int, language: str) -> None:
         if admitted == -1:
             raise LanguageNotOffered(f"no worker offers the language {language!r} now")
         if not admitted:
-            raise QueueFull(f"the queue holds {self.settings.max_queue_depth} jobs, its configured maximum")
+            raise QueueFull(f"the queues hold {self.settings.max_queue_depth} jobs, their configured maximum")
 
     def _wait_from(self, job: Job, view: JobView | None, deadline: float) -> JobView:
         """Read the job's result stream until the view is terminal or the deadline has passed."""
@@ -223,6 +273,12 @@ class JobQueue:
             return None
         return self._view_of(job, _latest_result(job, reply))
 
+    def _read_place(self, pipeline: Pipeline, job_id: str, scan: int) -> None:
+        """Queue the read of the job's place in its queue and whether its language is served (_PLACE)."""
+        keys = [Job.key_for(job_id), OFFERED]
+        prefix = Queue.redis_queue_namespace_prefix
+        pipeline.eval(_PLACE, len(keys), *keys, job_id, prefix, self.settings.queue_name, scan)
+
     def _refetch(self, job: Job) -> Job:
         return Job.fetch(job.id, connection=self.connection, serializer=JobSerializer)
 
@@ -230,13 +286,18 @@ class JobQueue:
         """The view of a job as fetched, after the reads its status calls for; `result` and
         `queue_position` save reads when already held.
 
-        A started job whose worker stopped beating is settled here, by whichever reader sees it
-        first (see `executor.jobs.liveness`): a poll can write that verdict.
+        A started job whose worker stopped beating, or a waiting one whose language no worker runs
+        any longer, is settled here, by whichever reader sees it first (see
+        `executor.jobs.liveness` and `executor.jobs.routing`): a poll can write that verdict.
         """
         status = job.get_status(refresh=False)
         if status in WAITING_STATUSES and queue_position is None:
             # Not read, beyond the guessed scan, or between lists: ask.
-            queue_position = self.queue.get_job_position(job.id)
+            with self.connection.pipeline(transaction=False) as pipeline:
+                self._read_place(pipeline, job.id, 0)
+                ((queue_position, served),) = pipeline.execute()
+            if not served and fail_if_unserved(job, self.settings.queue_name):
+                return self._view_of(self._refetch(job))
         elif status == JobStatus.STARTED and settle_if_lost(job, self.settings.worker_lost_after_s):
             return self._view_of(self._refetch(job))
         elif status not in UNFINISHED_STATUSES and result is None:

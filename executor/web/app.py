@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.extensions["executor"] = Services(
         settings=settings,
         redis=redis,
-        jobs=JobQueue(redis, settings),
+        jobs=JobQueue(redis, settings, languages),
         languages=languages,
         request_model=execute_request_model(settings, languages.keys()),
     )

@@ -29,7 +29,8 @@ def test_the_cpu_time_of_a_program_killed_at_its_timeout_is_counted(run: Run) ->
     code = "import time\nwhile time.process_time() < 0.3: pass\nprint('burnt', flush=True)\ntime.sleep(30)"
     result = run(code, wall_time_s=2)
     assert (result.outcome, result.stdout) == (Outcome.TIMEOUT, "burnt\n")
-    assert 0.3 <= result.cpu_time < 0.6
+    # The host's count and the program's own clock differ by their granularity (one tick, 10 ms).
+    assert 0.29 <= result.cpu_time < 0.6
 
 
 def test_threads_burning_cpu_time_out(run: Run) -> None:

@@ -1,0 +1,123 @@
+"""Routing by language (API.md 1.1): a job reaches only a worker that runs its language, never waits
+behind one that cannot, and never waits for ever for a language no worker runs any longer."""
+
+import time
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+from flask.testing import FlaskClient
+from redis import Redis
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+
+from executor.jobs import announcements
+from executor.jobs.announcements import announce, describe
+from executor.jobs.routing import language_queue, sweep_unserved
+from executor.languages import build_languages, default_python
+from executor.settings import Settings
+from executor.web import create_app
+from tests.stack import WorkerProcesses, own_queue, poll_until, submit
+
+REGISTRY = build_languages(default_python())
+# Long enough for a worker that could take the job to have taken it many times over.
+STAYS_QUEUED_S = 2.0
+
+
+@pytest.fixture
+def redis() -> Iterator[fakeredis.FakeRedis]:
+    connection = fakeredis.FakeRedis()
+    yield connection
+    connection.flushall()
+
+
+@pytest.fixture
+def unit_client(redis: fakeredis.FakeRedis) -> FlaskClient:
+    return create_app(
+        Settings(redis_url="redis://127.0.0.1:1/0", queue_name="routed"), redis=redis
+    ).test_client()
+
+
+def withdraw(redis: fakeredis.FakeRedis, language: str) -> None:
+    """As if the language's last worker had gone `ANNOUNCEMENT_TTL_S` ago."""
+    redis.zadd(announcements.OFFERED, {language: 0})
+
+
+def test_each_language_waits_in_a_queue_of_its_own(
+    redis: fakeredis.FakeRedis, unit_client: FlaskClient
+) -> None:
+    announce(redis, [describe(REGISTRY["python"]), describe(REGISTRY["bash"])])
+    python_job = submit(unit_client, "print(1)")
+    bash_job = submit(unit_client, "echo 1", language="bash")
+    assert [id.decode() for id in redis.lrange("rq:queue:routed.python", 0, -1)] == [python_job]
+    assert [id.decode() for id in redis.lrange("rq:queue:routed.bash", 0, -1)] == [bash_job]
+    # Each queue's own place, and the health route counts both.
+    assert unit_client.get(f"/api/v1/execute/{bash_job}").get_json()["queue_position"] == 0
+    assert unit_client.get("/health").get_json()["queued"] == 2
+
+
+def test_the_depth_limit_counts_the_jobs_of_every_language(redis: fakeredis.FakeRedis) -> None:
+    client = create_app(
+        Settings(redis_url="redis://127.0.0.1:1/0", queue_name="routed", max_queue_depth=2), redis=redis
+    ).test_client()
+    announce(redis, [describe(REGISTRY["python"]), describe(REGISTRY["bash"])])
+    submit(client, "print(1)")
+    submit(client, "echo 1", language="bash")
+    refused = client.post("/api/v1/execute", json={"code": "echo 2", "language": "bash"})
+    assert refused.status_code == 503
+    assert "2 jobs" in refused.get_json()["error"]["message"]
+
+
+def test_a_poll_fails_a_job_whose_language_no_worker_runs_any_longer(
+    redis: fakeredis.FakeRedis, unit_client: FlaskClient
+) -> None:
+    announce(redis, [describe(REGISTRY["python"]), describe(REGISTRY["bash"])])
+    job_id = submit(unit_client, "echo 1", language="bash")
+    assert unit_client.get(f"/api/v1/execute/{job_id}").get_json()["status"] == "queued"
+    withdraw(redis, "bash")
+    view = unit_client.get(f"/api/v1/execute/{job_id}").get_json()
+    assert view["status"] == "internal_error"
+    assert "no live worker runs bash any longer" in view["message"]
+    assert redis.llen("rq:queue:routed.bash") == 0
+
+
+def test_a_sweep_fails_only_the_jobs_of_languages_no_worker_runs(
+    redis: fakeredis.FakeRedis, unit_client: FlaskClient
+) -> None:
+    announce(redis, [describe(REGISTRY["python"]), describe(REGISTRY["bash"])])
+    python_job = submit(unit_client, "print(1)")
+    bash_job = submit(unit_client, "echo 1", language="bash")
+    withdraw(redis, "bash")
+    assert sweep_unserved(redis, "routed", REGISTRY, JSONSerializer) == [bash_job]
+    assert unit_client.get(f"/api/v1/execute/{python_job}").get_json()["status"] == "queued"
+    assert unit_client.get(f"/api/v1/execute/{bash_job}").get_json()["status"] == "internal_error"
+    announce(redis, [describe(REGISTRY["bash"])])  # a worker of the language returns: nothing to fail
+    submit(unit_client, "echo 2", language="bash")
+    assert sweep_unserved(redis, "routed", REGISTRY, JSONSerializer) == []
+
+
+def test_a_job_goes_only_to_a_worker_that_runs_its_language(
+    workers: WorkerProcesses, pool: WorkerProcesses, settings: Settings, redis_client: Redis
+) -> None:
+    """A python-only worker never takes a bash job (the session's workers announce bash), a python
+    job submitted after it runs at once, and a bash worker that comes later runs it."""
+    pool.env = {**pool.env, "EXECUTOR_LANGUAGES": "python"}
+    client, _ = own_queue(settings, pool, redis_client, 1)
+    base = pool.env["EXECUTOR_QUEUE_NAME"]
+    bash_job = submit(client, "echo routed", language="bash")
+    python_job = submit(client, "print('not held up')")
+    assert poll_until(client, python_job, {"success"})["stdout"] == "not held up\n"
+    held_until = time.monotonic() + STAYS_QUEUED_S
+    while time.monotonic() < held_until:
+        view = client.get(f"/api/v1/execute/{bash_job}").get_json()
+        assert (view["status"], view["queue_position"]) == ("queued", 0), view
+        time.sleep(0.1)
+    assert (
+        Worker.count(
+            connection=redis_client, queue=Queue(language_queue(base, "bash"), connection=redis_client)
+        )
+        == 0
+    )
+
+    pool.start(1, extra_env={"EXECUTOR_LANGUAGES": "bash"})
+    assert poll_until(client, bash_job, {"success", "internal_error"})["stdout"] == "routed\n"
