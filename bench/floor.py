@@ -92,6 +92,7 @@ def bare_runner(workload: Workload) -> Runner:
     """The language's own commands (compile, if it compiles, then run) started directly on its
     source file in a fresh directory, with the environment the sandbox gives it and no sandbox."""
     from executor.languages import build_languages
+    from executor.sandbox import Limits
     from executor.sandbox.launch import program_environment
     from executor.settings import Settings
 
@@ -106,7 +107,11 @@ def bare_runner(workload: Workload) -> Runner:
             with open(os.path.join(directory, language.source_file), "w") as source:
                 source.write(workload.code(token))
             try:
-                for command in ([language.compile] if language.compile else []) + [language.command()]:
+                limits = Limits(compile_memory_mb=settings.compile_memory_mb)  # a request's default memory
+                compile_commands = (
+                    [language.compile_command(limits.compile_memory_mb)] if language.compiled else []
+                )
+                for command in [*compile_commands, language.command(limits.memory_mb)]:
                     done = subprocess.run(
                         command,
                         cwd=directory,

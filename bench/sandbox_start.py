@@ -70,7 +70,7 @@ def _waiting_child(hold: int, release: int) -> int:
 def main(runs: int, program_uid: int | None) -> None:
     """Print the median and minimum start-up time of each way of running the program, then the cgroup step."""
     languages = build_languages(default_python())
-    bare = languages["python"].command()
+    bare = languages["python"].command(Limits().memory_mb)
     detected = detect_sandbox(languages, program_uid=program_uid, program_gid=program_uid)
     # Where bubblewrap does not work, detection already chose rlimits-only.
     variants = [detected, replace(detected, isolation=Isolation.RLIMITS_ONLY)]

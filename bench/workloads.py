@@ -87,6 +87,7 @@ _HELLO_IN = {
     "javascript": "console.log('hello TOKEN');",
     "bash": "echo hello TOKEN",
     "python-data": "import numpy\nprint('hello', 'TOKEN')",
+    "java": 'class Main { public static void main(String[] a) { System.out.println("hello TOKEN"); } }\n',
 }
 LANGUAGE_WORKLOADS = {
     f"hello-{language}": Workload(

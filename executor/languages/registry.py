@@ -20,9 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 REGISTRY = Path(__file__).with_name("registry.toml")
 PYTHON_PLACEHOLDER = "{python}"
+# Stands, inside any word of `run` or `compile`, for the stage's memory limit in MiB: a runtime that
+# sizes itself from the machine (the JVM's heap) is told the job's size instead.
+MEMORY_PLACEHOLDER = "{memory_mb}"
 
 _Word = Annotated[str, StringConstraints(min_length=1)]
 _FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")]
+_HostPath = Annotated[str, StringConstraints(pattern=r"^(/[A-Za-z0-9_.+-]+)+$")]
 
 
 class InvalidRegistry(ValueError):
@@ -43,6 +47,7 @@ class _Entry(BaseModel):
     packages: tuple[_Word, ...] = ()
     env: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")], str] = {}
     libraries: _FileName | None = None
+    host_paths: tuple[_HostPath, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,15 +66,22 @@ class Language:
     env: tuple[tuple[str, str], ...] = ()
     # The libraries it offers, with their pinned versions (name, version).
     libraries: tuple[tuple[str, str], ...] = ()
+    # Host directories outside /usr the toolchain reads, shown read-only in the sandbox.
+    host_paths: tuple[str, ...] = ()
 
     @property
     def compiled(self) -> bool:
         """Whether a program is compiled once before it runs."""
         return self.compile is not None
 
-    def command(self, args: tuple[str, ...] = ()) -> list[str]:
-        """The argv that runs the program with the client's arguments."""
-        return [*self.run, *args]
+    def command(self, memory_mb: int, args: tuple[str, ...] = ()) -> list[str]:
+        """The argv that runs the program with the client's arguments, under `memory_mb`."""
+        return [*_with_memory(self.run, memory_mb), *args]
+
+    def compile_command(self, memory_mb: int) -> list[str]:
+        """The argv that compiles the program under `memory_mb`; a language that compiles only."""
+        assert self.compile is not None
+        return _with_memory(self.compile, memory_mb)
 
 
 def default_python() -> str:
@@ -120,6 +132,7 @@ def load_registry(text: str, python: str) -> dict[str, Language]:
             packages=entry.packages,
             env=tuple(sorted(entry.env.items())),
             libraries=_pinned(entry.libraries) if entry.libraries else (),
+            host_paths=entry.host_paths,
         )
     return languages
 
@@ -153,3 +166,7 @@ def _pinned(file_name: str) -> tuple[tuple[str, str], ...]:
 
 def _with_python(argv: tuple[str, ...], python: str) -> tuple[str, ...]:
     return tuple(python if word == PYTHON_PLACEHOLDER else word for word in argv)
+
+
+def _with_memory(argv: tuple[str, ...], memory_mb: int) -> list[str]:
+    return [word.replace(MEMORY_PLACEHOLDER, str(memory_mb)) for word in argv]

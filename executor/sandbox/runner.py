@@ -63,7 +63,7 @@ def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox)
     with ExitStack() as cleanup:
         name = next_run_name(sandbox.run_prefix)
         scratch = _scratch_disk(name, sandbox, limits, cleanup)
-        run_argv = tuple(language.command(text_args(program.args)))
+        run_argv = tuple(language.command(limits.memory_mb, text_args(program.args)))
         if language.compile is None:
             return _stage(Run(program, language, limits, sandbox, run_argv, scratch=scratch), name)
         if scratch is None:
@@ -71,9 +71,9 @@ def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox)
             return RunResult(Outcome.INTERNAL_ERROR, message=message)
         # The compiler sees the source and the files, never the client's stdin or arguments.
         source_only = Program(program.code, language=program.language, files=program.files)
-        compile_run = Run(
-            source_only, language, limits.for_compile(), sandbox, language.compile, scratch=scratch
-        )
+        compile_limits = limits.for_compile()
+        compile_argv = tuple(language.compile_command(compile_limits.memory_mb))
+        compile_run = Run(source_only, language, compile_limits, sandbox, compile_argv, scratch=scratch)
         compiled = _stage(compile_run, next_run_name(sandbox.run_prefix))
         if compiled.outcome is not Outcome.SUCCESS:
             return _compile_failure(compiled)

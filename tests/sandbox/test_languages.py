@@ -5,6 +5,7 @@ A language whose toolchain this host lacks is skipped, saying so; one whose tool
 that the sandbox does not offer fails (`make` installs every toolchain of the Aptfile in CI).
 """
 
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -96,8 +97,41 @@ PROGRAMS: Mapping[str, Mapping[str, str]] = {
         "flood": "while :; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done",
         "memory": "x=aaaaaaaaaaaaaaaa\nwhile :; do x=$x$x; done",
     },
+    "java": {
+        "echo": (
+            "import java.io.*;\n"
+            "public class Main {\n"
+            "    public static void main(String[] args) throws IOException {\n"
+            "        String line = new BufferedReader(new InputStreamReader(System.in)).readLine();\n"
+            '        System.out.println(args[0] + " " + line);\n'
+            "    }\n"
+            "}\n"
+        ),
+        "error": "public class Main { public static void main(String[] args) { System.exit(3); } }\n",
+        "loop": "public class Main { public static void main(String[] a) { long n = 0; for (;;) n++; } }\n",
+        "flood": (
+            "public class Main {\n"
+            '    public static void main(String[] args) { for (;;) System.out.println("xxxxxxxx"); }\n'
+            "}\n"
+        ),
+        # Outside the heap, which the JVM bounds itself (test_a_java_heap_bomb_...): the cgroup's limit.
+        "memory": (
+            "public class Main {\n"
+            "    public static void main(String[] args) throws Exception {\n"
+            '        var field = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");\n'
+            "        field.setAccessible(true);\n"
+            "        var unsafe = (sun.misc.Unsafe) field.get(null);\n"
+            "        for (;;) unsafe.setMemory(unsafe.allocateMemory(1 << 20), 1 << 20, (byte) 1);\n"
+            "    }\n"
+            "}\n"
+        ),
+    },
 }
-COMPILE_ERRORS = {"c": "int main( { return 0; }\n", "cpp": "int main() { return undeclared; }\n"}
+COMPILE_ERRORS = {
+    "c": "int main( { return 0; }\n",
+    "cpp": "int main() { return undeclared; }\n",
+    "java": "public class Main { public static void main(String[] args) { undeclared(); } }\n",
+}
 
 Run = Callable[..., RunResult]
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="compiled languages need a disk per job: a root worker")
@@ -164,6 +198,31 @@ def test_an_output_flood_is_cut_at_the_cap(language: Language, run_in: Run) -> N
 def test_a_memory_bomb_hits_the_memory_limit(language: Language, run_in: Run) -> None:
     result = run_in(PROGRAMS[language.id]["memory"], memory_mb=96, wall_time_s=10)
     assert result.outcome is Outcome.MEMORY_LIMIT, result
+    assert result.memory_kb is not None and result.memory_kb <= 96 * 1024
+
+
+def test_a_java_heap_bomb_ends_with_the_jvms_own_error_within_the_limit(bwrap_sandbox: Sandbox) -> None:
+    """The JVM is told the job's memory, so its heap fills before the cgroup does: the program gets
+    an OutOfMemoryError it may catch, as it would on any machine of that size."""
+    offered(bwrap_sandbox, "java")
+    code = (
+        "import java.util.*;\n"
+        "public class Main {\n"
+        "    public static void main(String[] args) {\n"
+        "        List<byte[]> blocks = new ArrayList<>();\n"
+        "        try {\n"
+        "            for (;;) blocks.add(new byte[1 << 20]);\n"
+        "        } catch (OutOfMemoryError full) {\n"
+        "            int held = blocks.size();\n"
+        "            blocks = null;\n"
+        '            System.out.println("caught after " + (held > 48 ? "more" : "less") + " than half");\n'
+        "        }\n"
+        "    }\n"
+        "}\n"
+    )
+    program = Program(code, language="java")
+    result = run_program(program, Limits(wall_time_s=10, memory_mb=96), bwrap_sandbox)
+    assert (result.outcome, result.stdout) == (Outcome.SUCCESS, "caught after more than half\n"), result
     assert result.memory_kb is not None and result.memory_kb <= 96 * 1024
 
 
@@ -269,3 +328,27 @@ def test_python_data_computes_and_plots_without_a_change_to_the_program(bwrap_sa
     assert (result.outcome, result.stdout, result.stderr) == (Outcome.SUCCESS, "45 4.5 0.5\nTrue\n", ""), (
         result
     )
+
+
+def test_a_languages_host_paths_are_shown_to_its_programs_only_and_read_only(bwrap_sandbox: Sandbox) -> None:
+    offered(bwrap_sandbox, "java")
+    (java_config,) = LANGUAGES["java"].host_paths
+    probe = f"import os\nprint(os.path.isdir({java_config!r}), os.path.exists('/etc/passwd'))\n"
+    python = run_program(Program(probe, language="python"), Limits(), bwrap_sandbox)
+    assert (python.outcome, python.stdout) == (Outcome.SUCCESS, "False False\n"), python
+    java = (
+        "import java.nio.file.*;\n"
+        "public class Main {\n"
+        "    public static void main(String[] args) throws Exception {\n"
+        f'        Path config = Path.of("{java_config}");\n'
+        '        boolean passwd = Files.exists(Path.of("/etc/passwd"));\n'
+        '        System.out.println(Files.isDirectory(config) + " " + passwd);\n'
+        '        try { Files.writeString(config.resolve("planted"), "x"); } catch (Exception refused) {\n'
+        '            System.out.println("refused");\n'
+        "        }\n"
+        "    }\n"
+        "}\n"
+    )
+    result = run_program(Program(java, language="java"), Limits(wall_time_s=10), bwrap_sandbox)
+    assert (result.outcome, result.stdout) == (Outcome.SUCCESS, "true false\nrefused\n"), result
+    assert not os.path.exists(f"{java_config}/planted")

@@ -147,6 +147,8 @@ def _filesystem(executable: str, run: Run, source_fd: int, file_fds: list[int]) 
         if prefix == "/":
             raise ValueError(f"{executable}: its prefix would be the whole host filesystem")
         args += ["--ro-bind", prefix, prefix]
+    for path in run.language.host_paths:
+        args += ["--ro-bind-try", path, path]
     args += ["--proc", "/proc"]
     for device in DEVICES:
         args += ["--dev-bind", device, device]
