@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     max_args: int = Field(64, ge=0)
     max_files: int = Field(32, ge=0)
     max_files_bytes: int = Field(4 * MIB, ge=0)
+    # Judging (API.md 1.1): cases per job, the job's whole time (its cases' timeouts and its compile),
+    # the cases' stdin and expected output together, and how much of each case's output is shown.
+    max_tests: int = Field(100, gt=0)
+    max_job_seconds: float = Field(300.0, gt=0)
+    max_tests_bytes: int = Field(16 * MIB, ge=0)
+    case_output_bytes: int = Field(8192, ge=0)
 
     python: str = Field(default_factory=default_python)
     # The registry's languages this host offers (executor/languages/registry.toml); empty: all of them.
@@ -67,5 +73,9 @@ class Settings(BaseSettings):
 
     @property
     def max_request_bytes(self) -> int:
-        """The largest body worth parsing: program, stdin and files at their maxima, JSON-escaped."""
-        return 6 * (self.max_code_bytes + self.max_stdin_bytes + self.max_files_bytes) + 64 * 1024
+        """The largest body worth parsing: program, checker program, stdin, files and cases at their
+        maxima, JSON-escaped."""
+        return (
+            6 * (2 * self.max_code_bytes + self.max_stdin_bytes + self.max_files_bytes + self.max_tests_bytes)
+            + 64 * 1024
+        )

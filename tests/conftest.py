@@ -101,21 +101,37 @@ def stack_schema(app: Flask, workers: WorkerProcesses) -> Any:
     import schemathesis
 
     from executor.jobs.files import layout_problem
-    from executor.languages import source_files
+    from executor.languages import compiles, source_files
 
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
 
+    settings: Settings = app.extensions["executor"].settings
+
     # Rules no JSON Schema can state: the paths of `files` taken together (each unique, none the
-    # program's source file, none another's folder). Bodies breaking them get a documented 422 and
-    # are left to tests/test_files_in.py, so that a generated body the schema admits must be accepted.
+    # program's source file, none another's folder), and a request's test cases with its other fields
+    # (no top-level stdin, args or expected_output beside them; their timeouts within the job's time).
+    # Bodies breaking them get a documented 422 and are left to tests/test_files_in.py and
+    # tests/test_judging_stack.py, so that a generated body the schema admits must be accepted.
     @schema.hook("filter_body")
-    def files_fit_together(context: Any, body: Any) -> bool:
-        if not isinstance(body, dict) or not isinstance(body.get("files"), list):
+    def fields_fit_together(context: Any, body: Any) -> bool:
+        if not isinstance(body, dict):
             return True
-        paths = [file.get("path") for file in body["files"] if isinstance(file, dict)]
         language = body.get("language", "python")
+        language = language if isinstance(language, str) else None
+        if isinstance(body.get("files"), list):
+            paths = [file.get("path") for file in body["files"] if isinstance(file, dict)]
+            if layout_problem(paths, source_files().get(language) if language else None) is not None:
+                return False
+        tests = body.get("tests")
+        if not isinstance(tests, list):
+            return True
+        if body.get("stdin") or body.get("args") or body.get("expected_output") is not None:
+            return False
+        timeout = body.get("timeout", 5.0)
+        compile_s = settings.compile_timeout if language and compiles(language) else 0.0
         return (
-            layout_problem(paths, source_files().get(language) if isinstance(language, str) else None) is None
+            not isinstance(timeout, int | float)
+            or timeout * len(tests) + compile_s <= settings.max_job_seconds
         )
 
     return schema

@@ -85,7 +85,7 @@ def test_jobs_are_stored_as_json_with_a_runner_margin(app: Flask, client: FlaskC
     assert function == "workers.tasks.run_job"
     assert kwargs["request"]["timeout"] == 2.5
     job = Job.fetch(job_id, connection=services_of(app).redis, serializer=JSONSerializer)
-    assert job.timeout == 2 + 15
+    assert job.timeout == int(2.5 + jobs_module.RUN_SETUP_S) + jobs_module.RUNNER_MARGIN_S
     assert job.result_ttl == 3600
 
 
@@ -296,10 +296,19 @@ def test_openapi_documents_every_route_from_the_request_model(client: FlaskClien
     assert "/api/v1/execute" in page.get_data(as_text=True)
 
 
-def test_rq_allows_a_compiled_job_its_compile_as_well_as_its_run(fake_redis: fakeredis.FakeRedis) -> None:
-    """RQ kills a runner that outlives its job's timeout: for C that must include the compile's limit."""
-    client = make_app(fake_redis, compile_timeout=7.0).test_client()
-    for language, longest_s in (("python", 2), ("c", 9)):
-        job_id = submit(client, code="x", language=language, timeout=2)
+def test_rq_allows_a_job_every_compile_and_every_run(fake_redis: fakeredis.FakeRedis) -> None:
+    """RQ kills a runner that outlives its job's timeout: that must allow for the compile of a
+    language that compiles, for each case, and for a checker program's compile and runs."""
+    client = make_app(fake_redis, compile_timeout=7.0, max_queue_depth=10).test_client()
+    per_run = 2 + jobs_module.RUN_SETUP_S
+    three_cases = [{"stdin": str(n)} for n in range(3)]
+    c_checker = {"type": "program", "code": "int main(void) { return 0; }", "language": "c"}
+    for fields, longest_s in (
+        ({"language": "python"}, per_run),
+        ({"language": "c"}, per_run + 7),
+        ({"language": "c", "tests": three_cases}, 3 * per_run + 7),
+        ({"language": "python", "tests": three_cases, "checker": c_checker}, 2 * 3 * per_run + 7),
+    ):
+        job_id = submit(client, code="x", timeout=2, **fields)
         job = Job.fetch(job_id, connection=fake_redis, serializer=JSONSerializer)
-        assert job.timeout == longest_s + jobs_module.RUNNER_MARGIN_S
+        assert job.timeout == int(longest_s) + jobs_module.RUNNER_MARGIN_S, fields

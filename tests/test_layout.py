@@ -4,7 +4,7 @@
 - only `executor/jobs/` and `workers/` import rq;
 - only `executor/sandbox/backends/bwrap.py` knows bubblewrap (its path and its flags);
 - no production module imports a development-only package;
-- the sandbox imports neither Flask nor rq nor redis, and the workers never load Flask.
+- the sandbox and judging import neither Flask nor rq nor redis, and the workers never load Flask.
 """
 
 import ast
@@ -78,6 +78,7 @@ def test_only_the_bwrap_backend_knows_bubblewrap() -> None:
     ("module", "absent"),
     [
         ("executor.sandbox", ["flask", "rq", "redis"]),
+        ("executor.judging.cases", ["flask", "rq", "redis"]),
         ("executor.jobs.queue", ["flask"]),
         ("workers.worker", ["flask"]),
         ("workers.tasks", ["flask"]),

@@ -2,16 +2,20 @@
 
 import logging
 import os
+import threading
 from functools import cache
 from typing import Any
 
 from executor.jobs.request import ExecuteRequest, execute_request_model
+from executor.judging.cases import Case, Judging, judge, judged_result
 from executor.languages import build_languages
 from executor.sandbox import Limits, Program, Sandbox, detect_sandbox, run_program
 from executor.settings import Settings
 from workers.slots import Slot, acquire_slot
 
 logger = logging.getLogger(__name__)
+# Set when the worker is told to stop the job it runs (a cancel): its remaining test cases are skipped.
+STOPPING = threading.Event()
 
 
 @cache
@@ -56,7 +60,9 @@ def request_model() -> type[ExecuteRequest]:
 
 
 def run_job(request: dict[str, Any]) -> dict[str, Any]:
-    """Run one program under the request's and the operator's limits."""
+    """Run one program under the request's and the operator's limits; judged, when the request
+    gives expected output or test cases."""
+    STOPPING.clear()
     checked = request_model().model_validate(request)
     settings = worker_settings()
     program = Program(
@@ -66,7 +72,21 @@ def run_job(request: dict[str, Any]) -> dict[str, Any]:
         args=tuple(checked.args),
         files=tuple((file.path, file.data()) for file in checked.files),
     )
-    return run_program(program, limits_for(checked, settings), worker_sandbox()).to_dict()
+    limits = limits_for(checked, settings)
+    if checked.tests is None and checked.expected_output is None:
+        return run_program(program, limits, worker_sandbox()).to_dict()
+    cases = [
+        Case(stdin=case.stdin, args=tuple(case.args), expected_output=case.expected_output, name=case.name)
+        for case in checked.tests or []
+    ] or [Case(stdin=checked.stdin, args=tuple(checked.args), expected_output=checked.expected_output)]
+    judging = Judging(
+        checker=checked.checker,
+        stop_on_failure=checked.stop_on_failure,
+        canceled=STOPPING.is_set,
+    )
+    outcome = judge(program, cases, judging, limits, worker_sandbox())
+    listed = checked.tests is not None
+    return judged_result(outcome, cases, listed=listed, shown_bytes=settings.case_output_bytes)
 
 
 def limits_for(checked: ExecuteRequest, settings: Settings) -> Limits:

@@ -1,5 +1,6 @@
 """The RQ worker and job classes that `rq worker` is started with (see the Procfile)."""
 
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from executor.languages import build_languages
 from executor.sandbox import kill_running_programs, sweep_leftover_runs
 from workers.bookkeeping import TrimmedBookkeeping
 from workers.heartbeat_thread import HeartbeatThread
-from workers.tasks import run_job, worker_sandbox, worker_settings
+from workers.tasks import STOPPING, run_job, worker_sandbox, worker_settings
 
 # A Redis outage shorter than about two minutes is ridden out: every command is retried with backoff,
 # so a result computed during the outage is written when Redis returns instead of being lost.
@@ -87,6 +88,11 @@ class ExecutorWorker(TrimmedBookkeeping):
         super().register_birth()
         announce(self.connection, self.languages)
         self.heartbeat_thread.start()
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Stop the job: its running program is killed, and its remaining test cases are skipped."""
+        STOPPING.set()
+        super().kill_horse(sig)
 
     def teardown(self) -> None:
         self.give_back_claimed_job()

@@ -32,11 +32,14 @@ from executor.jobs.routing import fail_if_unserved, language_queue, ring_argumen
 from executor.jobs.serializer import JobSerializer
 from executor.jobs.statuses import TERMINAL_STATUSES
 from executor.jobs.views import UNFINISHED_STATUSES, WAITING_STATUSES, JobView, view_of
+from executor.judging.checkers import ProgramChecker
 from executor.languages import Language
 from executor.settings import Settings
 
 # Room for sandbox set-up and result collection: RQ only ever kills a runner that hung, never a program.
 RUNNER_MARGIN_S = 15
+# A run's set-up and clean-up (its cgroup and disk), generously: a job of 100 cases has 100.
+RUN_SETUP_S = 0.5
 WAIT_MARGIN_S = 2.0
 # A blocking read is cut in slices shorter than the socket timeout, so an outage is noticed quickly.
 WAIT_SLICE_MS = 500
@@ -124,7 +127,7 @@ class JobQueue:
     def submit_and_wait(self, request: ExecuteRequest, owner: str | None) -> tuple[Job, JobView]:
         """Put a program on the queue and wait for it as `wait` does; the enqueue and the first wait
         share one round trip, since a waiter has nothing to do in between."""
-        deadline = _wait_deadline(request.timeout)
+        deadline = _wait_deadline(request.timeout * _runs(request))
         with self.connection.pipeline(transaction=False) as pipeline:
             job = self._enqueue_if_room(request, owner, pipeline, wake_waiter=True)
             _read_result(pipeline, job, deadline)
@@ -225,7 +228,12 @@ class JobQueue:
                 result_ttl=self.settings.result_ttl,
                 failure_ttl=self.settings.result_ttl,
                 description=f"{request.language} program, {len(request.code.encode())} bytes",
-                meta={"owner": owner, "language": request.language, "timeout": request.timeout},
+                # What a waiter allows for: every case's timeout.
+                meta={
+                    "owner": owner,
+                    "language": request.language,
+                    "timeout": request.timeout * _runs(request),
+                },
                 # One more run if its worker is lost (or the runner fails), when the operator wants it.
                 retry=Retry(max=1) if self.settings.retry_lost_jobs else None,
                 pipeline=writes,
@@ -243,10 +251,14 @@ class JobQueue:
         return job
 
     def _longest_s(self, request: ExecuteRequest) -> float:
-        """The longest the job's programs may take: its run, and its compile in a compiled language.
-        RQ's timeout allows for it, so RQ never kills a runner whose compile and run are both in time."""
-        compile_s = self.settings.compile_timeout if request.language in self.compiled else 0.0
-        return request.timeout + compile_s
+        """The longest the job's programs may take: each case's run (and its checker program's), each
+        compile, and the sandbox's set-up of each. RQ's timeout allows for it, so RQ never kills a
+        runner whose programs all keep to their limits."""
+        runs = _runs(request)
+        checker = request.checker
+        programs = [request.language, *([checker.language] if isinstance(checker, ProgramChecker) else [])]
+        compile_s = sum(self.settings.compile_timeout for language in programs if language in self.compiled)
+        return runs * len(programs) * (request.timeout + RUN_SETUP_S) + compile_s
 
     def _refuse_unless(self, admitted: int, language: str) -> None:
         if admitted == -1:
@@ -303,6 +315,11 @@ class JobQueue:
         elif status not in UNFINISHED_STATUSES and result is None:
             result = job.latest_result()
         return view_of(job, result, queue_position)
+
+
+def _runs(request: ExecuteRequest) -> int:
+    """How many times the program runs: once per test case, or once."""
+    return len(request.tests or ()) or 1
 
 
 def _wait_deadline(timeout_s: float) -> float:

@@ -13,12 +13,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     create_model,
+    field_validator,
     model_validator,
 )
 
 from executor.jobs.files import FileIn, at_most_bytes, layout_problem
-from executor.languages import source_files
+from executor.jobs.tests_in import TestCaseIn, checker_type, test_case_model, total_bytes_at_most
+from executor.judging.checkers import Checker, LinesChecker
+from executor.languages import compiles, source_files
 from executor.settings import Settings
 
 # The function a job runs, by dotted path: the web process enqueues it without importing worker code,
@@ -41,12 +45,39 @@ class ExecuteRequest(BaseModel):
         default_factory=list,
         description="Files written into the working directory before the program is compiled and run.",
     )
+    expected_output: str | None = Field(
+        None, description="The stdout expected: a program that exits 0 with another ends wrong_answer."
+    )
+    tests: list[TestCaseIn] | None = Field(
+        None,
+        description="Test cases, each in a fresh sandbox (then no top-level stdin, args, expected_output).",
+    )
+    stop_on_failure: bool = Field(False, description="Skip the cases after the first that is not success.")
+    checker: Checker = Field(
+        default_factory=LinesChecker, description="How output is compared with expected output."
+    )
 
     @model_validator(mode="after")
     def _files_fit_together(self) -> Self:
         problem = layout_problem([file.path for file in self.files], source_files().get(self.language))
         if problem is not None:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _cases_or_one_run(self) -> Self:
+        # By value, not by what was sent: the workers validate the request as the web stored it.
+        one_run = {
+            "stdin": self.stdin,
+            "args": self.args,
+            "expected_output": self.expected_output is not None,
+        }
+        given = [name for name, value in one_run.items() if value]
+        if self.tests is not None and given:
+            removed = ", ".join(given)
+            raise ValueError(
+                f"with tests, each case has its own stdin, args and expected_output; remove {removed}"
+            )
         return self
 
 
@@ -64,6 +95,11 @@ def _utf8_size_at_most(limit: int, minimum: int = 0) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _text_within(limit: int) -> Any:
+    """A string type of at most `limit` bytes of UTF-8 (and as many characters, for the schema)."""
+    return Annotated[str, Field(max_length=limit), _utf8_size_at_most(limit)]
+
+
 def _no_nul(value: str) -> str:
     """Reject NUL, which no operating system accepts inside an argument."""
     if "\0" in value:
@@ -78,6 +114,25 @@ def _integral_number(value: object) -> object:
     return value
 
 
+def _within_job_seconds(settings: Settings) -> Any:
+    """A check that a request's cases fit in the job's time: every case's timeout, plus the compile
+    limit in a language that compiles, at most EXECUTOR_MAX_JOB_SECONDS."""
+
+    def check(tests: list[TestCaseIn] | None, info: ValidationInfo) -> list[TestCaseIn] | None:
+        if tests is None or "timeout" not in info.data or "language" not in info.data:
+            return tests
+        compile_s = settings.compile_timeout if compiles(info.data["language"]) else 0.0
+        total = info.data["timeout"] * len(tests) + compile_s
+        if total > settings.max_job_seconds:
+            raise ValueError(
+                f"timeout x {len(tests)} cases{' + the compile limit' if compile_s else ''} is {total:g} s, "
+                f"over the job's limit of {settings.max_job_seconds:g} s"
+            )
+        return tests
+
+    return field_validator("tests")(check)
+
+
 def execute_request_model(settings: Settings, languages: Collection[str]) -> type[ExecuteRequest]:
     """The request model with this deployment's maxima, so validation and /openapi.json agree; the
     fields' defaults and descriptions are ExecuteRequest's own."""
@@ -86,6 +141,7 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
     argument = Annotated[
         str, Field(max_length=4096, json_schema_extra={"pattern": "^[^\\u0000]*$"}), AfterValidator(_no_nul)
     ]
+    language = Literal[language_ids]  # type: ignore[valid-type]
     base = ExecuteRequest.model_fields
     fields: dict[str, Any] = {
         "code": (
@@ -94,10 +150,7 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
                 description=base["code"].description, json_schema_extra={"maxBytes": settings.max_code_bytes}
             ),
         ),
-        "language": (
-            Literal[language_ids],  # type: ignore[valid-type]
-            Field(base["language"].default, description=base["language"].description),
-        ),
+        "language": (language, Field(base["language"].default, description=base["language"].description)),
         "stdin": (
             Annotated[str, Field(max_length=settings.max_stdin_bytes)],
             Field(base["stdin"].default, description=base["stdin"].description),
@@ -134,7 +187,27 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
             ),
         ),
     }
-    model = create_model("ExecuteRequest", __base__=ExecuteRequest, **fields)
+    case = test_case_model(settings, argument, _text_within)
+    fields |= {
+        "expected_output": (
+            _text_within(settings.max_output_bytes) | None,
+            Field(None, description=base["expected_output"].description),
+        ),
+        "tests": (
+            Annotated[list[case], total_bytes_at_most(settings.max_tests_bytes)] | None,  # type: ignore[valid-type]
+            Field(None, min_length=1, max_length=settings.max_tests, description=base["tests"].description),
+        ),
+        "checker": (
+            checker_type(settings, language),
+            Field(default_factory=LinesChecker, description=base["checker"].description),
+        ),
+    }
+    model = create_model(
+        "ExecuteRequest",
+        __base__=ExecuteRequest,
+        __validators__={"_within_job_seconds": _within_job_seconds(settings)},
+        **fields,
+    )
     # Byte limits on top of the character limits above: they need the settings, hence the closure.
     code_check = _utf8_size_at_most(settings.max_code_bytes, minimum=1)
     stdin_check = _utf8_size_at_most(settings.max_stdin_bytes)

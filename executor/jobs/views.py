@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from rq.job import Job, JobStatus
 from rq.results import Result
 
-from executor.jobs.statuses import CANCELED, QUEUED, STARTED, JobStatusWord
+from executor.jobs.statuses import CANCELED, QUEUED, STARTED, CaseStatusWord, JobStatusWord
 from executor.sandbox import Outcome
 
 # RQ's statuses, by what a client sees of them.
@@ -22,6 +22,23 @@ CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
 
 def _absent(value: object) -> bool:
     return value is None
+
+
+class CaseView(BaseModel):
+    """One test case of a judged job (API.md 1.1), its output shown capped."""
+
+    name: str | None
+    status: CaseStatusWord
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+    return_code: int | None
+    signal: str | None
+    execution_time: float
+    cpu_time: float
+    memory_kb: int | None
+    checker_message: str | None
 
 
 class JobView(BaseModel):
@@ -44,6 +61,10 @@ class JobView(BaseModel):
     # Present for languages that compile only.
     compile_output: str | None = Field(None, exclude_if=_absent)
     compile_time: float | None = Field(None, exclude_if=_absent)
+    # Present for jobs with test cases only.
+    tests: list[CaseView] | None = Field(None, exclude_if=_absent)
+    passed: int | None = Field(None, exclude_if=_absent)
+    total: int | None = Field(None, exclude_if=_absent)
     created_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None

@@ -140,8 +140,19 @@ def load_registry(text: str, python: str) -> dict[str, Language]:
 @cache
 def source_files() -> Mapping[str, str]:
     """Each language's source file by id, as the registry says (no interpreter needed to know it)."""
-    registry = load_registry(REGISTRY.read_text(), PYTHON_PLACEHOLDER)
-    return MappingProxyType({key: language.source_file for key, language in registry.items()})
+    return MappingProxyType({key: language.source_file for key, language in _as_written().items()})
+
+
+def compiles(language_id: str) -> bool:
+    """Whether the registry's language of this id is compiled before it runs."""
+    language = _as_written().get(language_id)
+    return language is not None and language.compiled
+
+
+@cache
+def _as_written() -> Mapping[str, Language]:
+    """The registry's languages, with the interpreter placeholder as written."""
+    return MappingProxyType(load_registry(REGISTRY.read_text(), PYTHON_PLACEHOLDER))
 
 
 @cache

@@ -6,18 +6,20 @@ from executor.sandbox.leftovers import sweep_leftover_runs
 from executor.sandbox.limits import Limits
 from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome, RunResult
-from executor.sandbox.runner import kill_running_programs, run_program
+from executor.sandbox.runner import Prepared, kill_running_programs, prepare, run_program
 
 __all__ = [
     "Isolation",
     "Limits",
     "Outcome",
+    "Prepared",
     "Program",
     "RunResult",
     "Sandbox",
     "SandboxUnavailable",
     "detect_sandbox",
     "kill_running_programs",
+    "prepare",
     "run_program",
     "sweep_leftover_runs",
 ]

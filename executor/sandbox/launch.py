@@ -16,6 +16,9 @@ from executor.sandbox.processes import count_tasks
 from executor.sandbox.program import Program
 from executor.sandbox.scratch import Scratch
 
+# (relative path, content) pairs, written into a working directory.
+FileList = tuple[tuple[str, bytes], ...]
+
 
 @dataclass(frozen=True)
 class Run:
@@ -31,8 +34,9 @@ class Run:
     cgroup: JobCgroup | None = None
     # The run's disk, where the worker could mount one (scratch.py).
     scratch: Scratch | None = None
-    # False when an earlier stage (the compiler) already wrote the source to the run's disk.
-    write_source: bool = True
+    # (relative path, content): written into the working directory before the stage starts; the
+    # source and the client's files, unless an earlier stage left them on the run's disk.
+    files: FileList = ()
 
 
 @dataclass(frozen=True)

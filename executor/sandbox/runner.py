@@ -8,7 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from io import FileIO
 from types import MappingProxyType
 
@@ -17,13 +17,13 @@ from executor.sandbox.backends import bwrap, direct
 from executor.sandbox.cgroups import CgroupLimits, JobCgroup
 from executor.sandbox.classify import Ending, classify
 from executor.sandbox.isolation import Isolation, Sandbox
-from executor.sandbox.launch import ProcessEnd, Run, StartedProgram, Stdio, program_user, text_args
+from executor.sandbox.launch import FileList, ProcessEnd, Run, StartedProgram, Stdio, program_user, text_args
 from executor.sandbox.limits import COMPILE_OUTPUT_CAP, MIB, Limits
 from executor.sandbox.processes import RunningPrograms, become_subreaper
 from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome, RunResult
 from executor.sandbox.run_names import next_run_name
-from executor.sandbox.scratch import Scratch, mount_scratch, unmount_scratch
+from executor.sandbox.scratch import Scratch, TooMuchToCarry, carry_work, mount_scratch, unmount_scratch
 from executor.sandbox.streams import Exchange, Pipes, StreamLoop
 
 _logger = logging.getLogger(__name__)
@@ -42,14 +42,8 @@ _OWN_PROCESSES: Mapping[Isolation, int] = MappingProxyType(
 
 def run_program(program: Program, limits: Limits, sandbox: Sandbox) -> RunResult:
     """Run one program in a fresh process tree; whatever the program does, this returns a result."""
-    language = sandbox.languages.get(program.language)
-    if language is None:
-        return RunResult(Outcome.INTERNAL_ERROR, message=f"unknown language: {program.language!r}")
-    try:
-        return _run(program, language, limits, sandbox)
-    except (OSError, ValueError, subprocess.SubprocessError) as error:
-        _logger.exception("the sandbox could not run a program")
-        return RunResult(Outcome.INTERNAL_ERROR, message=f"the sandbox could not run the program: {error}")
+    with prepare(program, limits, sandbox) as ready:
+        return ready.failure or ready.run(program.stdin, program.args)
 
 
 def kill_running_programs() -> int:
@@ -57,30 +51,114 @@ def kill_running_programs() -> int:
     return _RUNNING_PROGRAMS.kill_all()
 
 
-def _run(program: Program, language: Language, limits: Limits, sandbox: Sandbox) -> RunResult:
-    """Compile once if the language needs it, then run: each a stage of its own, sharing one disk."""
-    become_subreaper()
-    with ExitStack() as cleanup:
-        name = next_run_name(sandbox.run_prefix)
-        scratch = _scratch_disk(name, sandbox, limits, cleanup)
-        run_argv = tuple(language.command(limits.memory_mb, text_args(program.args)))
-        if language.compile is None:
-            return _stage(Run(program, language, limits, sandbox, run_argv, scratch=scratch), name)
-        if scratch is None:
-            message = f"{language.name} is compiled, which needs a disk per job: a worker that runs as root"
-            return RunResult(Outcome.INTERNAL_ERROR, message=message)
-        # The compiler sees the source and the files, never the client's stdin or arguments.
-        source_only = Program(program.code, language=program.language, files=program.files)
-        compile_limits = limits.for_compile()
-        compile_argv = tuple(language.compile_command(compile_limits.memory_mb))
-        compile_run = Run(source_only, language, compile_limits, sandbox, compile_argv, scratch=scratch)
-        compiled = _stage(compile_run, next_run_name(sandbox.run_prefix))
-        if compiled.outcome is not Outcome.SUCCESS:
-            return _compile_failure(compiled)
-        run = Run(program, language, limits, sandbox, run_argv, scratch=scratch, write_source=False)
+@dataclass(frozen=True)
+class Prepared:
+    """A program made ready to run any number of times: compiled once, in a language that compiles.
+
+    Each run is a fresh process tree in a fresh cgroup, on a fresh disk that starts from what the
+    compile left in its working directory (`scratch.carry_work`), so no run sees another's files.
+    """
+
+    program: Program
+    # None only for a language the sandbox does not offer, which fails.
+    language: Language | None
+    limits: Limits
+    sandbox: Sandbox
+    # Why no run can follow (the compile failed, or the sandbox did): the job's result.
+    failure: RunResult | None = None
+    # The compile stage's result, and its disk, which each run starts from.
+    compiled: RunResult | None = None
+    artefact: Scratch | None = None
+
+    def run(self, stdin: str = "", args: tuple[str, ...] = (), files: FileList = ()) -> RunResult:
+        """One run with this standard input, these arguments and these extra files in its working
+        directory; whatever the program does, this returns a result."""
+        assert self.failure is None, "a program that failed to prepare cannot run"
+        try:
+            result = self._run(replace(self.program, stdin=stdin, args=args), files)
+        except (OSError, ValueError, subprocess.SubprocessError) as error:
+            return _sandbox_failure(error)
+        if self.compiled is None:
+            return result
         return replace(
-            _stage(run, name), compile_output=_compile_output(compiled), compile_time=compiled.execution_time
+            result, compile_output=_compile_output(self.compiled), compile_time=self.compiled.execution_time
         )
+
+    def _run(self, program: Program, files: FileList) -> RunResult:
+        assert self.language is not None  # else `failure` is set
+        name = next_run_name(self.sandbox.run_prefix)
+        argv = tuple(self.language.command(self.limits.memory_mb, text_args(program.args)))
+        with ExitStack() as cleanup:
+            scratch = _scratch_disk(name, self.sandbox, self.limits, cleanup)
+            if self.artefact is None:
+                stage_files = (*_source_and_files(program, self.language), *files)
+            else:
+                owner = program_user(self.sandbox)
+                # A language that compiles is prepared only where each run gets a disk of its own.
+                assert scratch is not None and owner is not None
+                carry_work(self.artefact, scratch, owner, self.limits)
+                stage_files = files
+            run = Run(
+                program, self.language, self.limits, self.sandbox, argv, scratch=scratch, files=stage_files
+            )
+            return _stage(run, name)
+
+
+@contextlib.contextmanager
+def prepare(program: Program, limits: Limits, sandbox: Sandbox) -> Iterator[Prepared]:
+    """The program ready to run (see `Prepared`); the compile's disk is gone when the context ends."""
+    language = sandbox.languages.get(program.language)
+    if language is None:
+        unknown = RunResult(Outcome.INTERNAL_ERROR, message=f"unknown language: {program.language!r}")
+        yield Prepared(program, None, limits, sandbox, failure=unknown)
+        return
+    with ExitStack() as cleanup:
+        try:
+            ready = _compiled(Prepared(program, language, limits, sandbox), cleanup)
+        except (OSError, ValueError, subprocess.SubprocessError) as error:
+            ready = Prepared(program, language, limits, sandbox, failure=_sandbox_failure(error))
+        yield ready
+
+
+def _compiled(ready: Prepared, cleanup: ExitStack) -> Prepared:
+    """`ready` after its compile stage, in a language that compiles; the disk stays until `cleanup`."""
+    become_subreaper()
+    language = ready.language
+    if language is None or language.compile is None:
+        return ready
+    name = next_run_name(ready.sandbox.run_prefix)
+    scratch = _scratch_disk(name, ready.sandbox, ready.limits, cleanup)
+    if scratch is None:
+        message = f"{language.name} is compiled, which needs a disk per job: a worker that runs as root"
+        return replace(ready, failure=RunResult(Outcome.INTERNAL_ERROR, message=message))
+    # The compiler sees the source and the files, never the client's stdin or arguments.
+    source_only = Program(ready.program.code, language=language.id, files=ready.program.files)
+    limits = ready.limits.for_compile()
+    argv = tuple(language.compile_command(limits.memory_mb))
+    files = _source_and_files(source_only, language)
+    compiled = _stage(
+        Run(source_only, language, limits, ready.sandbox, argv, scratch=scratch, files=files), name
+    )
+    if compiled.outcome is not Outcome.SUCCESS:
+        return replace(ready, failure=_compile_failure(compiled))
+    owner = program_user(ready.sandbox)
+    assert owner is not None  # there is a disk
+    try:
+        carry_work(scratch, None, owner, ready.limits)
+    except TooMuchToCarry as error:
+        failed = replace(compiled, outcome=Outcome.COMPILE_ERROR, stderr=f"{compiled.stderr}{error}\n")
+        return replace(ready, failure=_compile_failure(failed))
+    return replace(ready, compiled=compiled, artefact=scratch)
+
+
+def _source_and_files(program: Program, language: Language) -> FileList:
+    """The files a program's first stage writes: its source, then the client's files."""
+    return ((language.source_file, program.code.encode("utf-8", "replace")), *program.files)
+
+
+def _sandbox_failure(error: Exception) -> RunResult:
+    _logger.exception("the sandbox could not run a program")
+    return RunResult(Outcome.INTERNAL_ERROR, message=f"the sandbox could not run the program: {error}")
 
 
 def _stage(run: Run, name: str) -> RunResult:

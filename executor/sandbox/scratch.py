@@ -13,6 +13,7 @@ removes a dead worker's cgroups unmounts its scratch disks too.
 import contextlib
 import ctypes
 import os
+import stat
 from dataclasses import dataclass
 
 from executor.sandbox.limits import MIB, Limits
@@ -22,6 +23,8 @@ FOLDERS = ("work", "tmp", "shm")
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MNT_DETACH = 0x2
+# Files and folders a compile may leave for the runs (a Java class per file: thousands is plenty).
+MAX_CARRIED_ENTRIES = 4096
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -74,6 +77,76 @@ def unmount_scratch(scratch: Scratch) -> None:
     # this worker is gone.
     with contextlib.suppress(OSError):
         os.rmdir(scratch.mount_point)
+
+
+class TooMuchToCarry(ValueError):
+    """The compile left more in its working directory than a run may start from."""
+
+
+def carry_work(source: Scratch, target: Scratch | None, owner: tuple[int, int], limits: Limits) -> None:
+    """Copy the folders and regular files of `source`'s /work into `target`'s, owned by `owner`
+    (with no `target`, only check that they may be carried).
+
+    What the compile left is hostile too: a link is never followed (as root it would read the host's
+    files) and is left behind, as are pipes (a read would block) and sockets; set-id bits are
+    dropped. At most MAX_CARRIED_ENTRIES files and folders and the run's disk size in bytes, else
+    TooMuchToCarry: each run pays for the copy. The compile's processes are dead by now, so nothing
+    changes under the walk.
+    """
+    budget = _CarryBudget(entries=MAX_CARRIED_ENTRIES, size=limits.max_disk_mb * MIB)
+    _carry_folder(source.folder("work"), target.folder("work") if target else None, owner, budget)
+
+
+@dataclass
+class _CarryBudget:
+    """What is left to carry."""
+
+    entries: int
+    size: int
+
+    def spend(self, size: int) -> None:
+        self.entries -= 1
+        self.size -= size
+        if self.entries < 0 or self.size < 0:
+            raise TooMuchToCarry("the compile left more files than a run may start from")
+
+
+def _carry_folder(source: str, target: str | None, owner: tuple[int, int], budget: _CarryBudget) -> None:
+    with os.scandir(source) as entries:
+        for entry in entries:
+            destination = os.path.join(target, entry.name) if target else None
+            if entry.is_dir(follow_symlinks=False):
+                budget.spend(0)
+                if destination:
+                    os.mkdir(destination, 0o700)
+                _carry_folder(entry.path, destination, owner, budget)
+                if destination:
+                    os.chmod(destination, entry.stat(follow_symlinks=False).st_mode & 0o777)
+                    os.chown(destination, *owner)
+            elif entry.is_file(follow_symlinks=False):
+                _carry_file(entry.path, destination, owner, budget)
+
+
+def _carry_file(source: str, destination: str | None, owner: tuple[int, int], budget: _CarryBudget) -> None:
+    reading = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        status = os.fstat(reading)
+        if not stat.S_ISREG(status.st_mode):
+            return
+        budget.spend(status.st_size)
+        if destination is None:
+            return
+        writing = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            remaining = status.st_size
+            while remaining > 0 and (sent := os.sendfile(writing, reading, None, remaining)):
+                remaining -= sent
+            os.fchmod(writing, status.st_mode & 0o777)
+            os.fchown(writing, *owner)
+        finally:
+            os.close(writing)
+    finally:
+        os.close(reading)
 
 
 def leftover_names() -> list[str]:

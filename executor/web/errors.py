@@ -80,10 +80,18 @@ def validation_details(error: ValidationError) -> list[dict[str, Any]]:
     return details
 
 
+# Fields whose value is one of several models told apart by its `type`: pydantic puts that type in
+# an error's location, which API.md's paths leave out (checker.language, not checker.program.language).
+_TAGGED_UNIONS = {"checker"}
+
+
 def _path(location: tuple[int | str, ...]) -> str:
     """A field's path as API.md writes it: files[2].path."""
     path = ""
-    for part in location:
+    parts = list(location)
+    for index, part in enumerate(parts):
+        if index > 0 and parts[index - 1] in _TAGGED_UNIONS and index < len(parts) - 1:
+            continue  # the tag
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path
 

@@ -60,10 +60,9 @@ def is_installed(path: str) -> bool:
 
 
 def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
-    """Spawn bwrap with the source and the filter passed as fds; `cleanup` closes what this opens."""
-    source_fd = _memfd("source", run.program.code.encode("utf-8", "replace"), cleanup)
-    file_fds = [_memfd("file", data, cleanup) for _, data in run.program.files] if run.write_source else []
-    pass_fds = [source_fd, *file_fds]
+    """Spawn bwrap with the run's files and the filter passed as fds; `cleanup` closes what this opens."""
+    file_fds = [_memfd("file", data, cleanup) for _, data in run.files]
+    pass_fds = list(file_fds)
     seccomp_args: list[str] = []
     if run.sandbox.seccomp_filter:
         seccomp_fd = _memfd("seccomp", run.sandbox.seccomp_filter, cleanup)
@@ -89,7 +88,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
         *exec_prefix(rlimits, program_user(run.sandbox)),
         run.sandbox.bwrap_path,
         *_namespaces(run.language),
-        *_filesystem(executable, run, source_fd, file_fds),
+        *_filesystem(executable, run, file_fds),
         *seccomp_args,
         *block_args,
         "--json-status-fd",
@@ -133,7 +132,7 @@ def _namespaces(language: Language) -> list[str]:
     ]
 
 
-def _filesystem(executable: str, run: Run, source_fd: int, file_fds: list[int]) -> list[str]:
+def _filesystem(executable: str, run: Run, file_fds: list[int]) -> list[str]:
     """/usr read-only, a fresh /proc, a few devices, size-bounded /tmp, /dev/shm and /work, nothing else."""
     args = ["--ro-bind", "/usr", "/usr"]
     for path in ROOT_LINKS:
@@ -155,9 +154,7 @@ def _filesystem(executable: str, run: Run, source_fd: int, file_fds: list[int]) 
     for target, link in DEVICE_LINKS:
         args += ["--symlink", target, link]
     args += _writable(run)
-    if run.write_source:
-        args += ["--perms", "0644", "--file", str(source_fd), f"{WORK_DIR}/{run.language.source_file}"]
-        args += _files(run.program.files, file_fds)
+    args += _files(run.files, file_fds)
     args += ["--remount-ro", "/", "--chdir", WORK_DIR]
     return args
 
@@ -177,7 +174,7 @@ def _writable(run: Run) -> list[str]:
 
 
 def _files(files: tuple[tuple[str, bytes], ...], fds: list[int]) -> list[str]:
-    """The client's files, each in its folder under /work, written by bwrap from its memfd."""
+    """The run's files, each in its folder under /work, written by bwrap from its memfd."""
     args: list[str] = []
     folders: set[str] = set()
     for (path, _), fd in zip(files, fds, strict=True):

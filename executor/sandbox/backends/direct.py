@@ -37,10 +37,8 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
         workdir = tmpdir = tempfile.mkdtemp(prefix="executor-run-")
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
     user = program_user(sandbox)
-    if run.write_source:
-        files = ((run.language.source_file, run.program.code.encode("utf-8", "replace")), *run.program.files)
-        for path, data in files:
-            _write_file(workdir, path, data, user)
+    for path, data in run.files:
+        _write_file(workdir, path, data, user)
     if user is not None:
         os.chown(workdir, *user)
     environment = program_environment(run.language, home=workdir, tmpdir=tmpdir)
@@ -69,8 +67,9 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "DirectProcess":
 def _write_file(workdir: str, path: str, data: bytes, user: tuple[int, int] | None) -> None:
     """Write a file of the job under `workdir`, making its folders, all owned by the program's uid.
 
-    `path` is plain and relative (executor/jobs/files.py), and the directory is the job's own,
-    fresh and not yet seen by any program, so nothing in it can be a link.
+    `path` is plain and relative (executor/jobs/files.py), and the directory is the job's own: fresh
+    and not yet seen by any program, or holding what the runner carried from the compile, which is
+    never a link (`scratch.carry_work`).
     """
     folder = workdir
     for part in path.split("/")[:-1]:
