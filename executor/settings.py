@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     max_job_seconds: float = Field(300.0, gt=0)
     max_tests_bytes: int = Field(16 * MIB, ge=0)
     case_output_bytes: int = Field(8192, ge=0)
+    # Jobs per batch (API.md 1.1).
+    max_batch: int = Field(100, gt=0)
 
     python: str = Field(default_factory=default_python)
     # The registry's languages this host offers (executor/languages/registry.toml); empty: all of them.

@@ -114,6 +114,8 @@ def stack_schema(app: Flask, workers: WorkerProcesses) -> Any:
     # tests/test_judging_stack.py, so that a generated body the schema admits must be accepted.
     @schema.hook("filter_body")
     def fields_fit_together(context: Any, body: Any) -> bool:
+        if isinstance(body, dict) and isinstance(body.get("jobs"), list):  # a batch: each of its jobs
+            return all(fields_fit_together(context, job) for job in body["jobs"])
         if not isinstance(body, dict):
             return True
         language = body.get("language", "python")

@@ -22,38 +22,47 @@ local function run_commands(at)
 end
 """
 
-# KEYS: the job's queue, the languages offered (announcements.py), the job's result stream, read by a
-# waiter in the same round trip, then every language's queue, whose lengths add up to the depth.
-# ARGV: the depth limit, the job's language, 1 to wake the waiter on a refusal (0 if there is none),
-# the words that ring the queue's doorbell (routing.py), then the enqueue's commands. Returns 1 when
-# enqueued, 0 when the queues are full, -1 when no worker has announced the language. A refusal wakes
-# the waiter at once with an entry it recognizes (and that expires), instead of leaving its read blocked.
+# Enqueue one job or a batch (RQ's enqueue commands, and a batch's record), all or nothing.
+# KEYS: the languages offered (announcements.py), the result stream a waiter reads in the same round
+# trip, then every language's queue, whose lengths add up to the depth.
+# ARGV: the depth limit, how many jobs, 1 to wake the waiter on a refusal (else 0), the number of
+# languages and the languages, the number of doorbells and the doorbells (routing.py), then the
+# commands. Answers {1}, {0} when the queues have no room for every job, or {-1, language} for the
+# first language no worker has announced. A refusal wakes the waiter at once with an entry it
+# recognizes (and that expires), instead of leaving its read blocked.
 ENQUEUE_IF_ROOM = (
     RUN_COMMANDS
     + """
-local function refuse(answer)
+local function refuse(answer, detail)
     if ARGV[3] == '1' then
-        redis.call('XADD', KEYS[3], '*', 'refused', '1')
-        redis.call('EXPIRE', KEYS[3], 10)
+        redis.call('XADD', KEYS[2], '*', 'refused', '1')
+        redis.call('EXPIRE', KEYS[2], 10)
     end
-    return answer
+    return {answer, detail or ''}
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local offered_until = redis.call('ZSCORE', KEYS[2], ARGV[2])
-if not offered_until or tonumber(offered_until) <= now then
-    return refuse(-1)
+local languages = tonumber(ARGV[4])
+for at = 5, 4 + languages do
+    local offered_until = redis.call('ZSCORE', KEYS[1], ARGV[at])
+    if not offered_until or tonumber(offered_until) <= now then
+        return refuse(-1, ARGV[at])
+    end
 end
 local waiting = 0
-for at = 4, #KEYS do
+for at = 3, #KEYS do
     waiting = waiting + redis.call('LLEN', KEYS[at])
 end
-if waiting >= tonumber(ARGV[1]) then
+if waiting + tonumber(ARGV[2]) > tonumber(ARGV[1]) then
     return refuse(0)
 end
-run_commands(10)
-redis.call('XADD', unpack(ARGV, 4, 9))
-return 1
+local bells_at = 5 + languages
+local bells = tonumber(ARGV[bells_at])
+run_commands(bells_at + bells + 1)
+for at = bells_at + 1, bells_at + bells do
+    redis.call('XADD', ARGV[at], 'MAXLEN', '1', '*', 'rung', '1')
+end
+return {1}
 """
 )
 

@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from executor.jobs.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
 from executor.jobs.liveness import settle_if_lost
 from executor.jobs.pacing import queue_poll_hold
 from executor.jobs.request import RUN_JOB, ExecuteRequest
-from executor.jobs.routing import fail_if_unserved, language_queue, ring_arguments
+from executor.jobs.routing import doorbell, fail_if_unserved, language_queue
 from executor.jobs.serializer import JobSerializer
 from executor.jobs.statuses import TERMINAL_STATUSES
 from executor.jobs.views import UNFINISHED_STATUSES, WAITING_STATUSES, JobView, view_of
@@ -90,6 +90,10 @@ class JobAlreadyEnded(Exception):
 class LanguageNotOffered(Exception):
     """No live worker has announced the job's language (executor.jobs.announcements)."""
 
+    def __init__(self, language: str) -> None:
+        super().__init__(f"no worker offers the language {language!r} now")
+        self.language = language
+
 
 class QueueFull(Exception):
     """The queues hold as many jobs as the operator allows."""
@@ -118,21 +122,33 @@ class JobQueue:
 
     def submit(self, request: ExecuteRequest, owner: str | None) -> Job:
         """Put a program on the queue unless it is full, checked and done in one atomic step."""
-        with self.connection.pipeline(transaction=False) as pipeline:
-            job = self._enqueue_if_room(request, owner, pipeline, wake_waiter=False)
-            (admitted,) = pipeline.execute()
-        self._refuse_unless(admitted, request.language)
+        (job,) = self.submit_many([(request, {})], owner)
         return job
+
+    def submit_many(
+        self,
+        entries: Sequence[tuple[ExecuteRequest, dict[str, Any]]],
+        owner: str | None,
+        record: Callable[[Pipeline, list[Job]], None] | None = None,
+    ) -> list[Job]:
+        """Put programs on the queues, each with its extra `meta`, all or none, in one atomic step and
+        one round trip; `record` adds writes of its own to that step, knowing the jobs (a batch's
+        record)."""
+        with self.connection.pipeline(transaction=False) as pipeline:
+            jobs = self._enqueue_if_room(entries, owner, pipeline, wake_waiter=False, record=record)
+            (answer,) = pipeline.execute()
+        _refuse_unless(answer, self.settings.max_queue_depth, len(entries))
+        return jobs
 
     def submit_and_wait(self, request: ExecuteRequest, owner: str | None) -> tuple[Job, JobView]:
         """Put a program on the queue and wait for it as `wait` does; the enqueue and the first wait
         share one round trip, since a waiter has nothing to do in between."""
         deadline = _wait_deadline(request.timeout * _runs(request))
         with self.connection.pipeline(transaction=False) as pipeline:
-            job = self._enqueue_if_room(request, owner, pipeline, wake_waiter=True)
+            (job,) = self._enqueue_if_room([(request, {})], owner, pipeline, wake_waiter=True)
             _read_result(pipeline, job, deadline)
-            admitted, reply, fields = pipeline.execute()
-        self._refuse_unless(admitted, request.language)
+            answer, reply, fields = pipeline.execute()
+        _refuse_unless(answer, self.settings.max_queue_depth, 1)
         job = _restored(job, fields)
         return job, self._wait_from(job, self._unless_waiting(job, reply), deadline)
 
@@ -147,18 +163,23 @@ class JobQueue:
             raise JobNotFound(f"no job {job_id}")  # every id we hand out is a UUID
         pace_ms = self.settings.poll_pace_ms if paced else 0
         with self.connection.pipeline(transaction=False) as pipeline:
-            pipeline.hgetall(Job.key_for(job_id))
-            self._read_place(pipeline, job_id, GUESSED_POSITION_SCAN)
-            pipeline.xrevrange(Result.get_key(job_id), count=1)
+            self._read_snapshot(pipeline, job_id)
             if pace_ms:
                 queue_poll_hold(pipeline, job_id, pace_ms)
-            fields, (position, served), newest, *held_ms = pipeline.execute()
-        job = _restored(Job(job_id, connection=self.connection, serializer=JobSerializer), fields)
-        if job.meta.get("owner") != owner:
-            raise JobNotFound(f"no job {job_id}")
-        result = _result_of(job, newest[0]) if newest else None
+            fields, place, newest, *held_ms = pipeline.execute()
         hold_s = int(held_ms[0]) / 1000 if held_ms else 0.0
-        return Snapshot(job, position, result, hold_s=hold_s, served=bool(served))
+        return self._snapshot(job_id, owner, (fields, place, newest), hold_s)
+
+    def find_many(self, job_ids: Sequence[str], owner: str | None) -> list[Snapshot]:
+        """The client's jobs with these ids, as `find` reads one, all in one round trip."""
+        with self.connection.pipeline(transaction=False) as pipeline:
+            for job_id in job_ids:
+                self._read_snapshot(pipeline, job_id)
+            replies = pipeline.execute()
+        return [
+            self._snapshot(job_id, owner, tuple(replies[3 * index : 3 * index + 3]))
+            for index, job_id in enumerate(job_ids)
+        ]
 
     def view(self, snapshot: Snapshot) -> JobView:
         """The job as the client sees it."""
@@ -213,42 +234,61 @@ class JobQueue:
             return sum(pipeline.execute())
 
     def _enqueue_if_room(
-        self, request: ExecuteRequest, owner: str | None, pipeline: Pipeline, *, wake_waiter: bool
-    ) -> Job:
-        """Queue on `pipeline` the script that enqueues the job unless the queue is at its depth
-        limit (see `executor.jobs.guarded_writes`); with `wake_waiter`, a refusal also ends the read of
-        the job's result that follows it in the pipeline."""
-        queue = self.queues[request.language]
+        self,
+        entries: Sequence[tuple[ExecuteRequest, dict[str, Any]]],
+        owner: str | None,
+        pipeline: Pipeline,
+        *,
+        wake_waiter: bool,
+        record: Callable[[Pipeline, list[Job]], None] | None = None,
+    ) -> list[Job]:
+        """Queue on `pipeline` the script that enqueues the jobs unless the queues lack room for them
+        all (see `executor.jobs.guarded_writes`); with `wake_waiter`, a refusal also ends the read of
+        the (single) job's result that follows it in the pipeline."""
         with self.connection.pipeline(transaction=False) as writes:
-            job = queue.enqueue_call(
-                RUN_JOB,
-                kwargs={"request": request.model_dump()},
-                job_id=str(uuid.uuid4()),
-                timeout=int(self._longest_s(request)) + RUNNER_MARGIN_S,
-                result_ttl=self.settings.result_ttl,
-                failure_ttl=self.settings.result_ttl,
-                description=f"{request.language} program, {len(request.code.encode())} bytes",
-                # What a waiter allows for: every case's timeout.
-                meta={
-                    "owner": owner,
-                    "language": request.language,
-                    "timeout": request.timeout * _runs(request),
-                },
-                # One more run if its worker is lost (or the runner fails), when the operator wants it.
-                retry=Retry(max=1) if self.settings.retry_lost_jobs else None,
-                pipeline=writes,
-            )
+            jobs = [self._enqueue_call(request, owner, meta, writes) for request, meta in entries]
+            if record is not None:
+                record(writes, jobs)
             commands = encoded_commands(writes)
-        keys = [queue.key, OFFERED, Result.get_key(job.id), *(each.key for each in self.queues.values())]
+        languages = sorted({request.language for request, _ in entries})
+        doorbells = [doorbell(self.queues[language].name) for language in languages]
+        keys = [OFFERED, Result.get_key(jobs[0].id), *(queue.key for queue in self.queues.values())]
         arguments = [
             self.settings.max_queue_depth,
-            request.language,
+            len(jobs),
             int(wake_waiter),
-            *ring_arguments(queue.name),
+            len(languages),
+            *languages,
+            len(doorbells),
+            *doorbells,
             *commands,
         ]
         pipeline.eval(ENQUEUE_IF_ROOM, len(keys), *keys, *arguments)
-        return job
+        return jobs
+
+    def _enqueue_call(
+        self, request: ExecuteRequest, owner: str | None, meta: dict[str, Any], writes: Pipeline
+    ) -> Job:
+        """RQ's enqueue of one job, queued on `writes` (never executed itself)."""
+        return self.queues[request.language].enqueue_call(
+            RUN_JOB,
+            kwargs={"request": request.model_dump()},
+            job_id=str(uuid.uuid4()),
+            timeout=int(self._longest_s(request)) + RUNNER_MARGIN_S,
+            result_ttl=self.settings.result_ttl,
+            failure_ttl=self.settings.result_ttl,
+            description=f"{request.language} program, {len(request.code.encode())} bytes",
+            # What a waiter allows for: every case's timeout.
+            meta={
+                "owner": owner,
+                "language": request.language,
+                "timeout": request.timeout * _runs(request),
+                **meta,
+            },
+            # One more run if its worker is lost (or the runner fails), when the operator wants it.
+            retry=Retry(max=1) if self.settings.retry_lost_jobs else None,
+            pipeline=writes,
+        )
 
     def _longest_s(self, request: ExecuteRequest) -> float:
         """The longest the job's programs may take: each case's run (and its checker program's), each
@@ -259,12 +299,6 @@ class JobQueue:
         programs = [request.language, *([checker.language] if isinstance(checker, ProgramChecker) else [])]
         compile_s = sum(self.settings.compile_timeout for language in programs if language in self.compiled)
         return runs * len(programs) * (request.timeout + RUN_SETUP_S) + compile_s
-
-    def _refuse_unless(self, admitted: int, language: str) -> None:
-        if admitted == -1:
-            raise LanguageNotOffered(f"no worker offers the language {language!r} now")
-        if not admitted:
-            raise QueueFull(f"the queues hold {self.settings.max_queue_depth} jobs, their configured maximum")
 
     def _wait_from(self, job: Job, view: JobView | None, deadline: float) -> JobView:
         """Read the job's result stream until the view is terminal or the deadline has passed."""
@@ -284,6 +318,23 @@ class JobQueue:
         if job.get_status(refresh=False) in WAITING_STATUSES:
             return None
         return self._view_of(job, _latest_result(job, reply))
+
+    def _read_snapshot(self, pipeline: Pipeline, job_id: str) -> None:
+        """Queue the three reads a snapshot is made of: the hash, the place, the newest result."""
+        pipeline.hgetall(Job.key_for(job_id))
+        self._read_place(pipeline, job_id, GUESSED_POSITION_SCAN)
+        pipeline.xrevrange(Result.get_key(job_id), count=1)
+
+    def _snapshot(
+        self, job_id: str, owner: str | None, replies: tuple[Any, ...], hold_s: float = 0.0
+    ) -> Snapshot:
+        """A snapshot from the replies to `_read_snapshot`; JobNotFound for another client's job."""
+        fields, (position, served), newest = replies
+        job = _restored(Job(job_id, connection=self.connection, serializer=JobSerializer), fields)
+        if job.meta.get("owner") != owner:
+            raise JobNotFound(f"no job {job_id}")
+        result = _result_of(job, newest[0]) if newest else None
+        return Snapshot(job, position, result, hold_s=hold_s, served=bool(served))
 
     def _read_place(self, pipeline: Pipeline, job_id: str, scan: int) -> None:
         """Queue the read of the job's place in its queue and whether its language is served (_PLACE)."""
@@ -315,6 +366,14 @@ class JobQueue:
         elif status not in UNFINISHED_STATUSES and result is None:
             result = job.latest_result()
         return view_of(job, result, queue_position)
+
+
+def _refuse_unless(answer: list[Any], depth: int, count: int) -> None:
+    """Raise what the enqueue script's answer refused (see `executor.jobs.guarded_writes`)."""
+    if answer[0] == -1:
+        raise LanguageNotOffered(as_text(answer[1]))
+    if not answer[0]:
+        raise QueueFull(f"the queues have no room for {count} more job(s): their maximum is {depth} jobs")
 
 
 def _runs(request: ExecuteRequest) -> int:

@@ -21,7 +21,7 @@ from pydantic import (
 
 from executor.jobs.files import FileIn, at_most_bytes, layout_problem
 from executor.jobs.tests_in import TestCaseIn, checker_type, test_case_model, total_bytes_at_most
-from executor.judging.checkers import Checker, LinesChecker
+from executor.judging.checkers import DEFAULT_CHECKER, Checker
 from executor.languages import compiles, source_files
 from executor.settings import Settings
 
@@ -54,7 +54,7 @@ class ExecuteRequest(BaseModel):
     )
     stop_on_failure: bool = Field(False, description="Skip the cases after the first that is not success.")
     checker: Checker = Field(
-        default_factory=LinesChecker, description="How output is compared with expected output."
+        default=DEFAULT_CHECKER, description="How output is compared with expected output."
     )
 
     @model_validator(mode="after")
@@ -199,7 +199,7 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
         ),
         "checker": (
             checker_type(settings, language),
-            Field(default_factory=LinesChecker, description=base["checker"].description),
+            Field(default=DEFAULT_CHECKER, description=base["checker"].description),
         ),
     }
     model = create_model(
@@ -215,3 +215,41 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
     model.model_fields["stdin"].metadata.append(stdin_check)
     model.model_rebuild(force=True)
     return model
+
+
+MAX_REF_CHARS = 128
+
+
+class BatchRequest(BaseModel):
+    """Programs to queue together (API.md 1.1): each an execute request with an optional `ref`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    jobs: list[Any] = Field(description="The jobs, each an execute request with an optional ref.")
+
+
+def batch_request_model(settings: Settings, job_model: type[ExecuteRequest]) -> type[BatchRequest]:
+    """The batch model with this deployment's maxima, each job validated by `job_model` (the
+    deployment's request model) plus its `ref`."""
+    batch_job = create_model(
+        "BatchJob",
+        __base__=job_model,
+        ref=(str | None, Field(None, max_length=MAX_REF_CHARS, description="Echoed in the job's view.")),
+    )
+    return create_model(
+        "BatchRequest",
+        __base__=BatchRequest,
+        jobs=(
+            list[batch_job],  # type: ignore[valid-type]
+            Field(
+                min_length=1,
+                max_length=settings.max_batch,
+                description=BatchRequest.model_fields["jobs"].description,
+            ),
+        ),
+    )
+
+
+def without_ref(job: ExecuteRequest, job_model: type[ExecuteRequest]) -> ExecuteRequest:
+    """A batch's job as the execute request a worker validates (the worker knows no `ref`)."""
+    return job_model.model_validate(job.model_dump(exclude={"ref"}))

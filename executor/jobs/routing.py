@@ -30,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 DOORBELL_PREFIX = "executor:doorbell:"
 UNSERVED_MESSAGE = "NoWorker: no live worker runs {language} any longer"
-# Ring a queue's doorbell: one entry, so the stream never grows.
-_RING = ("MAXLEN", "1", "*", "rung", "1")
 # KEYS: the queue, OFFERED. ARGV: the job id, the language, then the failure's commands. Fails the
 # job only if it still waits and its language is still not offered, as one step: a worker that
 # claims it, or announces the language, meanwhile wins.
@@ -72,11 +70,6 @@ def doorbell(queue_name: str) -> str:
 def ring(pipeline: Pipeline | Redis, queue_name: str) -> None:
     """Wake the workers idle on `queue_name`: a job was put back in it."""
     pipeline.xadd(doorbell(queue_name), {"rung": "1"}, maxlen=1, approximate=False)
-
-
-def ring_arguments(queue_name: str) -> tuple[str, ...]:
-    """The words after XADD that ring `queue_name`'s doorbell, for a script (see `guarded_writes.py`)."""
-    return (doorbell(queue_name), *_RING)
 
 
 def fail_if_unserved(job: Job, base: str) -> bool:

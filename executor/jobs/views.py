@@ -58,6 +58,9 @@ class JobView(BaseModel):
     cpu_time: float | None = None
     memory_kb: int | None = None
     language: str | None = None
+    # Present for the jobs of a batch only (API.md 1.1).
+    batch_id: str | None = Field(None, exclude_if=_absent)
+    ref: str | None = Field(None, exclude_if=_absent)
     # Present for languages that compile only.
     compile_output: str | None = Field(None, exclude_if=_absent)
     compile_time: float | None = Field(None, exclude_if=_absent)
@@ -78,7 +81,13 @@ def view_of(job: Job, result: Result | None, queue_position: int | None) -> JobV
         "started_at": _utc(job.started_at),
         "ended_at": _utc(job.ended_at),
     }
-    common = {"job_id": job.id, "language": job.meta.get("language"), **timestamps}
+    common = {
+        "job_id": job.id,
+        "language": job.meta.get("language"),
+        "batch_id": job.meta.get("batch_id"),
+        "ref": job.meta.get("ref"),
+        **timestamps,
+    }
     if status in WAITING_STATUSES:
         return JobView(status=QUEUED, queue_position=queue_position, **common)
     if status == JobStatus.STARTED:

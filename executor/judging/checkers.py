@@ -29,7 +29,7 @@ class LinesChecker(_Checker):
     """Accepts when the lines are equal once trailing whitespace (a CR included) and trailing empty
     lines are removed."""
 
-    type: Literal["lines"] = "lines"
+    type: Literal["lines"]
 
 
 class TokensChecker(_Checker):
@@ -62,6 +62,8 @@ class ProgramChecker(_Checker):
 
 BuiltinChecker = ExactChecker | LinesChecker | TokensChecker | FloatChecker | UnorderedLinesChecker
 Checker = Annotated[BuiltinChecker | ProgramChecker, Field(discriminator="type")]
+# The checker of a request that names none (API.md 1.1).
+DEFAULT_CHECKER = LinesChecker(type="lines")
 
 
 def checker_field_type(program_checker: type[ProgramChecker]) -> Any:

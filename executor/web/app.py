@@ -5,9 +5,10 @@ import logging
 from flask import Flask
 from redis import Redis
 
+from executor.jobs.batches import Batches
 from executor.jobs.connection import connect
 from executor.jobs.queue import JobQueue
-from executor.jobs.request import execute_request_model
+from executor.jobs.request import batch_request_model, execute_request_model
 from executor.languages import build_languages
 from executor.settings import Settings
 from executor.web.dashboard import mount_dashboard
@@ -30,12 +31,16 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     redis = redis or connect(settings)
     languages = build_languages(settings.python, settings.languages)
+    jobs = JobQueue(redis, settings, languages)
+    request_model = execute_request_model(settings, languages.keys())
     app.extensions["executor"] = Services(
         settings=settings,
         redis=redis,
-        jobs=JobQueue(redis, settings, languages),
+        jobs=jobs,
+        batches=Batches(jobs),
         languages=languages,
-        request_model=execute_request_model(settings, languages.keys()),
+        request_model=request_model,
+        batch_model=batch_request_model(settings, request_model),
     )
     register_error_handlers(app)
     init_rate_limit(app, settings)

@@ -42,4 +42,6 @@ def docs_page() -> Response:
 
 def _document() -> dict[str, Any]:
     current = services()
-    return build_openapi(current.request_model, bool(current.settings.api_keys), current_app.url_map)
+    return build_openapi(
+        current.request_model, current.batch_model, bool(current.settings.api_keys), current_app.url_map
+    )

@@ -7,13 +7,15 @@ from typing import Any
 from pydantic import BaseModel
 from werkzeug.routing import Map
 
-from executor.jobs.request import ExecuteRequest
+from executor.jobs.batches import BatchView
+from executor.jobs.request import BatchRequest, ExecuteRequest
 from executor.jobs.views import JobView
 from executor.web.routes import api
-from executor.web.schemas import ErrorResponse, Health, JobAccepted, LanguageInfo
+from executor.web.schemas import BatchAccepted, ErrorResponse, Health, JobAccepted, LanguageInfo
 
 REF = "#/components/schemas/{model}"
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
 WAIT = {
     "name": "wait",
     "in": "query",
@@ -34,9 +36,21 @@ def _errors(*statuses: int) -> dict[str, Any]:
     }
 
 
-def build_openapi(request_model: type[ExecuteRequest], authenticated: bool, url_map: Map) -> dict[str, Any]:
+def build_openapi(
+    request_model: type[ExecuteRequest], batch_model: type[BatchRequest], authenticated: bool, url_map: Map
+) -> dict[str, Any]:
     """The whole document for this deployment's limits; its paths are the app's own routes."""
-    models: list[type[BaseModel]] = [request_model, JobAccepted, JobView, LanguageInfo, Health, ErrorResponse]
+    models: list[type[BaseModel]] = [
+        request_model,
+        batch_model,
+        JobAccepted,
+        JobView,
+        BatchAccepted,
+        BatchView,
+        LanguageInfo,
+        Health,
+        ErrorResponse,
+    ]
     schemas: dict[str, Any] = {}
     for model in models:
         schema = model.model_json_schema(ref_template=REF)
@@ -99,6 +113,34 @@ def _operations(auth: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
             "responses": {
                 "200": {"description": "Canceled", "content": _content("JobView")},
                 **_errors(*auth, 404, 409, 429, 503),
+            },
+        },
+        ("api.submit_batch", "POST"): {
+            "summary": "Queue a batch of programs, all or none",
+            "requestBody": {"required": True, "content": _content("BatchRequest")},
+            "responses": {
+                "202": {
+                    "description": "Queued",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                    "content": _content("BatchAccepted"),
+                },
+                **_errors(400, *auth, 413, 415, 422, 429, 503),
+            },
+        },
+        ("api.poll_batch", "GET"): {
+            "summary": "A batch's counts and jobs (with ?wait=true: held until every job ends, at most 60 s)",
+            "parameters": [BATCH_ID, WAIT],
+            "responses": {
+                "200": {"description": "The batch", "content": _content("BatchView")},
+                **_errors(*auth, 404, 422, 429, 503),
+            },
+        },
+        ("api.cancel_batch", "DELETE"): {
+            "summary": "Cancel every job of a batch that has not ended",
+            "parameters": [BATCH_ID],
+            "responses": {
+                "200": {"description": "The batch", "content": _content("BatchView")},
+                **_errors(*auth, 404, 429, 503),
             },
         },
         ("api.languages", "GET"): {

@@ -4,17 +4,19 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from executor.jobs.announcements import offered_languages
+from executor.jobs.batches import Batch, BatchNotFound, BatchView
 from executor.jobs.liveness import live_workers
 from executor.jobs.queue import JobAlreadyEnded, JobNotFound, LanguageNotOffered, QueueFull, Snapshot
+from executor.jobs.request import without_ref
 from executor.jobs.statuses import TERMINAL_STATUSES
 from executor.jobs.views import JobView
 from executor.web.auth import client_owner
 from executor.web.errors import APIError, unavailable, validation_error
-from executor.web.schemas import Health, JobAccepted, LanguageInfo
+from executor.web.schemas import BatchAccepted, BatchJobAccepted, Health, JobAccepted, LanguageInfo
 from executor.web.services import services
 
 api = Blueprint("api", __name__)
@@ -35,10 +37,7 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     except QueueFull as full:
         raise unavailable(f"The service is busy ({full}); retry shortly.") from full
     except LanguageNotOffered as missing:
-        detail = {"field": "language", "message": str(missing), "type": "language_not_offered"}
-        raise APIError(
-            422, f"language: {missing}; GET /api/v1/languages lists those offered.", [detail]
-        ) from missing
+        raise _not_offered(missing, "language") from missing
     if view is not None and view.status in TERMINAL_STATUSES:
         return _view_json(view), 200
     status_url = f"/api/v1/execute/{job.id}"
@@ -72,6 +71,46 @@ def cancel(job_id: str) -> Response:
     except JobAlreadyEnded as ended:
         raise APIError(409, f"Job {job_id} has already ended; there is nothing to cancel.") from ended
     return _view_json(view)
+
+
+@api.post("/api/v1/batches")
+def submit_batch() -> tuple[Response, int, dict[str, str]]:
+    """Queue every job of a batch, or none (API.md 1.1)."""
+    current = services()
+    body = _validated_request(current.batch_model)
+    jobs = [(without_ref(job, current.request_model), job.ref) for job in body.jobs]
+    try:
+        batch = current.batches.submit(jobs, client_owner())
+    except QueueFull as full:
+        raise unavailable(f"The service is busy ({full}); retry shortly.") from full
+    except LanguageNotOffered as missing:
+        first = next(index for index, (job, _) in enumerate(jobs) if job.language == missing.language)
+        raise _not_offered(missing, f"jobs[{first}].language") from missing
+    status_url = f"/api/v1/batches/{batch.batch_id}"
+    accepted = BatchAccepted(
+        batch_id=batch.batch_id,
+        status_url=status_url,
+        jobs=[
+            BatchJobAccepted(job_id=job_id, ref=ref, status_url=f"/api/v1/execute/{job_id}")
+            for job_id, ref in zip(batch.job_ids, batch.refs, strict=True)
+        ],
+    )
+    return jsonify(accepted.model_dump()), 202, {"Location": status_url}
+
+
+@api.get("/api/v1/batches/<batch_id>")
+def poll_batch(batch_id: str) -> Response:
+    """The batch's counts and jobs; ?wait=true holds the answer until every job has ended (at most 60 s)."""
+    batches, owner = services().batches, client_owner()
+    batch = _find_batch(batch_id)
+    view = batches.wait(batch, owner) if _wait_requested() else batches.view(batch, owner)
+    return _batch_json(view)
+
+
+@api.delete("/api/v1/batches/<batch_id>")
+def cancel_batch(batch_id: str) -> Response:
+    """Cancel every job of the batch that has not ended."""
+    return _batch_json(services().batches.cancel(_find_batch(batch_id), client_owner()))
 
 
 @api.get("/api/v1/languages")
@@ -115,6 +154,20 @@ def _find(job_id: str, *, paced: bool = False) -> Snapshot:
         raise APIError(404, f"No job with id {job_id!r}; it never existed or has expired.") from missing
 
 
+def _find_batch(batch_id: str) -> Batch:
+    """The caller's batch, or 404: another client's batch is as absent as one that never existed."""
+    try:
+        return services().batches.find(batch_id, client_owner())
+    except BatchNotFound as missing:
+        raise APIError(404, f"No batch with id {batch_id!r}; it never existed or has expired.") from missing
+
+
+def _not_offered(missing: LanguageNotOffered, field: str) -> APIError:
+    """The 422 for a job in a language no worker offers, naming the field."""
+    detail = {"field": field, "message": str(missing), "type": "language_not_offered"}
+    return APIError(422, f"{field}: {missing}; GET /api/v1/languages lists those offered.", [detail])
+
+
 def _wait_requested() -> bool:
     """Read ?wait, refusing words that are neither true nor false."""
     word = request.args.get("wait", "false").strip().lower()
@@ -126,8 +179,9 @@ def _wait_requested() -> bool:
     raise APIError(422, "wait: must be true or false", [detail])
 
 
-def _validated_request() -> Any:
-    """The body as a validated request model, or the matching 400, 415 or 422."""
+def _validated_request(model: type[BaseModel] | None = None) -> Any:
+    """The body as a validated request model (the execute request's, unless `model` is given), or the
+    matching 400, 415 or 422."""
     if not request.is_json:
         raise APIError(415, "Send the program as JSON with Content-Type: application/json.")
     try:
@@ -137,9 +191,17 @@ def _validated_request() -> Any:
     if not isinstance(body, dict):
         raise APIError(400, "The body must be a JSON object.")
     try:
-        return services().request_model.model_validate(body)
+        return (model or services().request_model).model_validate(body)
     except ValidationError as error:
         raise validation_error(error) from error
+
+
+def _batch_json(view: BatchView) -> Response:
+    """A batch view as JSON, each job as `_view_json` writes one (and never parsed again: the jobs'
+    output may be megabytes)."""
+    head = json.dumps(view.model_dump(exclude={"jobs"}))
+    jobs = ",".join(_job_json(job) for job in view.jobs)
+    return Response(f'{head[:-1]}, "jobs": [{jobs}]}}', mimetype="application/json")
 
 
 def _view_json(view: JobView) -> Response:
@@ -148,5 +210,9 @@ def _view_json(view: JobView) -> Response:
     Written by pydantic in one pass: a view carries up to megabytes of output, which the standard
     library's encoder (behind jsonify) takes several milliseconds per MB to escape.
     """
-    body = view.model_dump_json(exclude_none=view.status not in TERMINAL_STATUSES)
-    return Response(body, mimetype="application/json")
+    return Response(_job_json(view), mimetype="application/json")
+
+
+def _job_json(view: JobView) -> str:
+    """A job view's JSON, leaving out fields that do not apply yet."""
+    return view.model_dump_json(exclude_none=view.status not in TERMINAL_STATUSES)

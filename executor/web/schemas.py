@@ -17,6 +17,23 @@ class JobAccepted(BaseModel):
     status_url: str
 
 
+class BatchJobAccepted(BaseModel):
+    """One job of an accepted batch: where to find it, and the client's ref for it."""
+
+    job_id: str
+    ref: str | None
+    status_url: str
+
+
+class BatchAccepted(BaseModel):
+    """The answer to a batch's submission: where to find the batch and each of its jobs."""
+
+    batch_id: str
+    status: Literal["running"] = "running"
+    status_url: str
+    jobs: list[BatchJobAccepted]
+
+
 class PackageInfo(BaseModel):
     """A library a language's programs may import, at the version installed."""
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from flask import current_app
 from redis import Redis
 
+from executor.jobs.batches import Batches
 from executor.jobs.queue import JobQueue
-from executor.jobs.request import ExecuteRequest
+from executor.jobs.request import BatchRequest, ExecuteRequest
 from executor.languages import Language
 from executor.settings import Settings
 
@@ -19,8 +20,10 @@ class Services:
     settings: Settings
     redis: Redis
     jobs: JobQueue
+    batches: Batches
     languages: Mapping[str, Language]
     request_model: type[ExecuteRequest]
+    batch_model: type[BatchRequest]
 
 
 def services() -> Services:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from executor.judging.cases import Case, Judging, judge, judged_result
-from executor.judging.checkers import Checker, FloatChecker, LinesChecker, ProgramChecker
+from executor.judging.checkers import DEFAULT_CHECKER, Checker, FloatChecker, ProgramChecker
 from executor.sandbox import Limits, Program, Sandbox, runner
 from tests.sandbox.conftest import IS_ROOT
 
@@ -49,7 +49,7 @@ def judged(bwrap_sandbox: Sandbox) -> Judge:
         shown_bytes: int = 8192,
         **limits: Any,
     ) -> dict[str, Any]:
-        judging = Judging(checker or LinesChecker(), stop_on_failure=limits.pop("stop_on_failure", False))
+        judging = Judging(checker or DEFAULT_CHECKER, stop_on_failure=limits.pop("stop_on_failure", False))
         outcome = judge(Program(code, language=language), cases, judging, Limits(**limits), bwrap_sandbox)
         return judged_result(outcome, cases, listed=listed, shown_bytes=shown_bytes)
 
