@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench import measure, web_cost, worker_cost
+from bench import judging, measure, web_cost, worker_cost
 from bench.floor import bare_runner
 from bench.pool import Deadline
 from bench.procstat import idle_s
@@ -100,3 +100,12 @@ def test_each_language_workload_prints_what_its_check_expects_through_its_bare_f
     assert status == "success", stdout
     assert workload.check(stdout, token)
     assert not workload.check(stdout, new_token())
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="the judging floor compiles C, which needs a root worker's disks"
+)
+@pytest.mark.parametrize("language", sorted(judging.PROGRAMS))
+def test_the_judging_floor_passes_every_case_of_its_workload(language: str) -> None:
+    """The floor asserts that every case succeeded: a broken workload would time nothing useful."""
+    assert judging.floor_seconds(judging.judging_request(language)) > 0
