@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     case_output_bytes: int = Field(8192, ge=0)
     # Jobs per batch (API.md 1.1).
     max_batch: int = Field(100, gt=0)
+    # Signed callbacks (API.md 1.1): the HMAC key (none: callback_url is refused), the networks a
+    # callback may reach although they are private, and the first pause between attempts (x4 each).
+    webhook_secret: str = ""
+    webhook_allow_networks: Annotated[tuple[str, ...], NoDecode] = ()
+    webhook_retry_base_s: float = Field(1.0, gt=0)
 
     python: str = Field(default_factory=default_python)
     # The registry's languages this host offers (executor/languages/registry.toml); empty: all of them.
@@ -65,7 +70,7 @@ class Settings(BaseSettings):
     dashboard_user: str = "admin"
     dashboard_password: str = ""
 
-    @field_validator("api_keys", "languages", mode="before")
+    @field_validator("api_keys", "languages", "webhook_allow_networks", mode="before")
     @classmethod
     def split_list(cls, value: object) -> object:
         """Accept the comma-separated list an environment variable can hold."""

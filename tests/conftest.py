@@ -1,6 +1,7 @@
 """Fixtures: a real redis-server on a free port, real `rq worker` processes, and the app."""
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,9 +12,10 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from devtools.local_redis import RedisServer, start_redis, stop_redis
+from devtools.run_local import procfile_command
 from executor.settings import Settings
 from executor.web.app import create_app
-from tests.stack import REPO, WORKER_SECRET, WorkerProcesses
+from tests.stack import REPO, WEBHOOK_SECRET, WORKER_SECRET, WorkerProcesses
 from workers import tasks
 
 
@@ -39,6 +41,9 @@ def stack_env(redis_server: RedisServer) -> dict[str, str]:
             # The Procfile's commands (rq, gunicorn) come from the virtualenv running the tests.
             "PATH": f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}",
             "EXECUTOR_TEST_SECRET": WORKER_SECRET,
+            "EXECUTOR_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "EXECUTOR_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
+            "EXECUTOR_WEBHOOK_RETRY_BASE_S": "0.2",
         }
     )
     return env
@@ -51,6 +56,8 @@ def settings(redis_server: RedisServer) -> Settings:
         queue_name="tests",
         worker_heartbeat_s=0.5,
         worker_lost_after_s=3,
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_allow_networks=("127.0.0.1/32",),
     )
 
 
@@ -69,6 +76,15 @@ def workers(stack_env: dict[str, str], redis_client: Redis) -> Iterator[WorkerPr
         yield pool
     finally:
         pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def notifier(stack_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """The Procfile's notifier, delivering the session's callbacks."""
+    process = subprocess.Popen(procfile_command("notifier"), env=stack_env, cwd=REPO)
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
@@ -108,33 +124,40 @@ def stack_schema(app: Flask, workers: WorkerProcesses) -> Any:
     settings: Settings = app.extensions["executor"].settings
 
     # Rules no JSON Schema can state: the paths of `files` taken together (each unique, none the
-    # program's source file, none another's folder), and a request's test cases with its other fields
-    # (no top-level stdin, args or expected_output beside them; their timeouts within the job's time).
-    # Bodies breaking them get a documented 422 and are left to tests/test_files_in.py and
-    # tests/test_judging_stack.py, so that a generated body the schema admits must be accepted.
-    @schema.hook("filter_body")
-    def fields_fit_together(context: Any, body: Any) -> bool:
-        if isinstance(body, dict) and isinstance(body.get("jobs"), list):  # a batch: each of its jobs
-            return all(fields_fit_together(context, job) for job in body["jobs"])
-        if not isinstance(body, dict):
+    # program's source file, none another's folder); a request's test cases with its other fields
+    # (no top-level stdin, args or expected_output beside them; their timeouts within the job's
+    # time); whether a callback URL may be called. Bodies breaking them get a documented 422 and are
+    # left to tests/test_files_in.py, tests/test_judging_stack.py and tests/callbacks/, so that a
+    # generated body the schema admits must be accepted.
+    def files_fit(body: dict[str, Any], language: str | None) -> bool:
+        if not isinstance(body.get("files"), list):
             return True
-        language = body.get("language", "python")
-        language = language if isinstance(language, str) else None
-        if isinstance(body.get("files"), list):
-            paths = [file.get("path") for file in body["files"] if isinstance(file, dict)]
-            if layout_problem(paths, source_files().get(language) if language else None) is not None:
-                return False
-        tests = body.get("tests")
+        paths = [file.get("path") for file in body["files"] if isinstance(file, dict)]
+        return layout_problem(paths, source_files().get(language) if language else None) is None
+
+    def cases_fit(body: dict[str, Any], language: str | None) -> bool:
+        tests, timeout = body.get("tests"), body.get("timeout", 5.0)
         if not isinstance(tests, list):
             return True
         if body.get("stdin") or body.get("args") or body.get("expected_output") is not None:
             return False
-        timeout = body.get("timeout", 5.0)
         compile_s = settings.compile_timeout if language and compiles(language) else 0.0
         return (
             not isinstance(timeout, int | float)
             or timeout * len(tests) + compile_s <= settings.max_job_seconds
         )
+
+    @schema.hook("filter_body")
+    def fields_fit_together(context: Any, body: Any) -> bool:
+        if not isinstance(body, dict):
+            return True
+        if body.get("callback_url") is not None:
+            return False
+        if isinstance(body.get("jobs"), list):  # a batch: each of its jobs
+            return all(fields_fit_together(context, job) for job in body["jobs"])
+        language = body.get("language", "python")
+        language = language if isinstance(language, str) else None
+        return files_fit(body, language) and cases_fit(body, language)
 
     return schema
 

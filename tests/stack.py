@@ -22,6 +22,8 @@ WORKER_START_TIMEOUT_S = 30.0
 POLL_LIMIT_S = 30.0
 # Placed in the workers' environment: no program may ever see it.
 WORKER_SECRET = "executor-test-secret-5f2c9a"
+# The key the session's callbacks are signed with.
+WEBHOOK_SECRET = "executor-test-webhook-key"
 
 
 class WorkerProcesses:

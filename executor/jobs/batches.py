@@ -15,16 +15,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from redis.client import Pipeline
 from rq.job import Job
 from rq.results import Result
 from rq.utils import as_text
 
-from executor.jobs.queue import WAIT_SLICE_MS, JobAlreadyEnded, JobNotFound, JobQueue, Snapshot
+from executor.callbacks import records as callbacks
+from executor.jobs.queue import ANY_OWNER, WAIT_SLICE_MS, JobAlreadyEnded, JobNotFound, JobQueue, Snapshot
 from executor.jobs.request import ExecuteRequest
 from executor.jobs.statuses import TERMINAL_STATUSES
-from executor.jobs.views import JobView
+from executor.jobs.views import CallbackView, JobView, view_json
 
 BATCH_PREFIX = "executor:batch:"
 BATCH_TTL_S = 7 * 24 * 3600
@@ -43,6 +44,7 @@ class Batch:
     batch_id: str
     job_ids: list[str]
     refs: list[str | None]
+    has_callback: bool = False
 
 
 class BatchView(BaseModel):
@@ -53,6 +55,7 @@ class BatchView(BaseModel):
     total: int
     completed: int
     counts: dict[str, int]
+    callback: CallbackView | None = Field(None, exclude_if=lambda value: value is None)
     jobs: list[JobView]
 
 
@@ -63,8 +66,14 @@ class Batches:
         self.jobs = jobs
         self.connection = jobs.connection
 
-    def submit(self, requests: Sequence[tuple[ExecuteRequest, str | None]], owner: str | None) -> Batch:
-        """Queue every job of the batch (each request with its ref) and the batch's record, or none."""
+    def submit(
+        self,
+        requests: Sequence[tuple[ExecuteRequest, str | None]],
+        owner: str | None,
+        callback_url: str | None = None,
+    ) -> Batch:
+        """Queue every job of the batch (each request with its ref) and the batch's record (and
+        callback), or none."""
         batch_id = str(uuid.uuid4())
         refs = [ref for _, ref in requests]
         entries = [(request, {"batch_id": batch_id, "ref": ref}) for request, ref in requests]
@@ -72,18 +81,29 @@ class Batches:
         def record(writes: Pipeline, jobs: list[Job]) -> None:
             key = BATCH_PREFIX + batch_id
             job_ids = json.dumps([job.id for job in jobs])
-            writes.hset(key, mapping={"owner": owner or "", "jobs": job_ids, "refs": json.dumps(refs)})
+            writes.hset(
+                key,
+                mapping={
+                    "owner": owner or "",
+                    "jobs": job_ids,
+                    "refs": json.dumps(refs),
+                    "callback": callback_url or "",
+                },
+            )
             writes.expire(key, BATCH_TTL_S)
+            if callback_url:
+                callbacks.register(writes, "batch", batch_id, callback_url)
 
         jobs = self.jobs.submit_many(entries, owner, record=record)
-        return Batch(batch_id, [job.id for job in jobs], refs)
+        return Batch(batch_id, [job.id for job in jobs], refs, bool(callback_url))
 
     def find(self, batch_id: str, owner: str | None) -> Batch:
         """The client's batch with this id; another client's is as absent as one that never existed."""
         fields = self.connection.hgetall(BATCH_PREFIX + batch_id)
-        if not fields or as_text(fields[b"owner"]) != (owner or ""):
+        if not fields or (owner is not ANY_OWNER and as_text(fields[b"owner"]) != (owner or "")):
             raise BatchNotFound(f"no batch {batch_id}")
-        return Batch(batch_id, json.loads(fields[b"jobs"]), json.loads(fields[b"refs"]))
+        has_callback = bool(fields.get(b"callback"))
+        return Batch(batch_id, json.loads(fields[b"jobs"]), json.loads(fields[b"refs"]), has_callback)
 
     def view(self, batch: Batch, owner: str | None) -> BatchView:
         """The batch's counts and its jobs' views, read in one round trip (and a settling read for a
@@ -132,5 +152,14 @@ class Batches:
             total=len(views),
             completed=completed,
             counts=dict(sorted(counts.items())),
+            callback=self.jobs.callback_of("batch", batch.batch_id) if batch.has_callback else None,
             jobs=views,
         )
+
+
+def batch_json(view: BatchView) -> str:
+    """A batch view's JSON, each job as `view_json` writes one (and never parsed again: the jobs'
+    output may be megabytes): what the API answers, and what a callback sends."""
+    head = view.model_dump_json(exclude={"jobs"})
+    jobs = ",".join(view_json(job) for job in view.jobs)
+    return f'{head[:-1]}, "jobs": [{jobs}]}}'

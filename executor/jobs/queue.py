@@ -23,6 +23,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.utils import as_text
 
+from executor.callbacks import records as callbacks
 from executor.jobs.announcements import OFFERED
 from executor.jobs.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
 from executor.jobs.liveness import settle_if_lost
@@ -31,7 +32,7 @@ from executor.jobs.request import RUN_JOB, ExecuteRequest
 from executor.jobs.routing import doorbell, fail_if_unserved, language_queue
 from executor.jobs.serializer import JobSerializer
 from executor.jobs.statuses import TERMINAL_STATUSES
-from executor.jobs.views import UNFINISHED_STATUSES, WAITING_STATUSES, JobView, view_of
+from executor.jobs.views import UNFINISHED_STATUSES, WAITING_STATUSES, CallbackView, JobView, view_of
 from executor.judging.checkers import ProgramChecker
 from executor.languages import Language
 from executor.settings import Settings
@@ -77,6 +78,10 @@ class Snapshot:
     hold_s: float = 0.0
     # False for a waiting job whose language no worker announces any longer.
     served: bool = True
+
+
+# The owner the notifier reads every job as: it delivers to whoever submitted.
+ANY_OWNER = "any owner: the service itself"
 
 
 class JobNotFound(Exception):
@@ -247,6 +252,9 @@ class JobQueue:
         the (single) job's result that follows it in the pipeline."""
         with self.connection.pipeline(transaction=False) as writes:
             jobs = [self._enqueue_call(request, owner, meta, writes) for request, meta in entries]
+            for job, (request, _) in zip(jobs, entries, strict=True):
+                if request.callback_url:
+                    callbacks.register(writes, "job", job.id, request.callback_url)
             if record is not None:
                 record(writes, jobs)
             commands = encoded_commands(writes)
@@ -272,7 +280,8 @@ class JobQueue:
         """RQ's enqueue of one job, queued on `writes` (never executed itself)."""
         return self.queues[request.language].enqueue_call(
             RUN_JOB,
-            kwargs={"request": request.model_dump()},
+            # The worker has no use for the callback, which the notifier delivers.
+            kwargs={"request": request.model_dump(exclude={"callback_url"})},
             job_id=str(uuid.uuid4()),
             timeout=int(self._longest_s(request)) + RUNNER_MARGIN_S,
             result_ttl=self.settings.result_ttl,
@@ -283,6 +292,7 @@ class JobQueue:
                 "owner": owner,
                 "language": request.language,
                 "timeout": request.timeout * _runs(request),
+                "callback_url": request.callback_url,
                 **meta,
             },
             # One more run if its worker is lost (or the runner fails), when the operator wants it.
@@ -331,7 +341,7 @@ class JobQueue:
         """A snapshot from the replies to `_read_snapshot`; JobNotFound for another client's job."""
         fields, (position, served), newest = replies
         job = _restored(Job(job_id, connection=self.connection, serializer=JobSerializer), fields)
-        if job.meta.get("owner") != owner:
+        if owner is not ANY_OWNER and job.meta.get("owner") != owner:
             raise JobNotFound(f"no job {job_id}")
         result = _result_of(job, newest[0]) if newest else None
         return Snapshot(job, position, result, hold_s=hold_s, served=bool(served))
@@ -365,7 +375,18 @@ class JobQueue:
             return self._view_of(self._refetch(job))
         elif status not in UNFINISHED_STATUSES and result is None:
             result = job.latest_result()
-        return view_of(job, result, queue_position)
+        view = view_of(job, result, queue_position)
+        if not job.meta.get("callback_url"):
+            return view
+        return view.model_copy(update={"callback": self.callback_of("job", job.id)})
+
+    def callback_of(self, kind: str, subject_id: str) -> CallbackView | None:
+        """A callback's delivery as views show it."""
+        with self.connection.pipeline(transaction=False) as pipeline:
+            callbacks.read_state(pipeline, kind, subject_id)
+            (fields,) = pipeline.execute()
+        state = callbacks.view_of_state(fields)
+        return CallbackView.model_validate(state) if state else None
 
 
 def _refuse_unless(answer: list[Any], depth: int, count: int) -> None:

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from executor.callbacks.addresses import MAX_URL_CHARS, RefusedAddress, allowed_networks, check_url
 from executor.jobs.files import FileIn, at_most_bytes, layout_problem
 from executor.jobs.tests_in import TestCaseIn, checker_type, test_case_model, total_bytes_at_most
 from executor.judging.checkers import DEFAULT_CHECKER, Checker
@@ -53,6 +54,9 @@ class ExecuteRequest(BaseModel):
         description="Test cases, each in a fresh sandbox (then no top-level stdin, args, expected_output).",
     )
     stop_on_failure: bool = Field(False, description="Skip the cases after the first that is not success.")
+    callback_url: str | None = Field(
+        None, description="Where the job's view is POSTed, signed, when it ends."
+    )
     checker: Checker = Field(
         default=DEFAULT_CHECKER, description="How output is compared with expected output."
     )
@@ -112,6 +116,23 @@ def _integral_number(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _callback_check(settings: Settings) -> Any:
+    """A check of a callback URL: callbacks are configured, and the URL may be called (an IP literal
+    in a refused range is refused now; a name is checked when it is resolved, at delivery)."""
+    allowed = allowed_networks(settings.webhook_allow_networks)
+
+    def check(url: str) -> str:
+        if not settings.webhook_secret:
+            raise ValueError("callbacks need EXECUTOR_WEBHOOK_SECRET, which this service does not set")
+        try:
+            check_url(url, allowed)
+        except RefusedAddress as refused:
+            raise ValueError(str(refused)) from refused
+        return url
+
+    return check
 
 
 def _within_job_seconds(settings: Settings) -> Any:
@@ -202,6 +223,10 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
             Field(default=DEFAULT_CHECKER, description=base["checker"].description),
         ),
     }
+    fields["callback_url"] = (
+        Annotated[str, Field(max_length=MAX_URL_CHARS), AfterValidator(_callback_check(settings))] | None,
+        Field(None, description=base["callback_url"].description),
+    )
     model = create_model(
         "ExecuteRequest",
         __base__=ExecuteRequest,
@@ -226,6 +251,9 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     jobs: list[Any] = Field(description="The jobs, each an execute request with an optional ref.")
+    callback_url: str | None = Field(
+        None, description="Where the batch's view is POSTed, signed, when it ends."
+    )
 
 
 def batch_request_model(settings: Settings, job_model: type[ExecuteRequest]) -> type[BatchRequest]:
@@ -239,6 +267,10 @@ def batch_request_model(settings: Settings, job_model: type[ExecuteRequest]) -> 
     return create_model(
         "BatchRequest",
         __base__=BatchRequest,
+        callback_url=(
+            Annotated[str, Field(max_length=MAX_URL_CHARS), AfterValidator(_callback_check(settings))] | None,
+            Field(None, description=BatchRequest.model_fields["callback_url"].description),
+        ),
         jobs=(
             list[batch_job],  # type: ignore[valid-type]
             Field(

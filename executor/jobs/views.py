@@ -5,13 +5,13 @@ place in the queue, and reads nothing more.
 """
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from rq.job import Job, JobStatus
 from rq.results import Result
 
-from executor.jobs.statuses import CANCELED, QUEUED, STARTED, CaseStatusWord, JobStatusWord
+from executor.jobs.statuses import CANCELED, QUEUED, STARTED, TERMINAL_STATUSES, CaseStatusWord, JobStatusWord
 from executor.sandbox import Outcome
 
 # RQ's statuses, by what a client sees of them.
@@ -41,6 +41,16 @@ class CaseView(BaseModel):
     checker_message: str | None
 
 
+class CallbackView(BaseModel):
+    """A callback's delivery, as a job's or a batch's view shows it (API.md 1.1)."""
+
+    url: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+
+
 class JobView(BaseModel):
     """A job as clients see it; the result fields are present once it is terminal."""
 
@@ -64,6 +74,8 @@ class JobView(BaseModel):
     # Present for languages that compile only.
     compile_output: str | None = Field(None, exclude_if=_absent)
     compile_time: float | None = Field(None, exclude_if=_absent)
+    # Present for jobs with a callback_url only.
+    callback: CallbackView | None = Field(None, exclude_if=_absent)
     # Present for jobs with test cases only.
     tests: list[CaseView] | None = Field(None, exclude_if=_absent)
     passed: int | None = Field(None, exclude_if=_absent)
@@ -98,6 +110,13 @@ def view_of(job: Job, result: Result | None, queue_position: int | None) -> JobV
             return _ended(common, None, None, returned)
         return _ended(common, CANCELED, "canceled before it finished", returned)
     return _ended(common, Outcome.INTERNAL_ERROR.value, _failure_message(result))
+
+
+def view_json(view: JobView) -> str:
+    """A view's JSON, leaving out fields that do not apply yet: what the API answers, and what a
+    callback sends. Written by pydantic in one pass: a view carries up to megabytes of output, which
+    the standard library's encoder takes several milliseconds per MB to escape."""
+    return view.model_dump_json(exclude_none=view.status not in TERMINAL_STATUSES)
 
 
 def _ended(

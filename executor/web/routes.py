@@ -8,12 +8,12 @@ from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from executor.jobs.announcements import offered_languages
-from executor.jobs.batches import Batch, BatchNotFound, BatchView
+from executor.jobs.batches import Batch, BatchNotFound, BatchView, batch_json
 from executor.jobs.liveness import live_workers
 from executor.jobs.queue import JobAlreadyEnded, JobNotFound, LanguageNotOffered, QueueFull, Snapshot
 from executor.jobs.request import without_ref
 from executor.jobs.statuses import TERMINAL_STATUSES
-from executor.jobs.views import JobView
+from executor.jobs.views import JobView, view_json
 from executor.web.auth import client_owner
 from executor.web.errors import APIError, unavailable, validation_error
 from executor.web.schemas import BatchAccepted, BatchJobAccepted, Health, JobAccepted, LanguageInfo
@@ -80,7 +80,7 @@ def submit_batch() -> tuple[Response, int, dict[str, str]]:
     body = _validated_request(current.batch_model)
     jobs = [(without_ref(job, current.request_model), job.ref) for job in body.jobs]
     try:
-        batch = current.batches.submit(jobs, client_owner())
+        batch = current.batches.submit(jobs, client_owner(), body.callback_url)
     except QueueFull as full:
         raise unavailable(f"The service is busy ({full}); retry shortly.") from full
     except LanguageNotOffered as missing:
@@ -197,22 +197,10 @@ def _validated_request(model: type[BaseModel] | None = None) -> Any:
 
 
 def _batch_json(view: BatchView) -> Response:
-    """A batch view as JSON, each job as `_view_json` writes one (and never parsed again: the jobs'
-    output may be megabytes)."""
-    head = json.dumps(view.model_dump(exclude={"jobs"}))
-    jobs = ",".join(_job_json(job) for job in view.jobs)
-    return Response(f'{head[:-1]}, "jobs": [{jobs}]}}', mimetype="application/json")
+    """A batch view as JSON."""
+    return Response(batch_json(view), mimetype="application/json")
 
 
 def _view_json(view: JobView) -> Response:
-    """A job view as JSON, leaving out fields that do not apply yet.
-
-    Written by pydantic in one pass: a view carries up to megabytes of output, which the standard
-    library's encoder (behind jsonify) takes several milliseconds per MB to escape.
-    """
-    return Response(_job_json(view), mimetype="application/json")
-
-
-def _job_json(view: JobView) -> str:
-    """A job view's JSON, leaving out fields that do not apply yet."""
-    return view.model_dump_json(exclude_none=view.status not in TERMINAL_STATUSES)
+    """A job view as JSON."""
+    return Response(view_json(view), mimetype="application/json")
