@@ -2,7 +2,9 @@
 
 - `request.py`: what a client asks to run, validated alike by the API and the workers;
 - `statuses.py`: a job's status words;
+- `files.py`, `tests_in.py`: the files and the test cases a request brings;
 - `queue.py`: submit, read, wait for and cancel jobs, as the web process does;
+- `batches.py`: jobs submitted, read, waited for and canceled together;
 - `views.py`: a job as clients see it, built from what was read of it;
 - `pacing.py`: repeat polls answered at most once per pace;
 - `liveness.py`: worker heartbeats, and the settling of jobs whose worker died;
