@@ -24,6 +24,8 @@ install: system-deps $(VENV)/.installed runtimes
 # registry.toml's PYTHONPATH for python-data.
 PYTHON_DATA_DIR := /usr/local/lib/executor/python-data
 PYTHON_DATA_PINS := executor/languages/python-data.txt
+# Saves the figures a program leaves open as PNGs (API.md 1.1, files out): python-data's sitecustomize.
+PYTHON_DATA_PLOTS := executor/languages/python-data-plots.py
 runtimes: | $(BIN)/python
 	@if cmp -s $(PYTHON_DATA_PINS) $(PYTHON_DATA_DIR)/.pins 2>/dev/null; then exit 0; fi; \
 	if ! mkdir -p $(PYTHON_DATA_DIR) 2>/dev/null || [ ! -w $(PYTHON_DATA_DIR) ]; then \
@@ -35,6 +37,8 @@ runtimes: | $(BIN)/python
 		&& cp $(PYTHON_DATA_PINS) $(PYTHON_DATA_DIR).new/.pins && chmod -R a+rX $(PYTHON_DATA_DIR).new \
 		&& rm -rf $(PYTHON_DATA_DIR) && mv $(PYTHON_DATA_DIR).new $(PYTHON_DATA_DIR) \
 		|| echo "WARNING: pip could not install python-data's libraries: the language is not offered here"
+	@if [ -w $(PYTHON_DATA_DIR) ] && ! cmp -s $(PYTHON_DATA_PLOTS) $(PYTHON_DATA_DIR)/sitecustomize.py; then \
+		cp $(PYTHON_DATA_PLOTS) $(PYTHON_DATA_DIR)/sitecustomize.py && chmod a+r $(PYTHON_DATA_DIR)/sitecustomize.py; fi
 
 # The Aptfile's Debian packages: bubblewrap (isolation), redis-server (the queue) and the languages'
 # toolchains. Installed with apt when this user can (root, or password-less sudo); otherwise the

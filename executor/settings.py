@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_args: int = Field(64, ge=0)
     max_files: int = Field(32, ge=0)
     max_files_bytes: int = Field(4 * MIB, ge=0)
+    # Files out (API.md 1.1): files collected after a run, and their bytes together.
+    max_output_files: int = Field(32, ge=0)
+    max_output_files_bytes: int = Field(8 * MIB, ge=0)
     # Judging (API.md 1.1): cases per job, the job's whole time (its cases' timeouts and its compile),
     # the cases' stdin and expected output together, and how much of each case's output is shown.
     max_tests: int = Field(100, gt=0)

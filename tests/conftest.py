@@ -139,7 +139,12 @@ def stack_schema(app: Flask, workers: WorkerProcesses) -> Any:
         tests, timeout = body.get("tests"), body.get("timeout", 5.0)
         if not isinstance(tests, list):
             return True
-        if body.get("stdin") or body.get("args") or body.get("expected_output") is not None:
+        if (
+            body.get("stdin")
+            or body.get("args")
+            or body.get("expected_output") is not None
+            or body.get("outputs")
+        ):
             return False
         compile_s = settings.compile_timeout if language and compiles(language) else 0.0
         return (

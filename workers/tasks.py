@@ -71,6 +71,7 @@ def run_job(request: dict[str, Any]) -> dict[str, Any]:
         stdin=checked.stdin,
         args=tuple(checked.args),
         files=tuple((file.path, file.data()) for file in checked.files),
+        outputs=tuple(checked.outputs),
     )
     limits = limits_for(checked, settings)
     if checked.tests is None and checked.expected_output is None:
@@ -97,6 +98,8 @@ def limits_for(checked: ExecuteRequest, settings: Settings) -> Limits:
         max_processes=settings.max_processes,
         max_disk_mb=settings.max_disk_mb,
         max_output_bytes=settings.max_output_bytes,
+        max_output_files=settings.max_output_files,
+        max_output_files_bytes=settings.max_output_files_bytes,
         compile_time_s=settings.compile_timeout,
         compile_memory_mb=settings.compile_memory_mb,
     )

@@ -1,4 +1,5 @@
-"""Files in (API.md 1.1): files a client sends with its program, checked before anything is queued.
+"""Files in (API.md 1.1): files a client sends with its program, checked before anything is queued;
+and the patterns of the files it wants back (files out), checked alike.
 
 A path is relative and plain: at most 255 bytes of `A-Z a-z 0-9 . _ - /`, no empty, `.` or `..`
 segment. So no client path can name anything outside the job's working directory: no absolute
@@ -32,6 +33,26 @@ def plain_relative_path(path: str) -> str:
     if any(segment in ("", ".", "..") for segment in path.split("/")):
         raise ValueError("must be relative, with no empty, '.' or '..' segment")
     return path
+
+
+MAX_OUTPUT_PATTERNS = 16
+_PATTERN_CHARACTERS = re.compile(r"^[A-Za-z0-9._/*?\[\]{},!-]+$")
+# The rule of `plain_pattern` as one regular expression, for the OpenAPI schema, as PATH_PATTERN.
+_GLOB = r"[A-Za-z0-9_*?\[\]{},!-]"
+_GLOB_OR_DOT = r"[A-Za-z0-9._*?\[\]{},!-]"
+_PATTERN_SEGMENT = rf"(?:{_GLOB}{_GLOB_OR_DOT}*|\.{_GLOB}{_GLOB_OR_DOT}*|\.\.{_GLOB_OR_DOT}+)"
+OUTPUT_PATTERN = rf"^{_PATTERN_SEGMENT}(?:/{_PATTERN_SEGMENT})*$"
+
+
+def plain_pattern(pattern: str) -> str:
+    """Refuse an `outputs` pattern that could reach outside the working directory (API.md 1.1)."""
+    if len(pattern.encode("utf-8")) > MAX_PATH_BYTES:
+        raise ValueError(f"must be at most {MAX_PATH_BYTES} bytes")
+    if not _PATTERN_CHARACTERS.match(pattern):
+        raise ValueError("may hold only A-Z a-z 0-9 . _ - / and the glob characters * ? [ ] { } , !")
+    if any(segment in ("", ".", "..") for segment in pattern.split("/")):
+        raise ValueError("must be relative, with no empty, '.' or '..' segment")
+    return pattern
 
 
 class FileIn(BaseModel):

@@ -20,7 +20,15 @@ from pydantic import (
 )
 
 from executor.callbacks.addresses import MAX_URL_CHARS, RefusedAddress, allowed_networks, check_url
-from executor.jobs.files import FileIn, at_most_bytes, layout_problem
+from executor.jobs.files import (
+    MAX_OUTPUT_PATTERNS,
+    MAX_PATH_BYTES,
+    OUTPUT_PATTERN,
+    FileIn,
+    at_most_bytes,
+    layout_problem,
+    plain_pattern,
+)
 from executor.jobs.tests_in import TestCaseIn, checker_type, test_case_model, total_bytes_at_most
 from executor.judging.checkers import DEFAULT_CHECKER, Checker
 from executor.languages import compiles, source_files
@@ -57,6 +65,9 @@ class ExecuteRequest(BaseModel):
     callback_url: str | None = Field(
         None, description="Where the job's view is POSTed, signed, when it ends."
     )
+    outputs: list[str] = Field(
+        default_factory=list, description="Glob patterns of the files to return from the working directory."
+    )
     checker: Checker = Field(
         default=DEFAULT_CHECKER, description="How output is compared with expected output."
     )
@@ -66,6 +77,12 @@ class ExecuteRequest(BaseModel):
         problem = layout_problem([file.path for file in self.files], source_files().get(self.language))
         if problem is not None:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _outputs_of_one_run(self) -> Self:
+        if self.tests is not None and self.outputs:
+            raise ValueError("outputs are collected from one run: a request with tests cannot ask for them")
         return self
 
     @model_validator(mode="after")
@@ -223,6 +240,16 @@ def execute_request_model(settings: Settings, languages: Collection[str]) -> typ
             Field(default=DEFAULT_CHECKER, description=base["checker"].description),
         ),
     }
+    fields["outputs"] = (
+        list[
+            Annotated[
+                str,
+                Field(max_length=MAX_PATH_BYTES, json_schema_extra={"pattern": OUTPUT_PATTERN}),
+                AfterValidator(plain_pattern),
+            ]
+        ],
+        Field(default_factory=list, max_length=MAX_OUTPUT_PATTERNS, description=base["outputs"].description),
+    )
     fields["callback_url"] = (
         Annotated[str, Field(max_length=MAX_URL_CHARS), AfterValidator(_callback_check(settings))] | None,
         Field(None, description=base["callback_url"].description),

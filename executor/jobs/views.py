@@ -41,6 +41,15 @@ class CaseView(BaseModel):
     checker_message: str | None
 
 
+class FileOutView(BaseModel):
+    """A file the run left that the request asked for (API.md 1.1)."""
+
+    path: str
+    size: int
+    encoding: Literal["utf8", "base64"]
+    content: str
+
+
 class CallbackView(BaseModel):
     """A callback's delivery, as a job's or a batch's view shows it (API.md 1.1)."""
 
@@ -74,6 +83,9 @@ class JobView(BaseModel):
     # Present for languages that compile only.
     compile_output: str | None = Field(None, exclude_if=_absent)
     compile_time: float | None = Field(None, exclude_if=_absent)
+    # Files out (API.md 1.1): present when the request asked for outputs, or the language collects some.
+    files: list[FileOutView] | None = Field(None, exclude_if=_absent)
+    files_truncated: bool | None = Field(None, exclude_if=_absent)
     # Present for jobs with a callback_url only.
     callback: CallbackView | None = Field(None, exclude_if=_absent)
     # Present for jobs with test cases only.

@@ -48,6 +48,7 @@ class _Entry(BaseModel):
     env: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")], str] = {}
     libraries: _FileName | None = None
     host_paths: tuple[_HostPath, ...] = ()
+    collect: tuple[_Word, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class Language:
     libraries: tuple[tuple[str, str], ...] = ()
     # Host directories outside /usr the toolchain reads, shown read-only in the sandbox.
     host_paths: tuple[str, ...] = ()
+    # Files every run collects, whatever the request asks (glob patterns, as `outputs`).
+    collect: tuple[str, ...] = ()
 
     @property
     def compiled(self) -> bool:
@@ -133,6 +136,7 @@ def load_registry(text: str, python: str) -> dict[str, Language]:
             env=tuple(sorted(entry.env.items())),
             libraries=_pinned(entry.libraries) if entry.libraries else (),
             host_paths=entry.host_paths,
+            collect=entry.collect,
         )
     return languages
 

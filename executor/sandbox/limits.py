@@ -17,6 +17,9 @@ class Limits:
     max_disk_mb: int = 64
     max_output_bytes: int = MIB
     max_open_files: int = 64
+    # Files out (API.md 1.1): how many files come back, and their bytes together.
+    max_output_files: int = 32
+    max_output_files_bytes: int = 8 * MIB
     # The compile stage's own limits, for languages that compile.
     compile_time_s: float = 10.0
     compile_memory_mb: int = 512

@@ -14,3 +14,5 @@ class Program:
     # (relative path, content): written into the working directory before the program is compiled
     # and run; the paths are checked by the request model (executor/jobs/files.py).
     files: tuple[tuple[str, bytes], ...] = ()
+    # Glob patterns of the files to collect from the working directory after the run (API.md 1.1).
+    outputs: tuple[str, ...] = ()

@@ -35,10 +35,14 @@ class RunResult:
     # Languages that compile: what the compiler printed, and how long it took (seconds).
     compile_output: str | None = None
     compile_time: float | None = None
+    # Files out (API.md 1.1), when any were asked for (or the language collects some).
+    files: tuple[dict[str, Any], ...] | None = None
+    files_truncated: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with the outcome under the API's name `status`."""
         fields = asdict(self)
+        fields["files"] = list(self.files) if self.files is not None else None
         fields["status"] = self.outcome.value
         del fields["outcome"]
         return fields

@@ -16,6 +16,7 @@ from executor.languages import Language
 from executor.sandbox.backends import bwrap, direct
 from executor.sandbox.cgroups import CgroupLimits, JobCgroup
 from executor.sandbox.classify import Ending, classify
+from executor.sandbox.collect import Collected, collect
 from executor.sandbox.isolation import Isolation, Sandbox
 from executor.sandbox.launch import FileList, ProcessEnd, Run, StartedProgram, Stdio, program_user, text_args
 from executor.sandbox.limits import COMPILE_OUTPUT_CAP, MIB, Limits
@@ -101,7 +102,15 @@ class Prepared:
             run = Run(
                 program, self.language, self.limits, self.sandbox, argv, scratch=scratch, files=stage_files
             )
-            return _stage(run, name)
+            result = _stage(run, name)
+            patterns = (*program.outputs, *self.language.collect)
+            if not patterns or result.outcome is Outcome.INTERNAL_ERROR:
+                return result
+            # Every process of the run is dead by now (its cgroup killed): nothing changes under the walk.
+            collected = (
+                collect(scratch.folder("work"), patterns, self.limits) if scratch else Collected((), True)
+            )
+            return replace(result, files=collected.files, files_truncated=collected.truncated)
 
 
 @contextlib.contextmanager
