@@ -287,6 +287,7 @@ def test_openapi_documents_every_route_from_the_request_model(client: FlaskClien
     assert set(document["paths"]) == {
         "/api/v1/execute",
         "/api/v1/execute/{job_id}",
+        "/api/v1/execute/{job_id}/events",
         "/api/v1/batches",
         "/api/v1/batches/{batch_id}",
         "/api/v1/languages",

@@ -6,6 +6,9 @@ import threading
 from functools import cache
 from typing import Any
 
+from rq import get_current_job
+
+from executor.jobs.live import LivePublisher
 from executor.jobs.request import ExecuteRequest, execute_request_model
 from executor.judging.cases import Case, Judging, judge, judged_result
 from executor.languages import build_languages
@@ -74,8 +77,22 @@ def run_job(request: dict[str, Any]) -> dict[str, Any]:
         outputs=tuple(checked.outputs),
     )
     limits = limits_for(checked, settings)
+    job = get_current_job()
+    publisher = LivePublisher(job.connection, job.id, settings.result_ttl).start() if job else None
+    try:
+        return _run(checked, program, limits, settings, publisher)
+    finally:
+        if publisher is not None:
+            publisher.close()
+
+
+def _run(
+    checked: ExecuteRequest, program: Program, limits: Limits, settings: Settings, live: LivePublisher | None
+) -> dict[str, Any]:
+    """The job's result: one run, or the judged cases."""
+    on_output = live.output if live else None
     if checked.tests is None and checked.expected_output is None:
-        return run_program(program, limits, worker_sandbox()).to_dict()
+        return run_program(program, limits, worker_sandbox(), on_output=on_output).to_dict()
     cases = [
         Case(stdin=case.stdin, args=tuple(case.args), expected_output=case.expected_output, name=case.name)
         for case in checked.tests or []
@@ -84,6 +101,8 @@ def run_job(request: dict[str, Any]) -> dict[str, Any]:
         checker=checked.checker,
         stop_on_failure=checked.stop_on_failure,
         canceled=STOPPING.is_set,
+        on_case=(live.case if live and checked.tests is not None else lambda index: None),
+        on_output=on_output,
     )
     outcome = judge(program, cases, judging, limits, worker_sandbox())
     listed = checked.tests is not None

@@ -7,6 +7,7 @@
 - `batches.py`: jobs submitted, read, waited for and canceled together;
 - `views.py`: a job as clients see it, built from what was read of it;
 - `pacing.py`: repeat polls answered at most once per pace;
+- `live.py`: a job's output as the program writes it, on a stream per job;
 - `liveness.py`: worker heartbeats, and the settling of jobs whose worker died;
 - `routing.py`: a queue per language, its doorbell, and jobs no worker runs any longer;
 - `announcements.py`: the languages the workers announce;

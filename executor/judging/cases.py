@@ -13,6 +13,7 @@ from typing import Any
 from executor.judging.checkers import Checker, ProgramChecker, accepts
 from executor.judging.verdicts import SKIPPED, WRONG_ANSWER
 from executor.sandbox import Limits, Outcome, Prepared, Program, RunResult, Sandbox, prepare
+from executor.sandbox.streams import OutputListener
 
 # What a checker program's stdout may add to a case, as its `checker_message`.
 CHECKER_MESSAGE_CAP = 4096
@@ -32,12 +33,15 @@ class Case:
 
 @dataclass(frozen=True)
 class Judging:
-    """How the cases are judged: the checker, whether to stop at the first failure, and how to learn
-    that the job was canceled (its remaining cases are then skipped)."""
+    """How the cases are judged: the checker, whether to stop at the first failure, how to learn
+    that the job was canceled (its remaining cases are then skipped), and who listens to the output."""
 
     checker: Checker
     stop_on_failure: bool = False
     canceled: Callable[[], bool] = lambda: False
+    # Live output: told which case runs next, and each case's output as it is read.
+    on_case: Callable[[int], None] = lambda index: None
+    on_output: OutputListener | None = None
 
 
 @dataclass(frozen=True)
@@ -101,12 +105,14 @@ def _verdicts(
 ) -> Iterator[Verdict]:
     """Run and check each case; after a failure with `stop_on_failure`, or a cancel, skip the rest."""
     stopped = False
-    for case in cases:
+    for index, case in enumerate(cases):
         stopped = stopped or judging.canceled()
         if stopped:
             yield Verdict(SKIPPED)
             continue
-        verdict = _checked(ready.run(case.stdin, case.args), case, judging.checker, checker)
+        judging.on_case(index)
+        run = ready.run(case.stdin, case.args, on_output=judging.on_output)
+        verdict = _checked(run, case, judging.checker, checker)
         stopped = judging.stop_on_failure and verdict.status != Outcome.SUCCESS
         yield verdict
 

@@ -15,6 +15,7 @@ from executor.sandbox.limits import Limits
 from executor.sandbox.processes import count_tasks
 from executor.sandbox.program import Program
 from executor.sandbox.scratch import Scratch
+from executor.sandbox.streams import OutputListener
 
 # (relative path, content) pairs, written into a working directory.
 FileList = tuple[tuple[str, bytes], ...]
@@ -37,6 +38,8 @@ class Run:
     # (relative path, content): written into the working directory before the stage starts; the
     # source and the client's files, unless an earlier stage left them on the run's disk.
     files: FileList = ()
+    # Told the program's output as it is read (live output), if anyone listens.
+    on_output: "OutputListener | None" = None
 
 
 @dataclass(frozen=True)

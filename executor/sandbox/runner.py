@@ -25,7 +25,7 @@ from executor.sandbox.program import Program
 from executor.sandbox.result import Outcome, RunResult
 from executor.sandbox.run_names import next_run_name
 from executor.sandbox.scratch import Scratch, TooMuchToCarry, carry_work, mount_scratch, unmount_scratch
-from executor.sandbox.streams import Exchange, Pipes, StreamLoop
+from executor.sandbox.streams import Exchange, OutputListener, Pipes, StreamLoop
 
 _logger = logging.getLogger(__name__)
 _Start = Callable[[Run, Stdio, ExitStack], StartedProgram]
@@ -41,10 +41,13 @@ _OWN_PROCESSES: Mapping[Isolation, int] = MappingProxyType(
 )
 
 
-def run_program(program: Program, limits: Limits, sandbox: Sandbox) -> RunResult:
-    """Run one program in a fresh process tree; whatever the program does, this returns a result."""
+def run_program(
+    program: Program, limits: Limits, sandbox: Sandbox, on_output: OutputListener | None = None
+) -> RunResult:
+    """Run one program in a fresh process tree; whatever the program does, this returns a result.
+    `on_output` is told the output as it is read."""
     with prepare(program, limits, sandbox) as ready:
-        return ready.failure or ready.run(program.stdin, program.args)
+        return ready.failure or ready.run(program.stdin, program.args, on_output=on_output)
 
 
 def kill_running_programs() -> int:
@@ -71,12 +74,19 @@ class Prepared:
     compiled: RunResult | None = None
     artefact: Scratch | None = None
 
-    def run(self, stdin: str = "", args: tuple[str, ...] = (), files: FileList = ()) -> RunResult:
+    def run(
+        self,
+        stdin: str = "",
+        args: tuple[str, ...] = (),
+        files: FileList = (),
+        on_output: OutputListener | None = None,
+    ) -> RunResult:
         """One run with this standard input, these arguments and these extra files in its working
-        directory; whatever the program does, this returns a result."""
+        directory, `on_output` told its output as it is read; whatever the program does, this
+        returns a result."""
         assert self.failure is None, "a program that failed to prepare cannot run"
         try:
-            result = self._run(replace(self.program, stdin=stdin, args=args), files)
+            result = self._run(replace(self.program, stdin=stdin, args=args), files, on_output)
         except (OSError, ValueError, subprocess.SubprocessError) as error:
             return _sandbox_failure(error)
         if self.compiled is None:
@@ -85,7 +95,7 @@ class Prepared:
             result, compile_output=_compile_output(self.compiled), compile_time=self.compiled.execution_time
         )
 
-    def _run(self, program: Program, files: FileList) -> RunResult:
+    def _run(self, program: Program, files: FileList, on_output: OutputListener | None) -> RunResult:
         assert self.language is not None  # else `failure` is set
         name = next_run_name(self.sandbox.run_prefix)
         argv = tuple(self.language.command(self.limits.memory_mb, text_args(program.args)))
@@ -100,7 +110,14 @@ class Prepared:
                 carry_work(self.artefact, scratch, owner, self.limits)
                 stage_files = files
             run = Run(
-                program, self.language, self.limits, self.sandbox, argv, scratch=scratch, files=stage_files
+                program,
+                self.language,
+                self.limits,
+                self.sandbox,
+                argv,
+                scratch=scratch,
+                files=stage_files,
+                on_output=on_output,
             )
             result = _stage(run, name)
             patterns = (*program.outputs, *self.language.collect)
@@ -189,6 +206,7 @@ def _stage(run: Run, name: str) -> RunResult:
                 end_program=process.end_program,
                 kill_tree=process.kill_tree,
                 listeners=process.listeners,
+                on_output=run.on_output,
             ).run()
         end = process.finish()
         if cgroup is not None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from io import FileIO
 
 _CHUNK = 65536
+# Told each piece of output as it is read, within the cap: "stdout" or "stderr", and the bytes.
+OutputListener = Callable[[str, bytes], None]
 # Once the child has exited and its tree was killed, the pipes close at once; this bounds the wait
 # for a writer that escaped the kill (possible only without a pid namespace).
 _DRAIN_GRACE_S = 0.5
@@ -23,15 +25,13 @@ class CappedOutput:
     data: bytearray = field(default_factory=bytearray)
     truncated: bool = False
 
-    def add(self, chunk: bytes) -> bool:
-        """Keep what fits under the cap; returns False once the stream has gone over it."""
+    def add(self, chunk: bytes) -> bytes:
+        """Keep what fits under the cap, and return it; `truncated` once the stream has gone over it."""
         room = self.cap - len(self.data)
-        if len(chunk) > room:
-            self.data += chunk[:room]
-            self.truncated = True
-            return False
-        self.data += chunk
-        return True
+        kept = chunk[:room]
+        self.data += kept
+        self.truncated = self.truncated or len(chunk) > room
+        return kept
 
 
 @dataclass
@@ -73,6 +73,7 @@ class StreamLoop:
         end_program: Callable[[], None],
         kill_tree: Callable[[], None],
         listeners: Mapping[int, Callable[[bytes], None]],
+        on_output: OutputListener | None = None,
     ) -> None:
         self._selector = selectors.DefaultSelector()
         self._pidfd = pidfd
@@ -86,6 +87,8 @@ class StreamLoop:
         self._seen = Exchange(CappedOutput(output_cap), CappedOutput(output_cap))
         self._outputs = {pipes.stdout.fileno(): self._seen.stdout, pipes.stderr.fileno(): self._seen.stderr}
         self._listeners = listeners
+        self._on_output = on_output
+        self._names = {pipes.stdout.fileno(): "stdout", pipes.stderr.fileno(): "stderr"}
         self._drain_until: float | None = None
         self._kill_at: float | None = None
 
@@ -175,9 +178,14 @@ class StreamLoop:
         self._stdin_fd = -1
 
     def _collect(self, fd: int) -> None:
-        """Keep output up to the cap; one byte over it stops the program at once."""
+        """Keep output up to the cap, and pass what is kept on; one byte over it stops the program."""
         chunk = self._read(fd)
-        if chunk and not self._outputs[fd].add(chunk):
+        if not chunk:
+            return
+        kept = self._outputs[fd].add(chunk)
+        if kept and self._on_output is not None:
+            self._on_output(self._names[fd], kept)
+        if self._outputs[fd].truncated:
             self._seen.output_exceeded = True
             self._selector.unregister(fd)
             self._stop_program(time.monotonic())

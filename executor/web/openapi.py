@@ -107,6 +107,17 @@ def _operations(auth: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
                 **_errors(*auth, 404, 422, 429, 503),
             },
         },
+        ("api.events", "GET"): {
+            "summary": "The job's output as it is written, as server-sent events, ending with its result",
+            "parameters": [JOB_ID],
+            "responses": {
+                "200": {
+                    "description": "Events: status, stdout, stderr, then result",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **_errors(*auth, 404, 429, 503),
+            },
+        },
         ("api.cancel", "DELETE"): {
             "summary": "Cancel a job",
             "parameters": [JOB_ID],

@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
@@ -16,6 +16,7 @@ from executor.jobs.statuses import TERMINAL_STATUSES
 from executor.jobs.views import JobView, view_json
 from executor.web.auth import client_owner
 from executor.web.errors import APIError, unavailable, validation_error
+from executor.web.events import live_events
 from executor.web.schemas import BatchAccepted, BatchJobAccepted, Health, JobAccepted, LanguageInfo
 from executor.web.services import services
 
@@ -61,6 +62,16 @@ def poll(job_id: str) -> Response:
     if _wait_requested():
         return _view_json(jobs.wait(_find(job_id)))
     return _view_json(jobs.paced_view(_find(job_id, paced=True)))
+
+
+@api.get("/api/v1/execute/<job_id>/events")
+def events(job_id: str) -> Response:
+    """The job's output as it is written, as server-sent events (API.md 1.1), ending with its result."""
+    snapshot, owner = _find(job_id), client_owner()
+    resume_from = request.headers.get("Last-Event-ID")
+    stream = live_events(services().jobs, snapshot, owner, resume_from)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(stream_with_context(stream), mimetype="text/event-stream", headers=headers)
 
 
 @api.delete("/api/v1/execute/<job_id>")

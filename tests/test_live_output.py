@@ -1,0 +1,104 @@
+"""Live output (API.md 1.1): server-sent events in the order written, each within 250 ms of being
+written, resumable with Last-Event-ID, ending with the result; and at once for an ended job."""
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from tests.stack import submit
+
+# Prints a number with the time it was written, three times, a second apart.
+TIMED = (
+    "import sys, time\n"
+    "for n in range(3):\n"
+    "    print(n, time.time(), flush=True)\n"
+    "    print('err', n, file=sys.stderr, flush=True)\n"
+    "    time.sleep(1)\n"
+)
+
+
+def events(client: FlaskClient, job_id: str, last_id: str | None = None) -> Iterator[dict[str, Any]]:
+    """Each event as it arrives, with the time it arrived."""
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    response = client.get(f"/api/v1/execute/{job_id}/events", headers=headers, buffered=False)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    pending = ""
+    for chunk in response.response:
+        pending += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in pending:
+            block, pending = pending.split("\n\n", 1)
+            if block.startswith(":"):
+                continue
+            fields = dict(line.split(": ", 1) for line in block.splitlines())
+            yield {
+                "id": fields["id"],
+                "event": fields["event"],
+                "data": json.loads(fields["data"]),
+                "at": time.time(),
+            }
+
+
+def test_output_arrives_in_order_within_250_ms_and_the_result_ends_the_stream(client: FlaskClient) -> None:
+    job_id = submit(client, TIMED, timeout=10)
+    seen = list(events(client, job_id))
+    names = [event["event"] for event in seen]
+    assert names[-1] == "result" and seen[-1]["data"]["status"] == "success"
+    assert "started" in [event["data"].get("status") for event in seen if event["event"] == "status"]
+    stdout = [event for event in seen if event["event"] == "stdout"]
+    lines = [line for event in stdout for line in event["data"]["data"].splitlines()]
+    assert [line.split()[0] for line in lines] == ["0", "1", "2"]
+    for event in stdout:  # each piece: how long after its program wrote it
+        written = float(event["data"]["data"].split()[1])
+        assert event["at"] - written < 0.25, event["at"] - written
+    assert (
+        "".join(event["data"]["data"] for event in seen if event["event"] == "stderr")
+        == "err 0\nerr 1\nerr 2\n"
+    )
+
+
+def test_a_client_that_reconnects_with_last_event_id_gets_only_what_it_missed(client: FlaskClient) -> None:
+    job_id = submit(client, TIMED, timeout=10)
+    first = list(events(client, job_id))
+    outputs = [event for event in first if event["event"] in ("stdout", "stderr")]
+    resumed = list(events(client, job_id, last_id=outputs[0]["id"]))
+    assert [event["id"] for event in resumed if event["event"] != "result"] == [
+        event["id"] for event in first[first.index(outputs[0]) + 1 :] if event["event"] != "result"
+    ]
+    assert resumed[-1]["event"] == "result"
+
+
+def test_an_ended_job_answers_with_its_events_and_result_at_once(client: FlaskClient, run: Any) -> None:
+    job_id = run("print('done')")["job_id"]
+    began = time.monotonic()
+    seen = list(events(client, job_id))
+    assert time.monotonic() - began < 1
+    assert seen[-1]["event"] == "result" and seen[-1]["data"]["stdout"] == "done\n"
+
+
+def test_a_queued_job_starts_with_its_queue_status(client: FlaskClient, settings: Any) -> None:
+    from executor.web.app import create_app
+
+    idle = create_app(settings.model_copy(update={"queue_name": "nobody-streams-here"})).test_client()
+    job_id = submit(idle, "print(1)")
+    response = idle.get(f"/api/v1/execute/{job_id}/events", buffered=False)
+    first = next(iter(response.response))
+    text = first.decode() if isinstance(first, bytes) else first
+    assert text.startswith("id: 0-0\nevent: status\n") and '"queued"' in text
+    response.close()
+    idle.delete(f"/api/v1/execute/{job_id}")
+
+
+def test_another_clients_job_streams_nothing(client: FlaskClient) -> None:
+    assert client.get("/api/v1/execute/00000000-0000-4000-8000-000000000000/events").status_code == 404
+
+
+def test_the_output_of_each_test_case_says_which_case_it_is(client: FlaskClient) -> None:
+    tests = [{"stdin": "first", "expected_output": "first"}, {"stdin": "second", "expected_output": "second"}]
+    job_id = submit(client, "print(input())", tests=tests)
+    seen = list(events(client, job_id))
+    outputs = [(event["data"]["test"], event["data"]["data"]) for event in seen if event["event"] == "stdout"]
+    assert outputs == [(0, "first\n"), (1, "second\n")]
+    assert seen[-1]["data"]["passed"] == 2
