@@ -48,7 +48,8 @@ class LivePublisher:
         self.key = live_key(job_id)
         self.ttl_s = ttl_s
         self.lock = threading.Lock()
-        self.pending: list[tuple[str, str, int | None]] = []
+        # (event, data) waiting to be appended, in order.
+        self.pending: list[tuple[str, dict[str, Any]]] = [("status", {"status": "started"})]
         self.decoders = {
             name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")
         }
@@ -57,8 +58,7 @@ class LivePublisher:
         self.thread = threading.Thread(target=self._flush_regularly, name=f"live {job_id}", daemon=True)
 
     def start(self) -> "LivePublisher":
-        self.connection.xadd(self.key, {"event": "status", "data": json.dumps({"status": "started"})})
-        self.connection.expire(self.key, self.ttl_s)
+        """Start flushing; the `started` status goes with the first flush, no round trip of its own."""
         self.thread.start()
         return self
 
@@ -66,8 +66,9 @@ class LivePublisher:
         """Called by the sandbox with each piece of output: buffered, never sent from here."""
         text = self.decoders[stream].decode(chunk)
         if text:
+            data = {"data": text, **({"test": self.test} if self.test is not None else {})}
             with self.lock:
-                self.pending.append((stream, text, self.test))
+                self.pending.append((stream, data))
 
     def case(self, index: int) -> None:
         """The output that follows is test case `index`'s."""
@@ -75,12 +76,12 @@ class LivePublisher:
         self.test = index
 
     def close(self) -> None:
-        """Send what is left and the `end` entry: the job's result follows."""
+        """Send what is left and the `end` entry (the job's result follows), in one round trip."""
         self.stopping.set()
         self.thread.join()
+        with self.lock:
+            self.pending.append(("end", {}))
         self._flush()
-        self.connection.xadd(self.key, {"event": "end", "data": "{}"}, maxlen=MAX_ENTRIES, approximate=True)
-        self.connection.expire(self.key, self.ttl_s)
 
     def _flush_regularly(self) -> None:
         while not self.stopping.wait(FLUSH_EVERY_S):
@@ -92,14 +93,10 @@ class LivePublisher:
         if not pending:
             return
         with self.connection.pipeline(transaction=False) as pipeline:
-            for stream, text, test in _merged(pending):
-                data = {"data": text, **({"test": test} if test is not None else {})}
-                pipeline.xadd(
-                    self.key,
-                    {"event": stream, "data": json.dumps(data)},
-                    maxlen=MAX_ENTRIES,
-                    approximate=True,
-                )
+            for event, data in _merged(pending):
+                entry = {"event": event, "data": json.dumps(data)}
+                pipeline.xadd(self.key, entry, maxlen=MAX_ENTRIES, approximate=True)  # type: ignore[arg-type]
+            pipeline.expire(self.key, self.ttl_s)
             pipeline.execute()
 
 
@@ -113,12 +110,14 @@ def events(connection: Redis, job_id: str, after: str, block_ms: int | None) -> 
             yield LiveEvent(entry_id.decode(), name, json.loads(fields[b"data"]))
 
 
-def _merged(pending: list[tuple[str, str, int | None]]) -> list[tuple[str, str, int | None]]:
+def _merged(pending: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
     """Consecutive pieces of one stream (and case) as one: fewer, larger entries."""
-    merged: list[tuple[str, str, int | None]] = []
-    for stream, text, test in pending:
-        if merged and merged[-1][0] == stream and merged[-1][2] == test:
-            merged[-1] = (stream, merged[-1][1] + text, test)
+    merged: list[tuple[str, dict[str, Any]]] = []
+    for event, data in pending:
+        previous = merged[-1] if merged else None
+        joins = previous is not None and previous[0] == event and event in ("stdout", "stderr")
+        if previous is not None and joins and previous[1].get("test") == data.get("test"):
+            merged[-1] = (event, {**data, "data": previous[1]["data"] + data["data"]})
         else:
-            merged.append((stream, text, test))
+            merged.append((event, data))
     return merged
