@@ -79,6 +79,7 @@ def test_only_the_bwrap_backend_knows_bubblewrap() -> None:
     [
         ("executor.sandbox", ["flask", "rq", "redis"]),
         ("executor.judging.cases", ["flask", "rq", "redis"]),
+        ("executor.client", ["flask", "rq", "redis", "pydantic"]),
         ("executor.jobs.queue", ["flask"]),
         ("workers.worker", ["flask"]),
         ("workers.tasks", ["flask"]),
