@@ -26,13 +26,18 @@ BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=
 
 def plain_relative_path(path: str) -> str:
     """Refuse every path that could name something outside the working directory, or nothing."""
-    if len(path.encode("utf-8")) > MAX_PATH_BYTES:
+    return _relative_within(path, _PATH_CHARACTERS, "A-Z a-z 0-9 . _ - and /")
+
+
+def _relative_within(text: str, characters: re.Pattern[str], allowed: str) -> str:
+    """`text`, a relative path (or pattern) of `characters` that cannot leave the working directory."""
+    if len(text.encode("utf-8")) > MAX_PATH_BYTES:
         raise ValueError(f"must be at most {MAX_PATH_BYTES} bytes")
-    if not _PATH_CHARACTERS.match(path):
-        raise ValueError("may hold only A-Z a-z 0-9 . _ - and /")
-    if any(segment in ("", ".", "..") for segment in path.split("/")):
+    if not characters.match(text):
+        raise ValueError(f"may hold only {allowed}")
+    if any(segment in ("", ".", "..") for segment in text.split("/")):
         raise ValueError("must be relative, with no empty, '.' or '..' segment")
-    return path
+    return text
 
 
 MAX_OUTPUT_PATTERNS = 16
@@ -46,13 +51,9 @@ OUTPUT_PATTERN = rf"^{_PATTERN_SEGMENT}(?:/{_PATTERN_SEGMENT})*$"
 
 def plain_pattern(pattern: str) -> str:
     """Refuse an `outputs` pattern that could reach outside the working directory (API.md 1.1)."""
-    if len(pattern.encode("utf-8")) > MAX_PATH_BYTES:
-        raise ValueError(f"must be at most {MAX_PATH_BYTES} bytes")
-    if not _PATTERN_CHARACTERS.match(pattern):
-        raise ValueError("may hold only A-Z a-z 0-9 . _ - / and the glob characters * ? [ ] { } , !")
-    if any(segment in ("", ".", "..") for segment in pattern.split("/")):
-        raise ValueError("must be relative, with no empty, '.' or '..' segment")
-    return pattern
+    return _relative_within(
+        pattern, _PATTERN_CHARACTERS, "A-Z a-z 0-9 . _ - / and the glob characters * ? [ ] { } , !"
+    )
 
 
 class FileIn(BaseModel):
