@@ -103,6 +103,11 @@ def test_a_503_is_retried_after_the_servers_retry_after() -> None:
         server.server_close()
 
 
+def archive_text(wheel: Path, suffix: str) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(next(name for name in archive.namelist() if name.endswith(suffix))).decode()
+
+
 def test_pip_builds_a_package_whose_client_needs_none_of_the_servers_dependencies(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(REPO), "-w", str(tmp_path)],
@@ -118,5 +123,12 @@ def test_pip_builds_a_package_whose_client_needs_none_of_the_servers_dependencie
         ]
         assert "executor/client/client.py" in archive.namelist()
     base = [line for line in requires if "extra ==" not in line]
-    assert sorted(base) == ["Requires-Dist: httpx-sse>=0.4", "Requires-Dist: httpx>=0.28"]
+    assert sorted(base) == [
+        "Requires-Dist: click>=8.1",
+        "Requires-Dist: httpx-sse>=0.4",
+        "Requires-Dist: httpx>=0.28",
+        "Requires-Dist: rich>=13",
+    ]
+    entry_points = archive_text(wheel, "entry_points.txt")
+    assert "executor = executor.client.cli:main" in entry_points
     assert any(line.startswith("Requires-Dist: flask") and 'extra == "server"' in line for line in requires)
