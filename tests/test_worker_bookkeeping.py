@@ -16,7 +16,7 @@ from rq.suspension import resume, suspend
 
 from executor.jobs.queue import JobQueue
 from executor.jobs.request import execute_request_model
-from executor.jobs.routing import language_queue
+from executor.jobs.routing import idle_workers, language_queue
 from executor.jobs.serializer import JobSerializer
 from executor.languages import build_languages
 from executor.sandbox.result import Outcome, RunResult
@@ -202,6 +202,26 @@ def test_jobs_of_several_languages_start_in_the_order_they_came(
     ]
     in_process.work()
     assert started == [job.id for job in jobs]
+
+
+def test_a_worker_that_just_finished_leaves_the_next_job_to_a_worker_idle_before_it(
+    in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two jobs at once with two workers: the one that finishes first must not take the second
+    from under the idle one, which its doorbell woke to take it."""
+    stub_program(monkeypatch, lambda job_id: None)
+    idle = idle_workers(in_process.queue.name)
+    redis_client.zadd(idle, {"another-worker": time.time() * 1000 + 60_000})  # idle, its mark fresh
+    first, second = in_process.submit("print(1)"), in_process.submit("print(2)")
+    in_process.work()  # burst: runs what it may take, then stops
+    assert (first.get_status(), second.get_status()) == ("finished", "queued")
+    assert in_process.queue.get_job_ids() == [second.id]  # waiting for the idle worker, not claimed
+    redis_client.zrem(idle, "another-worker")
+    claimed = ClaimingQueue.dequeue_any(
+        [in_process.queue], None, connection=redis_client, job_class=ExecutorJob, serializer=JobSerializer
+    )
+    assert claimed is not None and claimed[0].id == second.id  # a worker woken by its doorbell takes it
+    redis_client.delete(in_process.queue.intermediate_queue_key)
 
 
 def test_an_idle_worker_is_woken_by_a_job_in_any_of_its_queues(

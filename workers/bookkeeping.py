@@ -28,7 +28,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from executor.jobs.statuses import CANCELED
 from executor.sandbox import kill_running_programs
-from workers.claiming_queue import claim_source, claimed_job, give_back
+from workers.claiming_queue import CLAIMANT, claim_source, claimed_job, give_back
 from workers.redis_scripts import Finished, finish_if_owned, run_atomically
 
 # RQ's own worker key (for the dashboard and its bookkeeping) is renewed no more often than this.
@@ -52,6 +52,8 @@ class TrimmedBookkeeping(SimpleWorker):
         # The next job of the worker's queues and its queue, claimed with the last result; it runs
         # next, or goes back.
         self.claimed_ahead: tuple[Job, Queue] | None = None
+        # Whether a job was just finished: the next claim leaves a waiting job to an idle worker.
+        self.just_finished = False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """Renew RQ's worker key at most every few seconds between jobs.
@@ -95,7 +97,12 @@ class TrimmedBookkeeping(SimpleWorker):
     ) -> tuple[Job, Queue] | None:
         """The job claimed with the last result, if there is one; else RQ's dequeue, which waits."""
         if self.claimed_ahead is None:
-            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            claimant = CLAIMANT.set((self.name, self.just_finished))
+            self.just_finished = False
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            finally:
+                CLAIMANT.reset(claimant)
         job, queue = self.claimed_ahead
         self.claimed_ahead = None
         job.redis_server_version = self.get_redis_server_version()
@@ -174,6 +181,7 @@ class TrimmedBookkeeping(SimpleWorker):
             )
         if finished.saved:
             self.state_in_redis = WorkerStatus.IDLE
+            self.just_finished = True
         if finished.next_job is not None:
             next_job = claimed_job(finished.next_job, self.job_class, self.connection, self.serializer)
             if next_job is not None:

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from redis import Redis
@@ -10,12 +11,15 @@ from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.queue import Queue
 
-from executor.jobs.routing import doorbell, ring
+from executor.jobs.routing import doorbell, idle_workers, ring
 from workers.redis_scripts import Claimed, ClaimFrom, claim_next
 
 # An idle worker looks at its queues at least this often even if no doorbell rings: a job put back
 # by RQ's own maintenance rings none.
 LOOK_AGAIN_S = 5.0
+# Who claims (a worker's name), and whether it has just finished a job: set by the worker around
+# RQ's dequeue, which calls `dequeue_any` with a signature of RQ's own.
+CLAIMANT: ContextVar[tuple[str, bool]] = ContextVar("claimant", default=("", False))
 
 
 class ClaimingQueue(Queue):
@@ -41,8 +45,12 @@ class ClaimingQueue(Queue):
         job_class = job_class or Job
         source = claim_source(queues, job_class)
         deadline = None if timeout is None else time.monotonic() + timeout
+        claimant, defer = CLAIMANT.get()
+        # Marked idle while it waits, for twice the longest it sleeps between looks.
+        idle_ttl_s = None if deadline is None else 2 * LOOK_AGAIN_S
         while True:
-            outcome = claim_next(connection, source)
+            outcome = claim_next(connection, source, claimant, defer=defer, idle_ttl_s=idle_ttl_s)
+            defer = False  # woken by a doorbell, it was idle: the job is its to take
             if isinstance(outcome, Claimed):
                 job = claimed_job(outcome, job_class, connection, serializer)
                 if job is not None:
@@ -64,6 +72,7 @@ def claim_source(queues: Sequence[Queue], job_class: type[Job]) -> ClaimFrom:
         queue_keys=tuple(queue.key for queue in queues),
         intermediate_keys=tuple(queue.intermediate_queue_key for queue in queues),
         doorbell_keys=tuple(doorbell(queue.name) for queue in queues),
+        idle_keys=tuple(idle_workers(queue.name) for queue in queues),
         job_key_prefix=job_class.redis_job_namespace_prefix,
     )
 

@@ -21,14 +21,23 @@ from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
 
 # Take the oldest waiting id of several queues into its queue's intermediate list, as RQ's
 # non-blocking LMOVE does for one, and read its job's hash in the same call. The queues come as KEYS
-# from `first` on, in threes: the queue, its intermediate list, its doorbell (executor.jobs.routing).
-# The oldest is the head job enqueued first, so jobs start in the order they came whatever their
-# language; a head whose hash has expired goes first, and comes back with no fields. When no job
-# waits, the answer is the newest entry of each doorbell: a ring after it wakes the worker.
+# from `first` on, in fours: the queue, its intermediate list, its doorbell (executor.jobs.routing)
+# and its idle workers (a sorted set scored by when each one's mark expires, ms). The oldest is the
+# head job enqueued first, so jobs start in the order they came whatever their language; a head
+# whose hash has expired goes first, and comes back with no fields.
+#
+# A claimant that has just finished a job (`defer` '1') leaves the job to a worker that was idle on
+# its queue first: that one was woken by the job's doorbell and is about to claim it, and taking it
+# from under it would run two jobs one after the other on one worker while another sat idle. When
+# nothing is claimed, the answer is the newest entry of each doorbell (a ring after it wakes the
+# claimant), and a claimant about to wait (`idle_ttl` given) marks itself idle on every queue.
 _CLAIM_FUNCTION = """
-local function claim(first, job_key_prefix)
+local function claim(first, job_key_prefix, claimant, defer, idle_ttl)
+    local time = redis.call('TIME')
+    local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
     local chosen, chosen_at = nil, nil
-    for at = first, #KEYS, 3 do
+    for at = first, #KEYS, 4 do
+        redis.call('ZREM', KEYS[at + 3], claimant)
         local id = redis.call('LINDEX', KEYS[at], 0)
         if id then
             local enqueued_at = redis.call('HGET', job_key_prefix .. id, 'enqueued_at') or ''
@@ -37,11 +46,17 @@ local function claim(first, job_key_prefix)
             end
         end
     end
+    if chosen and defer == '1' and redis.call('ZCOUNT', KEYS[chosen + 3], '(' .. now, '+inf') > 0 then
+        chosen = nil
+    end
     if not chosen then
         local rung = {}
-        for at = first, #KEYS, 3 do
+        for at = first, #KEYS, 4 do
             local newest = redis.call('XREVRANGE', KEYS[at + 2], '+', '-', 'COUNT', 1)
             rung[#rung + 1] = newest[1] and newest[1][1] or '0-0'
+            if idle_ttl ~= '' then
+                redis.call('ZADD', KEYS[at + 3], now + tonumber(idle_ttl), claimant)
+            end
         end
         return {0, rung}
     end
@@ -50,12 +65,14 @@ local function claim(first, job_key_prefix)
 end
 """
 
-CLAIM = _CLAIM_FUNCTION + "return claim(1, ARGV[1])"
+# ARGV: the job key prefix, the claimant, defer ('1' or '0'), the idle mark's lifetime (ms, or '').
+CLAIM = _CLAIM_FUNCTION + "return claim(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 
 # Run the commands that follow only if the job still has the expected status and owner, then (when
 # given queues) claim the next job. Answer whether they ran, what the job's hash held and the claim.
-# KEYS: the job, then optionally the queues' threes (see _CLAIM_FUNCTION). ARGV: status, owner, job
-# key prefix, then the commands (see `executor.jobs.guarded_writes`).
+# KEYS: the job, then optionally the queues' fours (see _CLAIM_FUNCTION). ARGV: status, owner (who
+# also claims, having just finished), job key prefix, then the commands (see
+# `executor.jobs.guarded_writes`).
 FINISH = (
     _CLAIM_FUNCTION
     + RUN_COMMANDS
@@ -68,7 +85,7 @@ end
 run_commands(4)
 local claimed = false
 if #KEYS > 1 then
-    claimed = claim(2, ARGV[3])
+    claimed = claim(2, ARGV[3], ARGV[2], '1', '')
 end
 return {1, status, owner, claimed}
 """
@@ -88,12 +105,13 @@ class ClaimFrom:
     queue_keys: tuple[str, ...]
     intermediate_keys: tuple[str, ...]
     doorbell_keys: tuple[str, ...]
+    idle_keys: tuple[str, ...]
     job_key_prefix: str
 
     def keys(self) -> list[str]:
-        """The queues' keys in threes, as the claim takes them."""
-        zipped = zip(self.queue_keys, self.intermediate_keys, self.doorbell_keys, strict=True)
-        return [key for three in zipped for key in three]
+        """The queues' keys in fours, as the claim takes them."""
+        zipped = zip(self.queue_keys, self.intermediate_keys, self.doorbell_keys, self.idle_keys, strict=True)
+        return [key for four in zipped for key in four]
 
 
 @dataclass(frozen=True)
@@ -123,9 +141,14 @@ class Finished:
     next_job: Claimed | None
 
 
-def claim_next(connection: Redis, source: ClaimFrom) -> Claimed | NoneWaiting:
-    """The oldest waiting job, now in its queue's intermediate list, or the doorbells to wait on."""
-    reply = _registered(connection, CLAIM)(keys=source.keys(), args=[source.job_key_prefix])
+def claim_next(
+    connection: Redis, source: ClaimFrom, claimant: str, *, defer: bool, idle_ttl_s: float | None
+) -> Claimed | NoneWaiting:
+    """The oldest waiting job, now in its queue's intermediate list, or the doorbells to wait on
+    (see _CLAIM_FUNCTION for `defer`; with `idle_ttl_s`, the claimant is marked idle that long)."""
+    idle_ttl = "" if idle_ttl_s is None else str(int(idle_ttl_s * 1000))
+    args = [source.job_key_prefix, claimant, "1" if defer else "0", idle_ttl]
+    reply = _registered(connection, CLAIM)(keys=source.keys(), args=args)
     return _claim_reply(reply, source)
 
 

@@ -12,7 +12,7 @@ from rq.queue import Queue
 from executor.jobs.announcements import announce, describe
 from executor.jobs.liveness import sweep_lost_jobs
 from executor.jobs.request import RUN_JOB
-from executor.jobs.routing import language_queue, sweep_unserved
+from executor.jobs.routing import idle_workers, language_queue, sweep_unserved
 from executor.languages import build_languages
 from executor.sandbox import kill_running_programs, sweep_leftover_runs
 from workers.bookkeeping import TrimmedBookkeeping
@@ -96,6 +96,10 @@ class ExecutorWorker(TrimmedBookkeeping):
 
     def teardown(self) -> None:
         self.give_back_claimed_job()
+        with self.connection.pipeline(transaction=False) as pipeline:
+            for queue in self.queues:  # not idle any longer: a stale mark would hold jobs back
+                pipeline.zrem(idle_workers(queue.name), self.name)
+            pipeline.execute()
         self.heartbeat_thread.stop()
         kill_running_programs()
         super().teardown()

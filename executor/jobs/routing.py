@@ -29,6 +29,7 @@ from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
 logger = logging.getLogger(__name__)
 
 DOORBELL_PREFIX = "executor:doorbell:"
+IDLE_PREFIX = "executor:idle:"
 UNSERVED_MESSAGE = "NoWorker: no live worker runs {language} any longer"
 # KEYS: the queue, OFFERED. ARGV: the job id, the language, then the failure's commands. Fails the
 # job only if it still waits and its language is still not offered, as one step: a worker that
@@ -65,6 +66,11 @@ def language_of_queue(base: str, queue_name: str) -> str | None:
 def doorbell(queue_name: str) -> str:
     """The key of the stream that wakes the workers idle on `queue_name`."""
     return DOORBELL_PREFIX + queue_name
+
+
+def idle_workers(queue_name: str) -> str:
+    """The key of the workers idle on `queue_name`, each scored by when its mark expires."""
+    return IDLE_PREFIX + queue_name
 
 
 def ring(pipeline: Pipeline | Redis, queue_name: str) -> None:
