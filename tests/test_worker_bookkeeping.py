@@ -204,6 +204,25 @@ def test_jobs_of_several_languages_start_in_the_order_they_came(
     assert started == [job.id for job in jobs]
 
 
+def test_a_job_canceled_after_it_was_claimed_is_never_run(
+    in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim ahead holds a job while another runs: a cancel meanwhile must win."""
+    ran: list[str] = []
+    stub_program(monkeypatch, ran.append)
+    job = in_process.submit("print('never')")
+    claimed = ClaimingQueue.dequeue_any(
+        [in_process.queue], None, connection=redis_client, job_class=ExecutorJob, serializer=JobSerializer
+    )
+    assert claimed is not None
+    in_process.worker.claimed_ahead = claimed
+    assert in_process.jobs.cancel(in_process.jobs.find(job.id, None)).status == "canceled"
+    in_process.work()
+    assert ran == []
+    assert (job.get_status(), in_process.view(job)["status"]) == ("canceled", "canceled")
+    assert redis_client.llen(in_process.queue.intermediate_queue_key) == 0
+
+
 def test_a_worker_that_just_finished_leaves_the_next_job_to_a_worker_idle_before_it(
     in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

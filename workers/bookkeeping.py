@@ -6,8 +6,8 @@ the next job (docs/benchmark.md). Checked against rq 3.0.0 (requirements.txt). A
 re-read what these methods override and the private parts of RQ they touch:
 
 - overridden: `heartbeat`, `check_for_suspension`, `set_state`, `dequeue_job_and_maintain_ttl`,
-  `prepare_execution`, `prepare_job_execution`, `handle_execution_ended`, `_save_success` (ours),
-  `kill_horse`, `_finalize_success`;
+  `execute_job`, `prepare_execution`, `prepare_job_execution`, `handle_execution_ended`,
+  `_save_success` (ours), `kill_horse`, `_finalize_success`;
 - private attributes and methods used: `Job._result`, `Job._status`, `Job._handle_success`,
   `Worker._stopped_job_id`, `Worker._stop_requested`.
 
@@ -29,7 +29,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 from executor.jobs.statuses import CANCELED
 from executor.sandbox import kill_running_programs
 from workers.claiming_queue import CLAIMANT, claim_source, claimed_job, give_back
-from workers.redis_scripts import Finished, finish_if_owned, run_atomically
+from workers.redis_scripts import Finished, finish_if_owned, start_unless_canceled
 
 # RQ's own worker key (for the dashboard and its bookkeeping) is renewed no more often than this.
 RQ_HEARTBEAT_EVERY_S = 5.0
@@ -37,6 +37,10 @@ RQ_HEARTBEAT_EVERY_S = 5.0
 SUSPENSION_CHECK_EVERY_S = 1.0
 # A result saved for a job in one of these states was canceled while its program ran.
 CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
+
+
+class CanceledBeforeStart(Exception):
+    """The job claimed was canceled before it could start: it is dropped, not run."""
 
 
 class TrimmedBookkeeping(SimpleWorker):
@@ -116,17 +120,31 @@ class TrimmedBookkeeping(SimpleWorker):
             give_back(queue, job.id)
             self.claimed_ahead = None
 
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job, unless it was canceled after it was claimed: then it is dropped, never run."""
+        try:
+            super().execute_job(job, queue)
+        except CanceledBeforeStart:
+            self.log.info("Worker %s: job %s was canceled before it started", self.name, job.id)
+
     def prepare_execution(self, job: Job) -> Execution:
-        """Record the execution and mark the job started in one atomic step (RQ takes two round trips)."""
+        """Record the execution and mark the job started in one atomic step (RQ takes two round
+        trips), unless it was canceled since it was claimed (CanceledBeforeStart)."""
         heartbeat_ttl = self.get_heartbeat_ttl(job)
+        intermediate = self.queue_named(job.origin).intermediate_queue_key
         with self.connection.pipeline(transaction=False) as writes:
             execution = Execution.create(job, heartbeat_ttl, pipeline=writes, worker_name=self.name)
             self.set_state(WorkerStatus.BUSY, pipeline=writes)
             self.heartbeat(heartbeat_ttl, pipeline=writes)
             job.prepare_for_execution(self.name, pipeline=writes)
             writes.persist(job.key)
-            writes.lrem(self.queue_named(job.origin).intermediate_queue_key, 1, job.id)
-            run_atomically(self.connection, writes)
+            writes.lrem(intermediate, 1, job.id)
+            started = start_unless_canceled(
+                self.connection, writes, job_key=job.key, intermediate_key=intermediate, job_id=job.id
+            )
+        if not started:
+            self.state_in_redis = None  # the BUSY state was not written after all
+            raise CanceledBeforeStart(job.id)
         self.executions[execution.id] = execution
         return execution
 

@@ -92,9 +92,22 @@ return {1, status, owner, claimed}
 )
 
 
-# Run the commands as one atomic step, as MULTI/EXEC would, but with one reply to parse instead of
-# two per command. ARGV: the commands.
-RUN_ATOMICALLY = RUN_COMMANDS + "run_commands(1)"
+# Start a claimed job: run the commands that follow unless the job was canceled since it was claimed
+# (a claim ahead holds a job while another runs), in which case only drop it from the intermediate
+# list. KEYS: the job, its queue's intermediate list. ARGV: the job id, then the commands. Answers
+# whether the job started.
+START_UNLESS_CANCELED = (
+    RUN_COMMANDS
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'canceled' or status == 'stopped' then
+    redis.call('LREM', KEYS[2], 1, ARGV[1])
+    return 0
+end
+run_commands(2)
+return 1
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -172,9 +185,13 @@ def finish_if_owned(
     return Finished(bool(saved), as_text(found_status), as_text(found_owner), next_job)
 
 
-def run_atomically(connection: Redis, writes: Pipeline) -> None:
-    """Run the commands queued on `writes` (never executed itself) as one atomic step."""
-    _registered(connection, RUN_ATOMICALLY)(args=encoded_commands(writes))
+def start_unless_canceled(
+    connection: Redis, writes: Pipeline, *, job_key: str, intermediate_key: str, job_id: str
+) -> bool:
+    """Run the commands queued on `writes` (never executed itself) as one atomic step, unless the job
+    was canceled; whether they ran."""
+    script = _registered(connection, START_UNLESS_CANCELED)
+    return bool(script(keys=[job_key, intermediate_key], args=[job_id, *encoded_commands(writes)]))
 
 
 @functools.lru_cache(maxsize=16)
