@@ -16,7 +16,10 @@ from workers.redis_scripts import Claimed, ClaimFrom, claim_next
 
 # An idle worker looks at its queues at least this often even if no doorbell rings: a job put back
 # by RQ's own maintenance rings none.
-LOOK_AGAIN_S = 5.0
+LOOK_AGAIN_S = 1.0
+# A worker that left a job to an idle one looks again this soon, and then takes it itself: the idle
+# one needs a round trip to claim it, and may have died since it marked itself idle.
+AFTER_DEFERRING_S = 0.2
 # Who claims (a worker's name), and whether it has just finished a job: set by the worker around
 # RQ's dequeue, which calls `dequeue_any` with a signature of RQ's own.
 CLAIMANT: ContextVar[tuple[str, bool]] = ContextVar("claimant", default=("", False))
@@ -50,7 +53,8 @@ class ClaimingQueue(Queue):
         idle_ttl_s = None if deadline is None else 2 * LOOK_AGAIN_S
         while True:
             outcome = claim_next(connection, source, claimant, defer=defer, idle_ttl_s=idle_ttl_s)
-            defer = False  # woken by a doorbell, it was idle: the job is its to take
+            look_again_s = AFTER_DEFERRING_S if defer else LOOK_AGAIN_S
+            defer = False  # once it has waited, the job is its to take
             if isinstance(outcome, Claimed):
                 job = claimed_job(outcome, job_class, connection, serializer)
                 if job is not None:
@@ -63,7 +67,7 @@ class ClaimingQueue(Queue):
                 raise DequeueTimeout(timeout, list(by_key))
             # A ring after the claim's look, even one before this call, returns at once.
             doorbells: dict[KeyT, StreamIdT] = {key: rung for key, rung in outcome.rung.items()}
-            connection.xread(doorbells, block=max(1, int(min(remaining, LOOK_AGAIN_S) * 1000)))
+            connection.xread(doorbells, block=max(1, int(min(remaining, look_again_s) * 1000)))
 
 
 def claim_source(queues: Sequence[Queue], job_class: type[Job]) -> ClaimFrom:
