@@ -14,6 +14,7 @@ from redis import Redis
 from rq import Worker
 from rq.job import Job
 
+from executor.jobs.liveness import live_workers
 from executor.sandbox.cgroups import find_hierarchy
 from executor.settings import Settings
 from tests.stack import REPO, WorkerProcesses, own_queue, poll_until, processes_with_token, submit
@@ -107,9 +108,24 @@ def test_a_worker_killed_after_its_program_rewrote_pid_1_leaves_nothing_within_t
 
 
 @needs_root
+def idle_live_workers(redis_client: Redis) -> list[str]:
+    """The workers alive (by their heartbeats) that RQ's records say are idle."""
+    live = live_workers(redis_client)
+    return [
+        worker.name
+        for worker in Worker.all(connection=redis_client)
+        if worker.name in live and worker.get_state() == "idle"
+    ]
+
+
 def test_two_fork_bombs_at_once_on_two_workers_each_get_the_whole_process_budget(
     client: FlaskClient, settings: Settings, redis_client: Redis
 ) -> None:
+    # The premise: two workers idle (an earlier test's job may still be ending on one).
+    idle_before = time.monotonic() + 30
+    while len(idle_live_workers(redis_client)) < 2:
+        assert time.monotonic() < idle_before, "fewer than two workers became idle"
+        time.sleep(0.1)
     job_ids = [
         client.post("/api/v1/execute", json={"code": BOMB, "timeout": 10}).get_json()["job_id"]
         for _ in range(2)
