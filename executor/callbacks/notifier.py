@@ -9,7 +9,6 @@ writes no result (a queued job canceled) within a turn. Any number may run: due 
 claimed, so each attempt is made once.
 """
 
-import json
 import logging
 import signal
 import threading
@@ -25,9 +24,9 @@ from executor.callbacks.addresses import allowed_networks
 from executor.callbacks.records import Callback
 from executor.callbacks.sender import send
 from executor.callbacks.signing import SIGNATURE_HEADER, signature
-from executor.jobs.batches import BATCH_PREFIX, Batches, BatchNotFound, batch_json
+from executor.jobs.batches import Batches, BatchNotFound, batch_json
 from executor.jobs.connection import connect
-from executor.jobs.queue import ANY_OWNER, JobNotFound, JobQueue
+from executor.jobs.queue import ANY_OWNER, JobNotFound, JobQueue, result_stream
 from executor.jobs.views import view_json
 from executor.languages import build_languages
 from executor.settings import Settings
@@ -38,8 +37,6 @@ TURN_S = 0.25
 ATTEMPTS = 6  # the first, and five retries
 LEASE_S = 60.0  # longer than an attempt: a claimed callback is retried only if its notifier died
 CLAIM_AT_ONCE = 20
-# RQ's statuses of a job that has ended.
-ENDED = {b"finished", b"failed", b"canceled", b"stopped"}
 
 
 class Notifier:
@@ -68,21 +65,17 @@ class Notifier:
         batch_ids = sorted(
             records.as_text(batch) for batch in self.connection.smembers(records.PENDING["batch"])
         )
-        statuses = self._statuses(job_ids)
-        running = []
+        members = {batch_id: self._batch_jobs(batch_id) for batch_id in batch_ids}
+        # Every job watched, read in one round trip: which have not ended.
+        watched = sorted({*job_ids, *(job_id for ids in members.values() for job_id in ids)})
+        running = set(self.jobs.running_among(watched))
         for job_id in job_ids:
-            if statuses[job_id] in ENDED or statuses[job_id] is None:  # None: expired, nothing to wait for
+            if job_id not in running:
                 records.schedule(self.connection, "job", job_id)
-            else:
-                running.append(job_id)
-        for batch_id in batch_ids:
-            members = self._batch_jobs(batch_id)
-            member_statuses = self._statuses(members)
-            if all(status in ENDED or status is None for status in member_statuses.values()):
+        for batch_id, ids in members.items():
+            if running.isdisjoint(ids):
                 records.schedule(self.connection, "batch", batch_id)
-            else:
-                running += [job_id for job_id, status in member_statuses.items() if status not in ENDED]
-        return running
+        return sorted(running)
 
     def deliver(self, callback: Callback) -> None:
         """One attempt of `callback`, signed, and its outcome recorded."""
@@ -127,7 +120,7 @@ class Notifier:
     def wait(self, running: list[str]) -> None:
         """Until a running job writes its result, a callback is registered, or a turn has passed."""
         streams: dict[str, str] = {records.BELL: self.bell_seen}
-        streams |= {f"rq:results:{job_id}": "0-0" for job_id in running}
+        streams |= {result_stream(job_id): "0-0" for job_id in running}
         reply: Any = self.connection.xread(streams, block=int(TURN_S * 1000))  # type: ignore[arg-type]
         for stream, entries in reply or []:
             if records.as_text(stream) == records.BELL and entries:
@@ -138,15 +131,12 @@ class Notifier:
             return view_json(self.jobs.view(self.jobs.find(subject_id, ANY_OWNER)))
         return batch_json(self.batches.view(self.batches.find(subject_id, ANY_OWNER), ANY_OWNER))
 
-    def _statuses(self, job_ids: list[str]) -> dict[str, bytes | None]:
-        with self.connection.pipeline(transaction=False) as pipeline:
-            for job_id in job_ids:
-                pipeline.hget(f"rq:job:{job_id}", "status")
-            return dict(zip(job_ids, pipeline.execute(), strict=True))
-
     def _batch_jobs(self, batch_id: str) -> list[str]:
-        found = self.connection.hget(BATCH_PREFIX + batch_id, "jobs")
-        return json.loads(found) if found else []
+        """A batch's jobs; none once its record has expired (its callback then fails: nothing to send)."""
+        try:
+            return self.batches.find(batch_id, ANY_OWNER).job_ids
+        except BatchNotFound:
+            return []
 
 
 def main() -> int:

@@ -231,6 +231,18 @@ class JobQueue:
                 send_stop_job_command(self.connection, job.id, serializer=JobSerializer)
         return self._view_of(job)
 
+    def running_among(self, job_ids: Sequence[str]) -> list[str]:
+        """The jobs of `job_ids` that have not ended (an expired one has), read in one round trip."""
+        with self.connection.pipeline(transaction=False) as pipeline:
+            for job_id in job_ids:
+                pipeline.hget(Job.key_for(job_id), "status")
+            statuses = pipeline.execute()
+        return [
+            job_id
+            for job_id, status in zip(job_ids, statuses, strict=True)
+            if status is not None and as_text(status) in UNFINISHED_STATUSES
+        ]
+
     def waiting_count(self) -> int:
         """Jobs waiting for a worker, in every language's queue."""
         with self.connection.pipeline(transaction=False) as pipeline:
@@ -395,6 +407,11 @@ def _refuse_unless(answer: list[Any], depth: int, count: int) -> None:
         raise LanguageNotOffered(as_text(answer[1]))
     if not answer[0]:
         raise QueueFull(f"the queues have no room for {count} more job(s): their maximum is {depth} jobs")
+
+
+def result_stream(job_id: str) -> str:
+    """The key of the stream RQ writes a job's results to: a reader blocks on it to learn the end."""
+    return Result.get_key(job_id)
 
 
 def _runs(request: ExecuteRequest) -> int:

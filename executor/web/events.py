@@ -53,13 +53,9 @@ def live_events(
 
 
 def _result(jobs: JobQueue, job_id: str, owner: str | None, cursor: str) -> Iterator[str]:
-    """The result event, once the job's result is there (it follows the stream's end at once)."""
-    for _ in range(100):
-        view = jobs.view(jobs.find(job_id, owner))
-        if view.status in TERMINAL_STATUSES:
-            yield f"id: {cursor}\nevent: result\ndata: {view_json(view)}\n\n"
-            return
-        time.sleep(0.02)
+    """The result event, once the job's result is there (it follows the stream's end at once): the
+    queue's own wait, a blocking read of the result stream, not a poll."""
+    view = jobs.wait(jobs.find(job_id, owner))
     yield f"id: {cursor}\nevent: result\ndata: {view_json(view)}\n\n"
 
 
