@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from executor.languages import build_languages, default_python, language_version
 from tests.stack import REPO
 from tests.test_web_server import web_port
 
 __all__ = ["web_port"]  # the fixture, shared with the web server's tests
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="files out are read from the run's disk: a root worker"
+)
 
 
 def cli(port: int, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -66,6 +71,29 @@ def test_json_and_test_verdicts(web_port: int, tmp_path: Path) -> None:
     assert "test one: success" in done.stderr and "test two: wrong_answer" in done.stderr
     as_json = cli(web_port, "run", str(program), "--tests", str(cases), "--json")
     assert json.loads(as_json.stdout)["passed"] == 1
+
+
+@needs_root
+def test_files_asked_for_are_reported_and_saved(web_port: int, tmp_path: Path) -> None:
+    program = tmp_path / "writes.py"
+    program.write_text("open('r.csv', 'w').write('x,y\\n')\nopen('skip.txt', 'w').write('no')")
+    done = cli(web_port, "run", str(program), "--output", "*.csv", "--save", str(tmp_path / "got"))
+    assert done.returncode == 0, done.stderr
+    assert "received r.csv (4 bytes)" in done.stderr
+    assert [path.name for path in (tmp_path / "got").iterdir()] == ["r.csv"]
+    assert (tmp_path / "got" / "r.csv").read_text() == "x,y\n"
+
+
+@needs_root
+def test_a_python_data_plot_comes_back_as_a_png(web_port: int, tmp_path: Path) -> None:
+    if language_version(build_languages(default_python())["python-data"].version_probe) == "unknown":
+        pytest.skip("python-data's libraries are not installed on this host (make installs them as root)")
+    program = tmp_path / "plot.py"
+    program.write_text("import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])")
+    done = cli(web_port, "run", str(program), "--language", "python-data", "--save", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "received plots/figure-1.png" in done.stderr
+    assert (tmp_path / "plots" / "figure-1.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_the_other_commands(web_port: int, tmp_path: Path) -> None:

@@ -13,10 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
+from bench.stack import announce_every_language
+from devtools.local_redis import RedisServer, start_redis, stop_redis
 from executor.client import Busy, Client, NotFound, Refused
 from tests.stack import REPO
-from tests.test_web_server import web_port
+from tests.test_web_server import start_web, web_port
 
 __all__ = ["web_port"]  # the fixture, shared with the web server's tests
 
@@ -103,6 +106,34 @@ def test_a_503_is_retried_after_the_servers_retry_after() -> None:
         server.server_close()
 
 
+def test_a_call_made_while_redis_is_away_is_retried_until_it_answers(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The real web process answers 503 with Retry-After while its Redis is stopped; the client waits
+    as told and gets its answer once Redis is back, with no error reaching the caller."""
+    own_redis = start_redis(str(tmp_path / "redis"))
+    announce_every_language(Redis.from_url(own_redis.url))
+    process, port = start_web({**stack_env, "REDIS_URL": own_redis.url})
+    restarted: list[RedisServer] = []
+    try:
+        stop_redis(own_redis)
+        back = threading.Timer(
+            1.5, lambda: restarted.append(start_redis(str(tmp_path / "redis"), port=own_redis.port))
+        )
+        back.start()
+        began = time.monotonic()
+        with Client(f"http://127.0.0.1:{port}") as client:
+            offered = client.languages()
+        back.join()
+        assert time.monotonic() - began >= 1.5  # answered only once Redis was back
+        assert "python" in {language["id"] for language in offered}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        for server in restarted:
+            stop_redis(server)
+
+
 def archive_text(wheel: Path, suffix: str) -> str:
     with zipfile.ZipFile(wheel) as archive:
         return archive.read(next(name for name in archive.namelist() if name.endswith(suffix))).decode()
@@ -132,3 +163,32 @@ def test_pip_builds_a_package_whose_client_needs_none_of_the_servers_dependencie
     entry_points = archive_text(wheel, "entry_points.txt")
     assert "executor = executor.client.cli:main" in entry_points
     assert any(line.startswith("Requires-Dist: flask") and 'extra == "server"' in line for line in requires)
+    assert any(line.startswith("Requires-Dist: mcp") and 'extra == "mcp"' in line for line in requires)
+
+
+def test_pip_install_gives_an_executor_command_that_runs_a_program(web_port: int, tmp_path: Path) -> None:
+    """`pip install .` into a bare virtualenv, as a user would, then `executor run hello.py`."""
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True, timeout=120)
+    installed = subprocess.run(
+        [str(tmp_path / "venv/bin/pip"), "install", "--quiet", str(REPO)],
+        check=False,
+        timeout=600,
+        capture_output=True,
+        text=True,
+    )
+    assert installed.returncode == 0, installed.stderr
+    hello = tmp_path / "hello.py"
+    hello.write_text("print('hello from a pip install')\nraise SystemExit(4)")
+    done = subprocess.run(
+        [str(tmp_path / "venv/bin/executor"), "--url", f"http://127.0.0.1:{web_port}", "run", str(hello)],
+        check=False,
+        timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert (done.returncode, done.stdout) == (4, "hello from a pip install\n"), done.stderr
+    importable = subprocess.run(
+        [str(tmp_path / "venv/bin/python"), "-c", "import flask"], check=False, capture_output=True
+    )
+    assert importable.returncode != 0  # the client came without the server's dependencies

@@ -20,10 +20,18 @@ START_TIMEOUT_S = 30.0
 
 @pytest.fixture(scope="module")
 def web_port(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[int]:
+    process, port = start_web(stack_env)
+    yield port
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def start_web(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """The Procfile's web line on a free port, once it answers /health (whatever the status)."""
     port = free_port()
     process = subprocess.Popen(
         procfile_command("web"),
-        env={**stack_env, "PORT": str(port), "WEB_CONCURRENCY": "1"},
+        env={**env, "PORT": str(port), "WEB_CONCURRENCY": "1"},
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -31,16 +39,13 @@ def web_port(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[in
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:
-            if request(port, "GET", "/health")[0] == 200:
-                break
+            request(port, "GET", "/health")
+            return process, port
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
                 raise
             time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(timeout=30)
 
 
 def request(

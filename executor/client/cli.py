@@ -2,11 +2,14 @@
 
     executor run hello.c                  # streams the program's output, exits with its code
     executor run solution.py --tests cases/ --json
+    executor run plot.py --language python-data --save out/   # figures left open come back as PNGs
     executor languages | status ID | cancel ID | batch FILE...
+    executor mcp                          # an MCP server over stdio (docs/agents.md)
 
 `--url` and `--api-key` default to EXECUTOR_URL and EXECUTOR_API_KEY.
 """
 
+import base64
 import json
 import sys
 from pathlib import Path
@@ -60,6 +63,14 @@ def main(context: click.Context, url: str, api_key: str | None) -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A folder of NAME.in and NAME.out cases.",
 )
+@click.option(
+    "--output", "outputs", multiple=True, help="A glob of files to bring back, e.g. '*.csv' (repeatable)."
+)
+@click.option(
+    "--save",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder to write the files received into.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of streaming.")
 @click.pass_obj
 def run(
@@ -71,6 +82,8 @@ def run(
     args: tuple[str, ...],
     files: tuple[Path, ...],
     tests: Path | None,
+    outputs: tuple[str, ...],
+    save: Path | None,
     as_json: bool,
 ) -> None:
     """Run SOURCE: its output as it is written, then its verdicts; exits with the program's code."""
@@ -78,6 +91,8 @@ def run(
     if chosen is None:
         raise click.UsageError(f"cannot tell the language of {source.name}: give --language")
     fields: dict[str, Any] = {"files": [{"path": path.name, "content": path.read_text()} for path in files]}
+    if outputs:
+        fields["outputs"] = list(outputs)
     if tests is not None:
         fields["tests"] = _cases(tests)
     else:
@@ -88,6 +103,8 @@ def run(
         click.echo(json.dumps(dict(result.raw), indent=2))
     else:
         _report(result)
+    if save is not None:
+        _save(result, save)
     sys.exit(_exit_code(result))
 
 
@@ -134,6 +151,19 @@ def batch(client: Client, sources: tuple[Path, ...]) -> None:
     sys.exit(0 if all(job["status"] == "success" for job in view["jobs"]) else FAILED_EXIT)
 
 
+@main.command()
+@click.pass_obj
+def mcp(client: Client) -> None:
+    """Serve the tools run_code and list_languages to an MCP host over stdio (docs/agents.md)."""
+    try:
+        from executor.client.mcp_server import serve
+    except ImportError as missing:
+        raise click.ClickException(
+            f"executor mcp needs the mcp package ({missing}): pip install 'executor[mcp]'"
+        ) from missing
+    serve(client)
+
+
 def _streamed(client: Client, job_id: str) -> Result:
     """Show the job's output as it comes (a spinner while it waits, on a terminal); its result."""
     console = Console(stderr=True)
@@ -171,6 +201,17 @@ def _report(result: Result) -> None:
     if result.status != "success":
         why = result.raw.get("message") or result.raw.get("compile_output") or ""
         click.echo(f"{result.status}: {why}".rstrip(), err=True)
+
+
+def _save(result: Result, folder: Path) -> None:
+    """Write the files received under `folder`, at their paths (relative, within it: API.md)."""
+    for file in result.files:
+        target = folder / file["path"]
+        if not target.resolve().is_relative_to(folder.resolve()):
+            raise click.ClickException(f"refused to write {file['path']!r} outside {folder}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        content = file["content"]
+        target.write_bytes(content.encode() if file["encoding"] == "utf8" else base64.b64decode(content))
 
 
 def _exit_code(result: Result) -> int:
