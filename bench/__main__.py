@@ -11,6 +11,7 @@ from bench.load import run_load
 from bench.pool import Deadline
 from bench.report import json_line
 from bench.stack import running_stack
+from bench.streams import measure_streams
 from bench.suite import Options, machine, run_suite
 from bench.waiters import measure_waiters
 from bench.workloads import LANGUAGE_WORKLOADS, WORKLOADS
@@ -46,6 +47,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--waiters", action="store_true", help="submit latency beside 100 clients held by ?wait=true"
     )
     parser.add_argument(
+        "--streams", action="store_true", help="submit latency alone and beside 200 open event streams"
+    )
+    parser.add_argument(
         "--judging",
         action="store_true",
         help="judging: ms per case against the floor, and a batch's submit time",
@@ -75,6 +79,8 @@ def main(argv: list[str]) -> int:
             return _load(args, deadline)
         if args.waiters:
             return _waiters(args, deadline)
+        if args.streams:
+            return _streams(args, deadline)
         if args.judging:
             figures = run_judging(args.workers, args.rounds, deadline)
             report_judging(figures, args.workers)  # a missed target is reported, not fatal
@@ -158,6 +164,19 @@ def _waiters(args: argparse.Namespace, deadline: Deadline) -> int:
     _print_figures(title, figures)
     print(json_line({"bench": "executor-waiters", "machine": machine(), "waiters": figures}), flush=True)
     return 0 if report.ok else 1
+
+
+def _streams(args: argparse.Namespace, deadline: Deadline) -> int:
+    with running_stack(args.workers, deadline) as stack, stack.watched(deadline):
+        figures = measure_streams(stack, deadline, args.rounds)
+    for number, round_figures in enumerate(figures["rounds"], 1):
+        _print_figures(f"streams · round {number} · submits alone, then beside open streams", round_figures)
+    _print_figures(
+        f"streams · W={args.workers} · medians of {len(figures['rounds'])} rounds",
+        {key: value for key, value in figures.items() if key != "rounds"},
+    )
+    print(json_line({"bench": "executor-streams", "machine": machine(), "streams": figures}))
+    return 0 if figures["ok"] else 1
 
 
 def _print_figures(title: str, figures: dict[str, Any]) -> None:

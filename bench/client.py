@@ -21,8 +21,9 @@ JOB_LIMIT_S = 120.0
 class Connection:
     """One HTTP/1.1 keep-alive connection, reopened when the server has closed it while idle."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, timeout_s: float = SOCKET_TIMEOUT_S) -> None:
         parts = urlsplit(base_url)
+        self.timeout_s = timeout_s
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.connection: http.client.HTTPConnection | None = None
@@ -35,7 +36,7 @@ class Connection:
         for attempt in range(2):
             reused = self.connection is not None
             if self.connection is None:
-                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=SOCKET_TIMEOUT_S)
+                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
             try:
                 self.connection.request(method, path, body=payload, headers=headers)
                 response = self.connection.getresponse()

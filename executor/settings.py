@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from executor.languages import default_python
@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = Field(2.0, gt=0)
     worker_lost_after_s: float = Field(10.0, gt=0)
 
+    # Threads per gunicorn process, and how many of them live-output streams may hold at once: the
+    # rest stay free for submissions and polls however many clients follow their jobs' output.
+    web_threads: int = Field(256, gt=0)
+    max_streams: int = Field(192, gt=0)
+
     api_keys: Annotated[tuple[str, ...], NoDecode] = ()
     rate_limit: str = ""
     dashboard_user: str = "admin"
@@ -80,6 +85,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(key.strip() for key in value.split(",") if key.strip())
         return value
+
+    @model_validator(mode="after")
+    def streams_leave_threads_free(self) -> "Settings":
+        """Streams may never take every thread of a web process: submissions would wait behind them."""
+        if self.max_streams >= self.web_threads:
+            raise ValueError(
+                f"EXECUTOR_MAX_STREAMS ({self.max_streams}) must be below EXECUTOR_WEB_THREADS "
+                f"({self.web_threads}), so that open streams leave threads for other requests"
+            )
+        return self
 
     @property
     def max_request_bytes(self) -> int:

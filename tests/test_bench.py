@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from bench import judging, measure, web_cost, worker_cost
+from bench import judging, measure, streams, web_cost, worker_cost
 from bench.floor import bare_runner
 from bench.pool import Deadline
 from bench.procstat import idle_s
+from bench.stack import running_stack
 from bench.suite import _median_round
 from bench.workloads import LANGUAGE_WORKLOADS, WORKLOADS, new_token
 from workers import worker as worker_module
@@ -109,3 +110,14 @@ def test_each_language_workload_prints_what_its_check_expects_through_its_bare_f
 def test_the_judging_floor_passes_every_case_of_its_workload(language: str) -> None:
     """The floor asserts that every case succeeded: a broken workload would time nothing useful."""
     assert judging.floor_seconds(judging.judging_request(language)) > 0
+
+
+def test_a_streams_round_holds_every_stream_open_while_it_times_submissions() -> None:
+    deadline = Deadline(240)
+    with running_stack(1, deadline) as stack:
+        result = streams.measure_round(stack, deadline, streams=20, submits=20)
+    assert result.ok, result
+    assert result.alone.codes == result.beside_streams.codes == {202: 20}
+    assert result.held_while_timed == 20
+    assert result.stream_events >= 20  # each stream's queued status, at least
+    assert result.web_cpu_ms_per_stream_s > 0 and result.redis_commands_per_stream_s > 0

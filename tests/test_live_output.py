@@ -2,6 +2,7 @@
 written, resumable with Last-Event-ID, ending with the result; and at once for an ended job."""
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -102,3 +103,69 @@ def test_the_output_of_each_test_case_says_which_case_it_is(client: FlaskClient)
     outputs = [(event["data"]["test"], event["data"]["data"]) for event in seen if event["event"] == "stdout"]
     assert outputs == [(0, "first\n"), (1, "second\n")]
     assert seen[-1]["data"]["passed"] == 2
+
+
+def test_a_queued_job_canceled_ends_its_stream_with_the_result(settings: Any) -> None:
+    """No worker ever writes an `end` entry for a job canceled in the queue: the stream sees the
+    status after one quiet read and ends with the canceled result."""
+    from executor.web.app import create_app
+    from executor.web.events import READ_BLOCK_MS
+
+    idle = create_app(settings.model_copy(update={"queue_name": "nobody-streams-here"})).test_client()
+    job_id = submit(idle, "print(1)")
+    threading.Timer(0.5, lambda: idle.delete(f"/api/v1/execute/{job_id}")).start()
+    began = time.monotonic()
+    seen = list(events(idle, job_id))
+    assert [event["event"] for event in seen] == ["status", "result"]
+    assert seen[-1]["data"]["status"] == "canceled"
+    assert time.monotonic() - began < 0.5 + 2 * READ_BLOCK_MS / 1000
+
+
+def test_streams_beyond_the_limit_are_refused_until_one_closes(settings: Any, workers: Any) -> None:
+    """At most EXECUTOR_MAX_STREAMS open at once per web process: one more gets a 503 with
+    Retry-After (the threads left serve everything else), and a stream that ends gives its slot back."""
+    from executor.web.app import create_app
+
+    app = create_app(settings.model_copy(update={"max_streams": 1, "web_threads": 2}))
+    client = app.test_client()
+    job_id = submit(client, "import time\nprint('a', flush=True)\ntime.sleep(1)", timeout=5)
+    first = client.get(f"/api/v1/execute/{job_id}/events", buffered=False)
+    assert first.status_code == 200
+    refused = client.get(f"/api/v1/execute/{job_id}/events")
+    assert (refused.status_code, refused.get_json()["error"]["code"]) == (503, "unavailable")
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert b"event: result" in b"".join(
+        chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in first.response
+    )
+    first.close()
+    assert [event["event"] for event in events(client, job_id)][-1] == "result"
+
+
+def test_more_streams_than_redis_pys_default_pool_all_reach_their_result(settings: Any, workers: Any) -> None:
+    """110 streams blocked in reads at once in one web process: each holds a Redis connection, past
+    redis-py's default pool of 100, and every one still ends with the job's result."""
+    from executor.web.app import create_app
+
+    app = create_app(
+        settings.model_copy(
+            update={"queue_name": "nobody-streams-here", "web_threads": 150, "max_streams": 120}
+        )
+    )
+    client = app.test_client()
+    job_id = submit(client, "print(1)")
+    endings: list[str] = []
+
+    def follow() -> None:
+        try:
+            endings.append(list(events(client, job_id))[-1]["data"]["status"])
+        except Exception as error:
+            endings.append(repr(error))
+
+    followers = [threading.Thread(target=follow) for _ in range(110)]
+    for thread in followers:
+        thread.start()
+    time.sleep(1.0)  # every stream past its first view, blocked reading
+    client.delete(f"/api/v1/execute/{job_id}")
+    for thread in followers:
+        thread.join(timeout=30)
+    assert endings == ["canceled"] * 110

@@ -27,6 +27,15 @@ def test_a_bad_setting_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> N
         Settings()
 
 
+def test_streams_may_not_take_every_web_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXECUTOR_WEB_THREADS", "64")
+    monkeypatch.setenv("EXECUTOR_MAX_STREAMS", "64")
+    with pytest.raises(ValueError, match="EXECUTOR_MAX_STREAMS"):
+        Settings()
+    monkeypatch.setenv("EXECUTOR_MAX_STREAMS", "63")
+    assert Settings().max_streams == 63
+
+
 def test_managed_rediss_urls_accept_self_signed_certificates() -> None:
     assert client_options(Settings(redis_url="rediss://h:6380"))["ssl_cert_reqs"] == ssl.CERT_NONE
     assert "ssl_cert_reqs" not in client_options(Settings(redis_url="redis://h:6379"))

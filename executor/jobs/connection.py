@@ -10,9 +10,12 @@ from redis.retry import Retry
 from executor.settings import Settings
 
 
-def connect(settings: Settings) -> Redis:
-    """A client that fails fast when Redis is away instead of waiting forever."""
-    return Redis.from_url(settings.redis_url, **client_options(settings))
+def connect(settings: Settings, blocking_reads_s: float = 0.0) -> Redis:
+    """A client that fails fast when Redis is away instead of waiting forever; one whose reads may
+    block for `blocking_reads_s` waits that much longer before it gives up."""
+    options = client_options(settings)
+    options["socket_timeout"] += blocking_reads_s
+    return Redis.from_url(settings.redis_url, **options)
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -26,6 +29,9 @@ def client_options(settings: Settings) -> dict[str, Any]:
         "socket_timeout": settings.redis_timeout,
         "health_check_interval": 30,
         "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        # One connection per web thread at most; redis-py's default cap (100) would refuse threads
+        # beyond it ("Too many connections") while they wait on a blocking read.
+        "max_connections": settings.web_threads,
     }
     if accepts_self_signed(settings.redis_url):
         options["ssl_cert_reqs"] = ssl.CERT_NONE

@@ -14,6 +14,7 @@ from executor.settings import Settings
 from executor.web.dashboard import mount_dashboard
 from executor.web.docs_page import docs
 from executor.web.errors import register_error_handlers
+from executor.web.events import READ_BLOCK_MS, StreamGate
 from executor.web.ratelimit import init_rate_limit
 from executor.web.routes import api
 from executor.web.services import Services
@@ -29,6 +30,8 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Twice the block: with hundreds of streams, a thread may get the CPU back well after its reply came.
+    live_reader = redis or connect(settings, blocking_reads_s=2 * READ_BLOCK_MS / 1000)
     redis = redis or connect(settings)
     languages = build_languages(settings.python, settings.languages)
     jobs = JobQueue(redis, settings, languages)
@@ -36,6 +39,8 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.extensions["executor"] = Services(
         settings=settings,
         redis=redis,
+        live_reader=live_reader,
+        stream_gate=StreamGate(settings.max_streams),
         jobs=jobs,
         batches=Batches(jobs),
         languages=languages,

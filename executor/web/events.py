@@ -2,40 +2,97 @@
 
 Each event's id is its entry's id in the job's live stream (`executor.jobs.live`); the `queued`
 status, before any entry, has the id `0-0`, and the `result` the id of the last entry, so a client
-that reconnects with `Last-Event-ID` gets exactly what it missed. An open stream holds one of the
-web process's threads (gunicorn's gthread worker) for as long as it is open.
+that reconnects with `Last-Event-ID` gets exactly what it missed.
+
+An open stream holds one of the web process's threads (gunicorn's gthread worker) for as long as it
+is open, so `StreamGate` admits at most `EXECUTOR_MAX_STREAMS` per process and refuses more with a
+503: the other threads stay free for submissions. An idle stream costs one blocking read of its
+live stream every `READ_BLOCK_MS` on a client whose socket timeout allows for the block, then a read
+of the job's status field (has it ended without an `end` entry, canceled while queued?), and every
+`WHOLE_VIEW_EVERY` quiet reads its whole view, which settles a job whose worker was lost.
 """
 
 import json
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from redis import Redis
 
 from executor.jobs.live import FIRST_ID, events
 from executor.jobs.queue import JobQueue, Snapshot
 from executor.jobs.statuses import QUEUED, TERMINAL_STATUSES
 from executor.jobs.views import view_json
+from executor.web.errors import unavailable
 
-# A read waits this long for output: under the Redis client's socket timeout.
-READ_BLOCK_MS = 500
+READ_BLOCK_MS = 2000
+# Every this many quiet reads (about 10 s), the job's whole view rather than its status field.
+WHOLE_VIEW_EVERY = 5
 KEEP_ALIVE_S = 15.0
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 
 
+class StreamGate:
+    """At most `limit` streams open at once in this web process; one more is refused at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.slots = threading.BoundedSemaphore(limit)
+
+    def admit(self, open_stream: Callable[[], Iterator[str]]) -> Iterable[str]:
+        """The stream `open_stream` makes, holding a slot until the server closes it (at its end or
+        the client's leaving); a 503 when every slot is taken, before any stream is made."""
+        if not self.slots.acquire(blocking=False):
+            raise unavailable(
+                f"This web process already serves {self.limit} event streams; retry later, "
+                "or poll GET /api/v1/execute/<id>."
+            )
+        try:
+            return _Held(open_stream(), self.slots.release)
+        except BaseException:
+            self.slots.release()
+            raise
+
+
+class _Held:
+    """An iterable whose `close`, which every WSGI server calls, also gives its slot back (once)."""
+
+    def __init__(self, stream: Iterator[str], release: Callable[[], None]) -> None:
+        self.stream = stream
+        self.release = release
+        self.released = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self.stream
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.stream, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if not self.released:
+                self.released = True
+                self.release()
+
+
 def live_events(
-    jobs: JobQueue, snapshot: Snapshot, owner: str | None, resume_from: str | None
+    jobs: JobQueue, reader: Redis, snapshot: Snapshot, owner: str | None, resume_from: str | None
 ) -> Iterator[str]:
-    """The events of the job, from after `resume_from` (a Last-Event-ID) or from the first."""
+    """The events of the job, from after `resume_from` (a Last-Event-ID) or from the first; the live
+    stream is read through `reader`, whose reads may block for READ_BLOCK_MS."""
     cursor = resume_from if resume_from and _STREAM_ID.match(resume_from) else FIRST_ID
     view = jobs.view(snapshot)
     if cursor == FIRST_ID and view.status == QUEUED:
         yield _event(FIRST_ID, "status", {"status": QUEUED, "queue_position": view.queue_position})
     written_at = time.monotonic()
     ended = view.status in TERMINAL_STATUSES
+    quiet_reads = 0
     while True:
         # Once the job has ended, what the stream still holds is read without waiting, then the result.
-        batch = list(events(jobs.connection, snapshot.job.id, cursor, None if ended else READ_BLOCK_MS))
+        batch = list(events(reader, snapshot.job.id, cursor, None if ended else READ_BLOCK_MS))
         for event in batch:
             cursor = event.event_id
             if event.name == "end":
@@ -45,11 +102,21 @@ def live_events(
             written_at = time.monotonic()
         if ended and not batch:
             break
-        ended = ended or jobs.view(jobs.find(snapshot.job.id, owner)).status in TERMINAL_STATUSES
+        if not batch:  # quiet for a whole block: has the job ended with no `end` entry?
+            quiet_reads += 1
+            ended = _ended(jobs, snapshot.job.id, owner, whole_view=quiet_reads % WHOLE_VIEW_EVERY == 0)
         if time.monotonic() - written_at > KEEP_ALIVE_S:
             yield ": keep-alive\n\n"
             written_at = time.monotonic()
     yield from _result(jobs, snapshot.job.id, owner, cursor)
+
+
+def _ended(jobs: JobQueue, job_id: str, owner: str | None, *, whole_view: bool) -> bool:
+    """Whether the job has ended: its status field (one command), or now and then its whole view,
+    which also settles a job whose worker was lost or whose language lost its workers."""
+    if whole_view:
+        return jobs.view(jobs.find(job_id, owner)).status in TERMINAL_STATUSES
+    return not jobs.running_among([job_id])
 
 
 def _result(jobs: JobQueue, job_id: str, owner: str | None, cursor: str) -> Iterator[str]:

@@ -5,13 +5,14 @@ import os
 
 import gunicorn.util
 
+from executor.settings import Settings
 from executor.web.errors import error_body
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Threads, not processes, carry concurrency: a ?wait=true request mostly sleeps in a blocking Redis read.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("EXECUTOR_WEB_THREADS", "64"))
+threads = Settings().web_threads
 timeout = 60
 graceful_timeout = 30
 # The control socket lives at one path per user: two servers on a machine (make run beside the

@@ -69,9 +69,11 @@ def events(job_id: str) -> Response:
     """The job's output as it is written, as server-sent events (API.md 1.1), ending with its result."""
     snapshot, owner = _find(job_id), client_owner()
     resume_from = request.headers.get("Last-Event-ID")
-    stream = live_events(services().jobs, snapshot, owner, resume_from)
+    shared = services()
+    stream = live_events(shared.jobs, shared.live_reader, snapshot, owner, resume_from)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(stream_with_context(stream), mimetype="text/event-stream", headers=headers)
+    held = shared.stream_gate.admit(lambda: stream_with_context(stream))
+    return Response(held, mimetype="text/event-stream", headers=headers)
 
 
 @api.delete("/api/v1/execute/<job_id>")

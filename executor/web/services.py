@@ -11,6 +11,7 @@ from executor.jobs.queue import JobQueue
 from executor.jobs.request import BatchRequest, ExecuteRequest
 from executor.languages import Language
 from executor.settings import Settings
+from executor.web.events import StreamGate
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Services:
 
     settings: Settings
     redis: Redis
+    # Reads live streams with a block of READ_BLOCK_MS (executor/web/events.py).
+    live_reader: Redis
+    stream_gate: StreamGate
     jobs: JobQueue
     batches: Batches
     languages: Mapping[str, Language]
