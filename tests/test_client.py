@@ -153,6 +153,7 @@ def test_pip_builds_a_package_whose_client_needs_none_of_the_servers_dependencie
             line for line in archive.read(metadata).decode().splitlines() if line.startswith("Requires-Dist")
         ]
         assert "executor/client/client.py" in archive.namelist()
+        assert "License-Expression: MIT" in archive.read(metadata).decode()
     base = [line for line in requires if "extra ==" not in line]
     assert sorted(base) == [
         "Requires-Dist: click>=8.1",

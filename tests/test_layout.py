@@ -8,6 +8,8 @@
 """
 
 import ast
+import importlib.metadata
+import json
 import re
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from executor.settings import Settings
 from tests.stack import REPO
 
 PRODUCTION = ("executor", "workers")
@@ -119,3 +122,32 @@ def test_every_relative_link_of_the_docs_resolves_inside_the_repository() -> Non
         or not (document.parent / target).exists()
     ]
     assert dead == []
+
+
+def test_every_installed_package_is_locked() -> None:
+    """What `make` installed is exactly the locks' set: a package installed by hand, or a transitive
+    dependency left unpinned, would differ on a fresh clone next month."""
+    locked: dict[str, str] = {}
+    for lock in ("requirements.txt", "requirements-mcp.txt", "requirements-dev.txt"):
+        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / lock).read_text(), re.M):
+            locked[_canonical(name)] = version
+    packaging_tools = {"pip", "setuptools", "wheel", "executor"}  # the venv's own, and this project
+    installed = {
+        _canonical(dist.metadata["Name"]): dist.version
+        for dist in importlib.metadata.distributions()
+        if _canonical(dist.metadata["Name"]) not in packaging_tools
+    }
+    assert {name: version for name, version in installed.items() if locked.get(name) != version} == {}
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_app_json_names_the_procfiles_processes_and_real_settings() -> None:
+    manifest = json.loads((REPO / "app.json").read_text())
+    processes = {line.split(":", 1)[0] for line in (REPO / "Procfile").read_text().splitlines() if line}
+    assert set(manifest["formation"]) == processes
+    settings = {f"EXECUTOR_{name.upper()}" for name in Settings.model_fields}
+    assert set(manifest["env"]) - {"WEB_CONCURRENCY"} <= settings
+    assert any(addon["plan"].startswith("heroku-redis") for addon in manifest["addons"])
