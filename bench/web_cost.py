@@ -25,7 +25,7 @@ from bench.procstat import cpu_times, own_cpu_s
 from bench.stack import announce_every_language, private_redis
 from bench.worker_cost import run_stubbed_worker
 from executor.settings import Settings
-from executor.web import create_app
+from executor.web.app import create_app
 
 QUEUE_NAME = "web-cost"
 PROGRAM = json.dumps({"code": "print('hello')", "language": "python"}).encode()

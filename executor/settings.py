@@ -19,7 +19,7 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "EXECUTOR_REDIS_URL")
     )
     # Seconds before a Redis call gives up, so an outage becomes a quick 503 and never a hang.
-    redis_timeout: float = Field(0.75, gt=0)
+    redis_timeout: float = Field(0.75, ge=0.01)
     queue_name: str = "code_execution"
     result_ttl: int = Field(3600, gt=0)
     max_queue_depth: int = Field(10_000, gt=0)
@@ -87,14 +87,31 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def streams_leave_threads_free(self) -> "Settings":
-        """Streams may never take every thread of a web process: submissions would wait behind them."""
+    def no_setting_breaks_another(self) -> "Settings":
+        """Refuse, at start, values that are each valid but together break the service."""
         if self.max_streams >= self.web_threads:
             raise ValueError(
                 f"EXECUTOR_MAX_STREAMS ({self.max_streams}) must be below EXECUTOR_WEB_THREADS "
                 f"({self.web_threads}), so that open streams leave threads for other requests"
             )
+        if self.worker_heartbeat_s * 2 > self.worker_lost_after_s:
+            raise ValueError(
+                f"EXECUTOR_WORKER_LOST_AFTER_S ({self.worker_lost_after_s}) must be at least twice "
+                f"EXECUTOR_WORKER_HEARTBEAT_S ({self.worker_heartbeat_s}): one late heartbeat would "
+                "report a running job lost"
+            )
+        if self.result_ttl < self.max_job_seconds:
+            raise ValueError(
+                f"EXECUTOR_RESULT_TTL ({self.result_ttl} s) must be at least EXECUTOR_MAX_JOB_SECONDS "
+                f"({self.max_job_seconds} s): a result could expire before its client's wait ends"
+            )
         return self
+
+    @property
+    def wait_slice_ms(self) -> int:
+        """The longest one blocking read may wait: well inside the Redis socket timeout (2/3 of it,
+        at most 500 ms), so a wait never times out its own connection and an outage shows quickly."""
+        return max(1, min(500, int(self.redis_timeout * 1000 * 2 / 3)))
 
     @property
     def max_request_bytes(self) -> int:

@@ -11,7 +11,7 @@ from executor.jobs import announcements
 from executor.jobs.announcements import announce, describe, offered_languages
 from executor.languages import build_languages, default_python
 from executor.settings import Settings
-from executor.web import create_app
+from executor.web.app import create_app
 
 REGISTRY = build_languages(default_python())
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from redis import Redis
 from rq import Worker
 from rq.job import Job
@@ -15,7 +16,7 @@ from bench.stack import announce_every_language
 from devtools.local_redis import RedisServer, start_redis, stop_redis
 from executor.settings import Settings
 from executor.web.app import create_app
-from tests.stack import WorkerProcesses, own_queue, poll_until, processes_with_token, submit
+from tests.stack import WorkerProcesses, own_queue, poll_until, processes_with_token, python_queue, submit
 
 OUTAGE_ANSWER_LIMIT_S = 2.0
 
@@ -141,3 +142,29 @@ def test_sigterm_lets_the_running_job_finish_and_takes_no_new_one(
     assert worker.wait(timeout=30) == 0
     assert drain_client.get(f"/api/v1/execute/{running}").get_json()["stdout"] == "done\n"
     assert drain_client.get(f"/api/v1/execute/{waiting}").get_json()["status"] == "queued"
+
+
+def test_a_short_redis_timeout_still_lets_wait_true_wait(client: FlaskClient, settings: Settings) -> None:
+    """The blocking reads of ?wait=true are sliced inside the Redis timeout, whatever it is set to:
+    with 0.3 s, a 1 s job is waited for and answered 200, never 503."""
+    short = create_app(settings.model_copy(update={"redis_timeout": 0.3})).test_client()
+    response = short.post(
+        "/api/v1/execute?wait=true", json={"code": "import time\ntime.sleep(1)\nprint('ok')"}
+    )
+    assert (response.status_code, response.get_json()["stdout"]) == (200, "ok\n")
+
+
+def test_a_queued_job_whose_wait_fails_is_answered_202_and_queued_once(
+    settings: Settings, redis_client: Redis, workers: WorkerProcesses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait that outlasts the socket timeout (forced here: slices of 1 s on a 0.3 s timeout) fails
+    after the job was queued; redis-py even runs the pipeline again. The answer is still 202 with the
+    job's id, and the queue holds it once: a client never has cause to submit it twice."""
+    monkeypatch.setattr(Settings, "wait_slice_ms", property(lambda self: 1000))
+    idle = settings.model_copy(update={"queue_name": f"nobody-{uuid.uuid4().hex[:8]}", "redis_timeout": 0.3})
+    client = create_app(idle).test_client()
+    response = client.post("/api/v1/execute?wait=true", json={"code": "print(1)"})
+    assert response.status_code == 202, response.get_json()
+    job_id = response.get_json()["job_id"]
+    assert redis_client.lrange(f"rq:queue:{python_queue(idle)}", 0, -1) == [job_id.encode()]
+    client.delete(f"/api/v1/execute/{job_id}")

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from bench.stack import announce_every_language
 from executor.jobs.files import BASE64_PATTERN, PATH_PATTERN, plain_relative_path
 from executor.settings import Settings
-from executor.web import create_app
+from executor.web.app import create_app
 
 SETTINGS = Settings(
     redis_url="redis://127.0.0.1:1/0", queue_name="files-unit", max_files=3, max_files_bytes=100

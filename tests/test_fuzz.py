@@ -9,7 +9,7 @@ EXAMPLES_PER_OPERATION = 25
 
 def test_every_operation_answers_as_documented(stack_schema: Any) -> None:
     operations = [result.ok() for result in stack_schema.get_all_operations()]
-    assert len(operations) == 9
+    assert len(operations) == 10
     for operation in operations:
 
         @given(case=operation.as_strategy())

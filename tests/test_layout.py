@@ -98,7 +98,7 @@ def test_importing_a_package_loads_nothing_of_another_room(module: str, absent: 
 
 
 def test_the_web_package_does_load_flask() -> None:
-    probe = "import sys, executor.web; print('flask' in sys.modules)"
+    probe = "import sys, executor.web.app; print('flask' in sys.modules)"
     found = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=60
     )

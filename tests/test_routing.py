@@ -16,7 +16,7 @@ from executor.jobs.announcements import announce, describe
 from executor.jobs.routing import language_queue, sweep_unserved
 from executor.languages import build_languages, default_python
 from executor.settings import Settings
-from executor.web import create_app
+from executor.web.app import create_app
 from tests.stack import WorkerProcesses, own_queue, poll_until, submit
 
 REGISTRY = build_languages(default_python())

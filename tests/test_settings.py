@@ -36,6 +36,28 @@ def test_streams_may_not_take_every_web_thread(monkeypatch: pytest.MonkeyPatch) 
     assert Settings().max_streams == 63
 
 
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"EXECUTOR_WORKER_HEARTBEAT_S": "6", "EXECUTOR_WORKER_LOST_AFTER_S": "10"}, "WORKER_LOST_AFTER_S"),
+        ({"EXECUTOR_RESULT_TTL": "60", "EXECUTOR_MAX_JOB_SECONDS": "300"}, "RESULT_TTL"),
+    ],
+    ids=["heartbeat-too-slow", "result-outlived-by-its-wait"],
+)
+def test_settings_that_would_break_each_other_are_refused(
+    monkeypatch: pytest.MonkeyPatch, values: dict[str, str], named: str
+) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=named):
+        Settings()
+
+
+@pytest.mark.parametrize(("timeout", "slice_ms"), [(0.75, 500), (5.0, 500), (0.3, 200), (0.01, 6)])
+def test_a_blocking_read_waits_well_inside_the_redis_timeout(timeout: float, slice_ms: int) -> None:
+    assert Settings(redis_timeout=timeout).wait_slice_ms == slice_ms
+
+
 def test_managed_rediss_urls_accept_self_signed_certificates() -> None:
     assert client_options(Settings(redis_url="rediss://h:6380"))["ssl_cert_reqs"] == ssl.CERT_NONE
     assert "ssl_cert_reqs" not in client_options(Settings(redis_url="redis://h:6379"))

@@ -26,12 +26,13 @@ def web_port(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[in
     process.wait(timeout=30)
 
 
-def start_web(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    """The Procfile's web line on a free port, once it answers /health (whatever the status)."""
+def start_web(env: dict[str, str], processes: int = 1) -> tuple[subprocess.Popen[bytes], int]:
+    """The Procfile's web line with `processes` gunicorn workers on a free port, once it answers
+    /health (whatever the status)."""
     port = free_port()
     process = subprocess.Popen(
         procfile_command("web"),
-        env={**env, "PORT": str(port), "WEB_CONCURRENCY": "1"},
+        env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(processes)},
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

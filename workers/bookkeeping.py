@@ -26,7 +26,9 @@ from rq.suspension import is_suspended
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
+from executor.jobs.routing import language_of_job
 from executor.jobs.statuses import CANCELED
+from executor.metrics.figures import count_run
 from executor.sandbox import kill_running_programs
 from workers.claiming_queue import CLAIMANT, claim_source, claimed_job, give_back
 from workers.redis_scripts import Finished, finish_if_owned, start_unless_canceled
@@ -189,6 +191,14 @@ class TrimmedBookkeeping(SimpleWorker):
             job.cleanup(result_ttl, pipeline=writes, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=writes, execution=execution)
             writes.hset(self.key, "state", WorkerStatus.IDLE)  # as RQ's set_state writes it
+            assert job.enqueued_at is not None
+            count_run(
+                writes,
+                language_of_job(job),
+                return_value["status"],
+                queue_wait_s=(job.started_at - job.enqueued_at).total_seconds(),
+                run_s=(job.ended_at - job.started_at).total_seconds(),
+            )
             finished = finish_if_owned(
                 self.connection,
                 writes,

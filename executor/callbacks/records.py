@@ -14,6 +14,8 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
+from executor.metrics.figures import count_callback
+
 PENDING = {"job": "executor:callbacks:pending-jobs", "batch": "executor:callbacks:pending-batches"}
 DUE = "executor:callbacks:due"
 STATE_PREFIX = "executor:callback:"
@@ -131,11 +133,17 @@ def record(
     error: str,
     retry_in_s: float | None,
 ) -> None:
-    """Record an attempt's outcome, and when the next is due (None: no more)."""
+    """Record an attempt's outcome, and when the next is due (None: no more); counted for /metrics in
+    the same round trip."""
     keys = [DUE, STATE_PREFIX + callback.subject]
     pause = "" if retry_in_s is None else str(int(retry_in_s * 1000))
     attempts = callback.attempts + 1
-    connection.eval(_RECORD, len(keys), *keys, callback.subject, state, attempts, status or "", error, pause)
+    with connection.pipeline(transaction=False) as pipeline:
+        pipeline.eval(
+            _RECORD, len(keys), *keys, callback.subject, state, attempts, status or "", error, pause
+        )
+        count_callback(pipeline, state)
+        pipeline.execute()
 
 
 def read_state(pipeline: Pipeline, kind: str, subject_id: str) -> None:

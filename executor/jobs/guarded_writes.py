@@ -24,12 +24,14 @@ end
 
 # Enqueue one job or a batch (RQ's enqueue commands, and a batch's record), all or nothing.
 # KEYS: the languages offered (announcements.py), the result stream a waiter reads in the same round
-# trip, then every language's queue, whose lengths add up to the depth.
+# trip, the first job's hash, then every language's queue, whose lengths add up to the depth.
 # ARGV: the depth limit, how many jobs, 1 to wake the waiter on a refusal (else 0), the number of
 # languages and the languages, the number of doorbells and the doorbells (routing.py), then the
 # commands. Answers {1}, {0} when the queues have no room for every job, or {-1, language} for the
 # first language no worker has announced. A refusal wakes the waiter at once with an entry it
-# recognizes (and that expires), instead of leaving its read blocked.
+# recognizes (and that expires), instead of leaving its read blocked. Idempotent: the client library
+# runs a pipeline again after a timeout, and job ids are new UUIDs, so a first job that exists means
+# this very call ran already; it answers {1} without queuing anything twice.
 ENQUEUE_IF_ROOM = (
     RUN_COMMANDS
     + """
@@ -39,6 +41,9 @@ local function refuse(answer, detail)
         redis.call('EXPIRE', KEYS[2], 10)
     end
     return {answer, detail or ''}
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+    return {1}
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -50,7 +55,7 @@ for at = 5, 4 + languages do
     end
 end
 local waiting = 0
-for at = 3, #KEYS do
+for at = 4, #KEYS do
     waiting = waiting + redis.call('LLEN', KEYS[at])
 end
 if waiting + tonumber(ARGV[2]) > tonumber(ARGV[1]) then

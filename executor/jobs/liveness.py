@@ -20,7 +20,9 @@ from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
 from rq.utils import as_text
 
-from executor.jobs.routing import ring
+from executor.jobs.routing import language_of_job, ring
+from executor.jobs.statuses import INTERNAL_ERROR
+from executor.metrics.figures import count_finished
 
 HEARTBEAT_PREFIX = "executor:heartbeat:"
 # Every worker that has beaten, scored by when its heartbeat expires (ms, Redis's clock).
@@ -104,6 +106,7 @@ def settle_if_lost(job: Job, lost_after_s: float) -> bool:
         else:
             logger.warning("job %s lost its worker %s; failing it", job.id, job.worker_name)
             record_job_failure(job, LOST_MESSAGE, pipeline)
+            count_finished(pipeline, language_of_job(job), INTERNAL_ERROR)
         pipeline.execute()
     return True
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis import Redis
+from redis import Redis, RedisError
 from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.command import send_stop_job_command
@@ -29,12 +29,13 @@ from executor.jobs.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
 from executor.jobs.liveness import settle_if_lost
 from executor.jobs.pacing import queue_poll_hold
 from executor.jobs.request import RUN_JOB, ExecuteRequest
-from executor.jobs.routing import doorbell, fail_if_unserved, language_queue
+from executor.jobs.routing import doorbell, fail_if_unserved, language_of_job, language_queue
 from executor.jobs.serializer import JobSerializer
-from executor.jobs.statuses import TERMINAL_STATUSES
+from executor.jobs.statuses import CANCELED, TERMINAL_STATUSES
 from executor.jobs.views import UNFINISHED_STATUSES, WAITING_STATUSES, CallbackView, JobView, view_of
 from executor.judging.checkers import ProgramChecker
 from executor.languages import Language
+from executor.metrics.figures import count_finished, count_submitted
 from executor.settings import Settings
 
 # Room for sandbox set-up and result collection: RQ only ever kills a runner that hung, never a program.
@@ -42,8 +43,6 @@ RUNNER_MARGIN_S = 15
 # A run's set-up and clean-up (its cgroup and disk), generously: a job of 100 cases has 100.
 RUN_SETUP_S = 0.5
 WAIT_MARGIN_S = 2.0
-# A blocking read is cut in slices shorter than the socket timeout, so an outage is noticed quickly.
-WAIT_SLICE_MS = 500
 # A poll asks for the queue position before it knows the job is queued: that guess scans at most
 # this much of the queue, so polls of started or ended jobs stay cheap however deep the queue is.
 GUESSED_POSITION_SCAN = 1000
@@ -145,17 +144,31 @@ class JobQueue:
         _refuse_unless(answer, self.settings.max_queue_depth, len(entries))
         return jobs
 
-    def submit_and_wait(self, request: ExecuteRequest, owner: str | None) -> tuple[Job, JobView]:
+    def submit_and_wait(self, request: ExecuteRequest, owner: str | None) -> tuple[Job, JobView | None]:
         """Put a program on the queue and wait for it as `wait` does; the enqueue and the first wait
-        share one round trip, since a waiter has nothing to do in between."""
+        share one round trip, since a waiter has nothing to do in between. No view (the caller answers
+        202) when the job was queued but Redis failed while it was waited for."""
         deadline = _wait_deadline(request.timeout * _runs(request))
         with self.connection.pipeline(transaction=False) as pipeline:
             (job,) = self._enqueue_if_room([(request, {})], owner, pipeline, wake_waiter=True)
-            _read_result(pipeline, job, deadline)
-            answer, reply, fields = pipeline.execute()
+            _read_result(pipeline, job, deadline, self.settings.wait_slice_ms)
+            try:
+                answer, reply, fields = pipeline.execute()
+            except RedisError:
+                if not self._exists(job):
+                    raise
+                return job, None
         _refuse_unless(answer, self.settings.max_queue_depth, 1)
         job = _restored(job, fields)
-        return job, self._wait_from(job, self._unless_waiting(job, reply), deadline)
+        try:
+            return job, self._wait_from(job, self._unless_waiting(job, reply), deadline)
+        except RedisError:
+            return job, None
+
+    def _exists(self, job: Job) -> bool:
+        """Whether a job whose submission lost its answer was queued: then its id is the answer (202),
+        never an error that would make its client submit it twice. Unknown (Redis away): the error."""
+        return bool(self.connection.exists(job.key))
 
     def find(self, job_id: str, owner: str | None, *, paced: bool = False) -> Snapshot:
         """The client's job with this id, read with what its view needs in one round trip.
@@ -229,6 +242,10 @@ class JobQueue:
             # If it ended between the two reads, the worker still relabels it canceled.
             with contextlib.suppress(InvalidJobOperation):
                 send_stop_job_command(self.connection, job.id, serializer=JobSerializer)
+        else:  # it never runs: it ends here, where the worker would have counted it
+            with self.connection.pipeline(transaction=False) as pipeline:
+                count_finished(pipeline, language_of_job(job), CANCELED)
+                pipeline.execute()
         return self._view_of(job)
 
     def running_among(self, job_ids: Sequence[str]) -> list[str]:
@@ -269,10 +286,12 @@ class JobQueue:
                     callbacks.register(writes, "job", job.id, request.callback_url)
             if record is not None:
                 record(writes, jobs)
+            count_submitted(writes, [request.language for request, _ in entries])
             commands = encoded_commands(writes)
         languages = sorted({request.language for request, _ in entries})
         doorbells = [doorbell(self.queues[language].name) for language in languages]
-        keys = [OFFERED, Result.get_key(jobs[0].id), *(queue.key for queue in self.queues.values())]
+        first = jobs[0]
+        keys = [OFFERED, Result.get_key(first.id), first.key, *(queue.key for queue in self.queues.values())]
         arguments = [
             self.settings.max_queue_depth,
             len(jobs),
@@ -328,7 +347,7 @@ class JobQueue:
             if time.monotonic() >= deadline:
                 return view or self._view_of(job)  # as last read: still waiting
             with self.connection.pipeline(transaction=False) as pipeline:
-                _read_result(pipeline, job, deadline)
+                _read_result(pipeline, job, deadline, self.settings.wait_slice_ms)
                 reply, fields = pipeline.execute()
             job = _restored(job, fields)
             view = self._unless_waiting(job, reply)
@@ -424,12 +443,12 @@ def _wait_deadline(timeout_s: float) -> float:
     return time.monotonic() + float(timeout_s) + WAIT_MARGIN_S
 
 
-def _read_result(pipeline: Pipeline, job: Job, deadline: float) -> None:
+def _read_result(pipeline: Pipeline, job: Job, deadline: float, slice_ms: int) -> None:
     """Queue a blocking read of the job's result stream, then a read of its hash, which Redis answers
     as soon as the XREAD returns. Sliced, so each call returns well inside the socket timeout and an
     outage shows quickly."""
     remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
-    pipeline.xread({Result.get_key(job.id): "0-0"}, block=min(remaining_ms, WAIT_SLICE_MS))
+    pipeline.xread({Result.get_key(job.id): "0-0"}, block=min(remaining_ms, slice_ms))
     pipeline.hgetall(job.key)
 
 

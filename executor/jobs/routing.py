@@ -25,6 +25,8 @@ from rq.serializers import Serializer
 
 from executor.jobs.announcements import OFFERED, offered_ids
 from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
+from executor.jobs.statuses import INTERNAL_ERROR
+from executor.metrics.figures import count_finished
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,11 @@ def language_of_queue(base: str, queue_name: str) -> str | None:
     return queue_name[len(prefix) :] if queue_name.startswith(prefix) else None
 
 
+def language_of_job(job: Job) -> str:
+    """The language of a job, from the name of its queue, `<base>.<language>` (no id has a dot)."""
+    return job.origin.rsplit(".", 1)[-1]
+
+
 def doorbell(queue_name: str) -> str:
     """The key of the stream that wakes the workers idle on `queue_name`."""
     return DOORBELL_PREFIX + queue_name
@@ -86,6 +93,7 @@ def fail_if_unserved(job: Job, base: str) -> bool:
     queue = Queue(job.origin, connection=job.connection, serializer=job.serializer)
     with job.connection.pipeline(transaction=False) as writes:
         record_job_failure(job, UNSERVED_MESSAGE.format(language=language), writes)
+        count_finished(writes, language, INTERNAL_ERROR)
         commands = encoded_commands(writes)
     failed = job.connection.eval(_FAIL_IF_UNSERVED, 2, queue.key, OFFERED, job.id, language, *commands)
     if failed:

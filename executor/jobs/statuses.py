@@ -13,6 +13,7 @@ from executor.sandbox import Outcome
 QUEUED: Final = "queued"
 STARTED: Final = "started"
 CANCELED: Final = "canceled"
+INTERNAL_ERROR: Final = Outcome.INTERNAL_ERROR.value
 TERMINAL_STATUSES = frozenset({*(outcome.value for outcome in Outcome), WRONG_ANSWER, CANCELED})
 # In API.md's order: the waiting words, then the outcomes, with canceled before internal_error.
 STATUSES = (

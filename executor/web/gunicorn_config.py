@@ -1,12 +1,24 @@
 """Gunicorn settings for the Procfile's web process, from the environment (PORT, WEB_CONCURRENCY, ...)."""
 
-import json
 import os
+import shutil
+import tempfile
 
-import gunicorn.util
+# The web processes count requests in files of this folder, and a scrape adds them up (see
+# executor/metrics/exposition.py). prometheus-client picks that mode once, when first imported, so
+# the folder is chosen here, before anything imports it; one of our own unless the operator set it.
+OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="executor-metrics-")
 
-from executor.settings import Settings
-from executor.web.errors import error_body
+import json  # noqa: E402  (after the folder is set, as said above)
+from typing import Any  # noqa: E402
+
+import gunicorn.util  # noqa: E402
+from prometheus_client import multiprocess  # noqa: E402
+
+from executor.settings import Settings  # noqa: E402
+from executor.web.errors import error_body  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Threads, not processes, carry concurrency: a ?wait=true request mostly sleeps in a blocking Redis read.
@@ -33,3 +45,21 @@ def _write_json_error(sock: object, status_int: int, reason: str, mesg: str) -> 
 
 # Gunicorn has no hook for the body of errors it raises before the app runs; this is its one writer.
 gunicorn.util.write_error = _write_json_error
+
+
+def on_starting(server: Any) -> None:
+    """Counts start from zero with the server: files left by an earlier one's processes are removed."""
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        os.unlink(os.path.join(folder, name))
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A web process that exited keeps its counts; prometheus-client is told it is gone."""
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -10,6 +10,7 @@ from werkzeug.routing import Map
 from executor.jobs.batches import BatchView
 from executor.jobs.request import BatchRequest, ExecuteRequest
 from executor.jobs.views import JobView
+from executor.web.metrics import metrics
 from executor.web.routes import api
 from executor.web.schemas import BatchAccepted, ErrorResponse, Health, JobAccepted, LanguageInfo
 
@@ -59,7 +60,7 @@ def build_openapi(
     operations = _operations((401,) if authenticated else ())
     paths: dict[str, dict[str, Any]] = {}
     for rule in url_map.iter_rules():
-        if rule.endpoint.split(".")[0] != api.name:
+        if rule.endpoint.split(".")[0] not in (api.name, metrics.name):
             continue  # the dashboard, these documents themselves
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             # A route without its documentation is a KeyError here, which the tests see.
@@ -166,6 +167,17 @@ def _operations(auth: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
                     },
                 },
                 **_errors(*auth, 429),
+            },
+        },
+        ("metrics.show_metrics", "GET"): {
+            "summary": "Counts and histograms of jobs, requests and callbacks, in the Prometheus text format",
+            "description": "Behind the dashboard's basic auth when EXECUTOR_DASHBOARD_PASSWORD is set.",
+            "responses": {
+                "200": {
+                    "description": "Every metric",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                **_errors(401, 503),
             },
         },
         ("api.health", "GET"): {
