@@ -1,6 +1,6 @@
 """Every knob of the service, read from the environment by one pydantic model."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # rest stay free for submissions and polls however many clients follow their jobs' output.
     web_threads: int = Field(256, gt=0)
     max_streams: int = Field(192, gt=0)
+
+    # One line per event on stdout: "text" for people, "json" for log pipelines (executor/logs.py).
+    log_format: Literal["text", "json"] = "text"
 
     api_keys: Annotated[tuple[str, ...], NoDecode] = ()
     rate_limit: str = ""

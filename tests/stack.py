@@ -1,5 +1,6 @@
 """Helpers to start the processes of a deployment, exactly as the Procfile names them."""
 
+import os
 import signal
 import subprocess
 import time
@@ -33,16 +34,20 @@ class WorkerProcesses:
         self.env = env
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, count: int = 1, extra_env: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
+    def start(
+        self, count: int = 1, extra_env: dict[str, str] | None = None, log: Path | None = None
+    ) -> list[subprocess.Popen[bytes]]:
+        """`count` workers; their stdout and stderr appended to `log` when given."""
         started = []
         for _ in range(count):
-            process = subprocess.Popen(
-                procfile_command("worker"),
-                env={**self.env, **(extra_env or {})},
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            with open(log or os.devnull, "ab") as output:
+                process = subprocess.Popen(
+                    procfile_command("worker"),
+                    env={**self.env, **(extra_env or {})},
+                    cwd=REPO,
+                    stdout=output,
+                    stderr=output,
+                )
             started.append(process)
         self.processes.extend(started)
         return started

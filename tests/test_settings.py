@@ -68,6 +68,8 @@ def test_the_worker_config_passes_rediss_certificate_relaxation_in_the_url(
 ) -> None:
     monkeypatch.setenv("REDIS_URL", "rediss://:pw@h:6380/0")
     monkeypatch.setenv("EXECUTOR_QUEUE_NAME", "jobs")
+    # The config sets up the worker process's logging; this process keeps pytest's.
+    monkeypatch.setattr("executor.logs.configure_logging", lambda log_format: None)
     import workers.rq_config
 
     config = importlib.reload(workers.rq_config)

@@ -2,9 +2,11 @@
 
 import http.client
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,17 +28,20 @@ def web_port(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[in
     process.wait(timeout=30)
 
 
-def start_web(env: dict[str, str], processes: int = 1) -> tuple[subprocess.Popen[bytes], int]:
+def start_web(
+    env: dict[str, str], processes: int = 1, log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     """The Procfile's web line with `processes` gunicorn workers on a free port, once it answers
-    /health (whatever the status)."""
+    /health (whatever the status); its stdout and stderr appended to `log` when given."""
     port = free_port()
-    process = subprocess.Popen(
-        procfile_command("web"),
-        env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(processes)},
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log or os.devnull, "ab") as output:
+        process = subprocess.Popen(
+            procfile_command("web"),
+            env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(processes)},
+            cwd=REPO,
+            stdout=output,
+            stderr=output,
+        )
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:

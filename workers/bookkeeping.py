@@ -14,6 +14,7 @@ re-read what these methods override and the private parts of RQ they touch:
 `tests/test_worker_bookkeeping.py` checks that what is written is what RQ's own methods write.
 """
 
+import logging
 import signal
 import time
 from typing import Any
@@ -39,6 +40,8 @@ RQ_HEARTBEAT_EVERY_S = 5.0
 SUSPENSION_CHECK_EVERY_S = 1.0
 # A result saved for a job in one of these states was canceled while its program ran.
 CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
+
+logger = logging.getLogger(__name__)
 
 
 class CanceledBeforeStart(Exception):
@@ -191,14 +194,8 @@ class TrimmedBookkeeping(SimpleWorker):
             job.cleanup(result_ttl, pipeline=writes, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=writes, execution=execution)
             writes.hset(self.key, "state", WorkerStatus.IDLE)  # as RQ's set_state writes it
-            assert job.enqueued_at is not None
-            count_run(
-                writes,
-                language_of_job(job),
-                return_value["status"],
-                queue_wait_s=(job.started_at - job.enqueued_at).total_seconds(),
-                run_s=(job.ended_at - job.started_at).total_seconds(),
-            )
+            waited_s, ran_s = _timings(job)
+            count_run(writes, language_of_job(job), return_value["status"], waited_s, ran_s)
             finished = finish_if_owned(
                 self.connection,
                 writes,
@@ -239,11 +236,42 @@ class TrimmedBookkeeping(SimpleWorker):
         # Finished and ours but not saved by this call: an earlier call saved it and its reply was lost
         # to a dropped connection, so the call was retried (see OUTAGE_RETRY).
         if found.saved or (found.owner == self.name and found.status == JobStatus.FINISHED):
-            self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
+            _log_finished(job, return_value)
         else:
             self.log.warning(
                 "job %s was settled as %s while it ran here; dropping its result", job.id, found.status
             )
+
+
+def _timings(job: Job) -> tuple[float, float]:
+    """Seconds the job waited in its queue, and seconds it ran."""
+    assert job.enqueued_at is not None and job.started_at is not None and job.ended_at is not None
+    return (job.started_at - job.enqueued_at).total_seconds(), (job.ended_at - job.started_at).total_seconds()
+
+
+def _log_finished(job: Job, result: dict[str, Any]) -> None:
+    """The job's one log line: what it was and how it went, never its code, input or output."""
+    waited_s, ran_s = _timings(job)
+    language, status = language_of_job(job), result["status"]
+    logger.info(
+        "job %s (%s) %s: waited %.3f s, ran %.3f s, cpu %s s, memory %s kB",
+        job.id,
+        language,
+        status,
+        waited_s,
+        ran_s,
+        result.get("cpu_time"),
+        result.get("memory_kb"),
+        extra={
+            "job_id": job.id,
+            "language": language,
+            "status": status,
+            "queue_wait_s": round(waited_s, 6),
+            "run_s": round(ran_s, 6),
+            "cpu_time_s": result.get("cpu_time"),
+            "memory_kb": result.get("memory_kb"),
+        },
+    )
 
 
 def _as_canceled(result: dict[str, Any]) -> dict[str, Any]:

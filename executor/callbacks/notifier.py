@@ -29,6 +29,7 @@ from executor.jobs.connection import connect
 from executor.jobs.queue import ANY_OWNER, JobNotFound, JobQueue, result_stream
 from executor.jobs.views import view_json
 from executor.languages import build_languages
+from executor.logs import configure_logging
 from executor.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -141,8 +142,8 @@ class Notifier:
 
 def main() -> int:
     """Deliver until SIGTERM or SIGINT; a Redis outage is waited out."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    configure_logging(settings.log_format)
     notifier = Notifier(settings, connect(settings))
     stopping = threading.Event()
 

@@ -1,7 +1,5 @@
 """`create_app`: the one way to build the web application."""
 
-import logging
-
 from flask import Flask
 from redis import Redis
 
@@ -17,6 +15,7 @@ from executor.web.errors import register_error_handlers
 from executor.web.events import READ_BLOCK_MS, StreamGate
 from executor.web.metrics import count_requests, metrics
 from executor.web.ratelimit import init_rate_limit
+from executor.web.request_log import log_requests
 from executor.web.routes import api
 from executor.web.services import Services
 
@@ -27,7 +26,6 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     `redis` replaces the client built from the settings: tests pass fakeredis through it.
     """
     settings = settings or Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -54,5 +52,6 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.register_blueprint(docs)
     app.register_blueprint(metrics)
     count_requests(app)
+    log_requests(app)
     mount_dashboard(app, settings)
     return app

@@ -17,6 +17,7 @@ from typing import Any  # noqa: E402
 import gunicorn.util  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
+from executor.logs import logging_config  # noqa: E402
 from executor.settings import Settings  # noqa: E402
 from executor.web.errors import error_body  # noqa: E402
 
@@ -24,7 +25,10 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Threads, not processes, carry concurrency: a ?wait=true request mostly sleeps in a blocking Redis read.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = Settings().web_threads
+_settings = Settings()
+threads = _settings.web_threads
+# Gunicorn's lines and the app's alike: text, or one JSON object per line (executor/logs.py).
+logconfig_dict = logging_config(_settings.log_format)
 timeout = 60
 graceful_timeout = 30
 # The control socket lives at one path per user: two servers on a machine (make run beside the

@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
@@ -39,6 +39,7 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
         raise unavailable(f"The service is busy ({full}); retry shortly.") from full
     except LanguageNotOffered as missing:
         raise _not_offered(missing, "language") from missing
+    g.job_id = job.id  # for the request's log line
     if view is not None and view.status in TERMINAL_STATUSES:
         return _view_json(view), 200
     status_url = f"/api/v1/execute/{job.id}"
@@ -99,6 +100,7 @@ def submit_batch() -> tuple[Response, int, dict[str, str]]:
     except LanguageNotOffered as missing:
         first = next(index for index, (job, _) in enumerate(jobs) if job.language == missing.language)
         raise _not_offered(missing, f"jobs[{first}].language") from missing
+    g.batch_id = batch.batch_id  # for the request's log line
     status_url = f"/api/v1/batches/{batch.batch_id}"
     accepted = BatchAccepted(
         batch_id=batch.batch_id,
