@@ -166,7 +166,7 @@ def _operations(auth: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
                         }
                     },
                 },
-                **_errors(*auth, 429),
+                **_errors(*auth, 429, 503),
             },
         },
         ("metrics.show_metrics", "GET"): {
