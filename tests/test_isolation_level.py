@@ -24,7 +24,9 @@ def test_a_worker_that_must_isolate_refuses_to_start_without_bubblewrap(stack_en
         procfile_command("worker"), env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
     )
     assert finished.returncode != 0
-    assert "SandboxUnavailable: bubblewrap does not work here: bwrap is not installed" in finished.stderr
+    # Logged, like every event, on stdout (executor/logs.py).
+    said = finished.stdout + finished.stderr
+    assert "SandboxUnavailable: bubblewrap does not work here: bwrap is not installed" in said
 
 
 def test_a_worker_without_bubblewrap_runs_with_rlimits_only_and_says_so(
