@@ -22,7 +22,8 @@ from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
 # Take the oldest waiting id of several queues into its queue's intermediate list, as RQ's
 # non-blocking LMOVE does for one, and read its job's hash in the same call. The queues come as KEYS
 # from `first` on, in fours: the queue, its intermediate list, its doorbell (executor.jobs.routing)
-# and its idle workers (a sorted set scored by when each one's mark expires, ms). The oldest is the
+# and its idle workers (a sorted set scored by when each one's mark expires, ms); the queues of one
+# base share the last two, which are read and written once per call. The oldest is the
 # head job enqueued first, so jobs start in the order they came whatever their language; a head
 # whose hash has expired goes first, and comes back with no fields.
 #
@@ -36,8 +37,12 @@ local function claim(first, job_key_prefix, claimant, defer, idle_ttl)
     local time = redis.call('TIME')
     local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
     local chosen, chosen_at = nil, nil
+    local unmarked = {}
     for at = first, #KEYS, 4 do
-        redis.call('ZREM', KEYS[at + 3], claimant)
+        if not unmarked[KEYS[at + 3]] then
+            redis.call('ZREM', KEYS[at + 3], claimant)
+            unmarked[KEYS[at + 3]] = true
+        end
         local id = redis.call('LINDEX', KEYS[at], 0)
         if id then
             local enqueued_at = redis.call('HGET', job_key_prefix .. id, 'enqueued_at') or ''
@@ -50,12 +55,17 @@ local function claim(first, job_key_prefix, claimant, defer, idle_ttl)
         chosen = nil
     end
     if not chosen then
-        local rung = {}
+        local rung, newest_of, marked = {}, {}, {}
         for at = first, #KEYS, 4 do
-            local newest = redis.call('XREVRANGE', KEYS[at + 2], '+', '-', 'COUNT', 1)
-            rung[#rung + 1] = newest[1] and newest[1][1] or '0-0'
-            if idle_ttl ~= '' then
+            local bell = KEYS[at + 2]
+            if not newest_of[bell] then
+                local newest = redis.call('XREVRANGE', bell, '+', '-', 'COUNT', 1)
+                newest_of[bell] = newest[1] and newest[1][1] or '0-0'
+            end
+            rung[#rung + 1] = newest_of[bell]
+            if idle_ttl ~= '' and not marked[KEYS[at + 3]] then
                 redis.call('ZADD', KEYS[at + 3], now + tonumber(idle_ttl), claimant)
+                marked[KEYS[at + 3]] = true
             end
         end
         return {0, rung}

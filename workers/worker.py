@@ -97,8 +97,8 @@ class ExecutorWorker(TrimmedBookkeeping):
     def teardown(self) -> None:
         self.give_back_claimed_job()
         with self.connection.pipeline(transaction=False) as pipeline:
-            for queue in self.queues:  # not idle any longer: a stale mark would hold jobs back
-                pipeline.zrem(idle_workers(queue.name), self.name)
+            for idle in {idle_workers(queue.name) for queue in self.queues}:  # a stale mark holds jobs back
+                pipeline.zrem(idle, self.name)
             pipeline.execute()
         self.heartbeat_thread.stop()
         kill_running_programs()

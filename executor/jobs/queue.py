@@ -289,7 +289,7 @@ class JobQueue:
             count_submitted(writes, [request.language for request, _ in entries])
             commands = encoded_commands(writes)
         languages = sorted({request.language for request, _ in entries})
-        doorbells = [doorbell(self.queues[language].name) for language in languages]
+        doorbells = sorted({doorbell(self.queues[language].name) for language in languages})
         first = jobs[0]
         keys = [OFFERED, Result.get_key(first.id), first.key, *(queue.key for queue in self.queues.values())]
         arguments = [

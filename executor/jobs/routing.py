@@ -5,9 +5,9 @@ queues of the languages its host ran at start (`executor.jobs.announcements`). A
 cannot run a language never sees its jobs, so no job waits behind one; rq-dashboard shows each
 language's queue.
 
-Each queue has a doorbell, a stream of at most one entry that the enqueue rings: an idle worker
-blocks on the doorbells of all its queues at once (XREAD), which, unlike popping from several lists,
-takes nothing, so a worker that dies while woken loses no job (`workers/claiming_queue.py`).
+The queues of a base share a doorbell, a stream of at most one entry that the enqueue rings: an idle
+worker blocks on it (XREAD), which, unlike popping from several lists, takes nothing, so a worker
+that dies while woken loses no job (`workers/claiming_queue.py`).
 
 A job whose language no worker announces any longer (every worker of that language gone for
 `ANNOUNCEMENT_TTL_S`) would wait for ever: any live worker's sweep, or a poll, fails it instead.
@@ -71,13 +71,20 @@ def language_of_job(job: Job) -> str:
 
 
 def doorbell(queue_name: str) -> str:
-    """The key of the stream that wakes the workers idle on `queue_name`."""
-    return DOORBELL_PREFIX + queue_name
+    """The key of the stream that wakes the workers idle on `queue_name`: one for all the languages
+    of its base, so an idle worker waits on one stream and a claim reads one (a worker woken for a
+    language it does not run finds nothing and waits again)."""
+    return DOORBELL_PREFIX + _base_of(queue_name)
 
 
 def idle_workers(queue_name: str) -> str:
-    """The key of the workers idle on `queue_name`, each scored by when its mark expires."""
-    return IDLE_PREFIX + queue_name
+    """The key of the workers idle on `queue_name`'s base, each scored by when its mark expires."""
+    return IDLE_PREFIX + _base_of(queue_name)
+
+
+def _base_of(queue_name: str) -> str:
+    """`<base>` of a language's queue `<base>.<language>` (no language id has a dot)."""
+    return queue_name.rsplit(".", 1)[0]
 
 
 def ring(pipeline: Pipeline | Redis, queue_name: str) -> None:
