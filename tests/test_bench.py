@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench import judging, measure, streams, web_cost, worker_cost
+from bench import judging, measure, redis_ceiling, streams, web_cost, worker_cost
 from bench.floor import bare_runner
 from bench.pool import Deadline
 from bench.procstat import idle_s
@@ -121,3 +121,12 @@ def test_a_streams_round_holds_every_stream_open_while_it_times_submissions() ->
     assert result.held_while_timed == 20
     assert result.stream_events >= 20  # each stream's queued status, at least
     assert result.web_cpu_ms_per_stream_s > 0 and result.redis_commands_per_stream_s > 0
+
+
+def test_the_redis_ceiling_tool_runs_every_job_in_both_phases_and_counts_what_redis_spent() -> None:
+    figures = redis_ceiling.measure(40, 2)
+    for phase in ("estimate", "check"):
+        assert figures[phase]["answered_200"] == figures[phase]["jobs"] == 40
+        assert figures[phase]["redis_commands_per_job"] > 20  # enqueue, claim, start, finish, wait
+        assert figures[phase]["redis_cpu_s"] >= 0
+    assert worker_module.run_job is not worker_cost.canned_run_job  # this process's is untouched
