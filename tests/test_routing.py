@@ -2,6 +2,7 @@
 behind one that cannot, and never waits for ever for a language no worker runs any longer."""
 
 import time
+import uuid
 from collections.abc import Iterator
 
 import fakeredis
@@ -9,15 +10,18 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, Worker
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from executor.jobs import announcements
 from executor.jobs.announcements import announce, describe
-from executor.jobs.routing import language_queue, sweep_unserved
+from executor.jobs.routing import language_queue, sweep_unserved, waiting_queues
 from executor.languages import build_languages, default_python
 from executor.settings import Settings
 from executor.web.app import create_app
 from tests.stack import WorkerProcesses, own_queue, poll_until, submit
+from workers.claiming_queue import claim_source
+from workers.redis_scripts import Claimed, NoneWaiting, claim_next
 
 REGISTRY = build_languages(default_python())
 # Long enough for a worker that could take the job to have taken it many times over.
@@ -121,3 +125,31 @@ def test_a_job_goes_only_to_a_worker_that_runs_its_language(
 
     pool.start(1, extra_env={"EXECUTOR_LANGUAGES": "bash"})
     assert poll_until(client, bash_job, {"success", "internal_error"})["stdout"] == "routed\n"
+
+
+def test_a_claim_reads_only_the_queues_its_waiting_set_names_and_a_full_look_mends_the_set(
+    redis_client: Redis,
+) -> None:
+    """A job pushed without the enqueue script or a ring (as RQ's own maintenance puts one back) is
+    not seen by an ordinary claim, whose reads are the waiting set's queues only; a full look finds
+    it and adds its queue to the set, so the next ordinary claim sees that queue again."""
+    base = f"waiting-{uuid.uuid4().hex[:8]}"
+    queues = [Queue(language_queue(base, language), connection=redis_client) for language in ("a", "b", "c")]
+    source = claim_source(queues, Job)
+    job_id = str(uuid.uuid4())
+    redis_client.hset(Job.key_for(job_id), mapping={"enqueued_at": "2026-12-04T00:00:00Z"})
+    redis_client.rpush(queues[1].key, job_id)
+
+    def claim(full: bool) -> Claimed | NoneWaiting:
+        return claim_next(redis_client, source, "claimant", defer=False, idle_ttl_s=None, full=full)
+
+    assert isinstance(claim(False), NoneWaiting)
+    redis_client.rpush(queues[1].key, job_id)  # the same id twice: one for each claim below
+    full = claim(True)
+    assert isinstance(full, Claimed) and full.queue_key == queues[1].key
+    assert redis_client.smembers(waiting_queues(queues[1].name)) == {queues[1].key.encode()}
+    ordinary = claim(False)
+    assert isinstance(ordinary, Claimed) and ordinary.job_id == job_id
+    assert isinstance(claim(False), NoneWaiting)  # now empty: dropped from the set
+    assert redis_client.smembers(waiting_queues(queues[1].name)) == set()
+    redis_client.delete(Job.key_for(job_id), queues[1].intermediate_queue_key)

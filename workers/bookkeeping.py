@@ -31,7 +31,7 @@ from executor.jobs.routing import language_of_job
 from executor.jobs.statuses import CANCELED
 from executor.metrics.figures import count_run
 from executor.sandbox import kill_running_programs
-from workers.claiming_queue import CLAIMANT, claim_source, claimed_job, give_back
+from workers.claiming_queue import CLAIMANT, FULL_LOOKS, claim_source, claimed_job, give_back
 from workers.redis_scripts import Finished, finish_if_owned, start_unless_canceled
 
 # RQ's own worker key (for the dashboard and its bookkeeping) is renewed no more often than this.
@@ -203,6 +203,7 @@ class TrimmedBookkeeping(SimpleWorker):
                 status=expected_status,
                 owner=self.name,
                 claim_from=claim_from,
+                full=claim_from is not None and FULL_LOOKS.due(),
             )
         if finished.saved:
             self.state_in_redis = WorkerStatus.IDLE

@@ -11,7 +11,7 @@ from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.queue import Queue
 
-from executor.jobs.routing import doorbell, idle_workers, ring
+from executor.jobs.routing import doorbell, idle_workers, ring, waiting_queues
 from workers.redis_scripts import Claimed, ClaimFrom, claim_next
 
 # An idle worker looks at its queues at least this often even if no doorbell rings: a job put back
@@ -52,7 +52,9 @@ class ClaimingQueue(Queue):
         # Marked idle while it waits, for twice the longest it sleeps between looks.
         idle_ttl_s = None if deadline is None else 2 * LOOK_AGAIN_S
         while True:
-            outcome = claim_next(connection, source, claimant, defer=defer, idle_ttl_s=idle_ttl_s)
+            outcome = claim_next(
+                connection, source, claimant, defer=defer, idle_ttl_s=idle_ttl_s, full=FULL_LOOKS.due()
+            )
             look_again_s = AFTER_DEFERRING_S if defer else LOOK_AGAIN_S
             defer = False  # once it has waited, the job is its to take
             if isinstance(outcome, Claimed):
@@ -70,6 +72,27 @@ class ClaimingQueue(Queue):
             connection.xread(doorbells, block=max(1, int(min(remaining, look_again_s) * 1000)))
 
 
+class FullLooks:
+    """When a claim reads every queue's head rather than only those of the waiting sets: at most
+    once per LOOK_AGAIN_S in each worker process, so a job put back without a ring (RQ's own
+    maintenance) is found within that, while other claims read only the queues that hold jobs."""
+
+    def __init__(self) -> None:
+        self.last = -LOOK_AGAIN_S
+
+    def due(self) -> bool:
+        """Whether this claim is to be a full one (and, if so, it is counted as done)."""
+        now = time.monotonic()
+        if now - self.last < LOOK_AGAIN_S:
+            return False
+        self.last = now
+        return True
+
+
+# One per worker process: RQ runs one worker per process.
+FULL_LOOKS = FullLooks()
+
+
 def claim_source(queues: Sequence[Queue], job_class: type[Job]) -> ClaimFrom:
     """The keys a script claims the next job of any of `queues` with."""
     return ClaimFrom(
@@ -77,6 +100,7 @@ def claim_source(queues: Sequence[Queue], job_class: type[Job]) -> ClaimFrom:
         intermediate_keys=tuple(queue.intermediate_queue_key for queue in queues),
         doorbell_keys=tuple(doorbell(queue.name) for queue in queues),
         idle_keys=tuple(idle_workers(queue.name) for queue in queues),
+        waiting_keys=tuple(waiting_queues(queue.name) for queue in queues),
         job_key_prefix=job_class.redis_job_namespace_prefix,
     )
 

@@ -21,9 +21,11 @@ from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
 
 # Take the oldest waiting id of several queues into its queue's intermediate list, as RQ's
 # non-blocking LMOVE does for one, and read its job's hash in the same call. The queues come as KEYS
-# from `first` on, in fours: the queue, its intermediate list, its doorbell (executor.jobs.routing)
-# and its idle workers (a sorted set scored by when each one's mark expires, ms); the queues of one
-# base share the last two, which are read and written once per call. The oldest is the
+# from `first` on, in fives: the queue, its intermediate list, its doorbell (executor.jobs.routing),
+# its idle workers (a sorted set scored by when each one's mark expires, ms) and its base's waiting
+# set (the queues that may hold jobs); the queues of one base share the last three, which are read
+# and written once per call. Only the heads of the queues in the waiting sets are read, unless
+# `full` is '1': then every queue's, and the waiting sets are mended. The oldest is the
 # head job enqueued first, so jobs start in the order they came whatever their language; a head
 # whose hash has expired goes first, and comes back with no fields.
 #
@@ -33,21 +35,35 @@ from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
 # nothing is claimed, the answer is the newest entry of each doorbell (a ring after it wakes the
 # claimant), and a claimant about to wait (`idle_ttl` given) marks itself idle on every queue.
 _CLAIM_FUNCTION = """
-local function claim(first, job_key_prefix, claimant, defer, idle_ttl)
+local function claim(first, job_key_prefix, claimant, defer, idle_ttl, full)
     local time = redis.call('TIME')
     local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
     local chosen, chosen_at = nil, nil
-    local unmarked = {}
-    for at = first, #KEYS, 4 do
-        if not unmarked[KEYS[at + 3]] then
-            redis.call('ZREM', KEYS[at + 3], claimant)
-            unmarked[KEYS[at + 3]] = true
+    local unmarked, waiting = {}, {}
+    for at = first, #KEYS, 5 do
+        local idle, set = KEYS[at + 3], KEYS[at + 4]
+        if not unmarked[idle] then
+            redis.call('ZREM', idle, claimant)
+            unmarked[idle] = true
         end
-        local id = redis.call('LINDEX', KEYS[at], 0)
-        if id then
-            local enqueued_at = redis.call('HGET', job_key_prefix .. id, 'enqueued_at') or ''
-            if not chosen or enqueued_at < chosen_at then
-                chosen, chosen_at = at, enqueued_at
+        if full ~= '1' and not waiting[set] then
+            waiting[set] = {}
+            for _, queue in ipairs(redis.call('SMEMBERS', set)) do
+                waiting[set][queue] = true
+            end
+        end
+        if full == '1' or waiting[set][KEYS[at]] then
+            local id = redis.call('LINDEX', KEYS[at], 0)
+            if id then
+                if full == '1' then
+                    redis.call('SADD', set, KEYS[at])
+                end
+                local enqueued_at = redis.call('HGET', job_key_prefix .. id, 'enqueued_at') or ''
+                if not chosen or enqueued_at < chosen_at then
+                    chosen, chosen_at = at, enqueued_at
+                end
+            else
+                redis.call('SREM', set, KEYS[at])
             end
         end
     end
@@ -56,7 +72,7 @@ local function claim(first, job_key_prefix, claimant, defer, idle_ttl)
     end
     if not chosen then
         local rung, newest_of, marked = {}, {}, {}
-        for at = first, #KEYS, 4 do
+        for at = first, #KEYS, 5 do
             local bell = KEYS[at + 2]
             if not newest_of[bell] then
                 local newest = redis.call('XREVRANGE', bell, '+', '-', 'COUNT', 1)
@@ -75,13 +91,14 @@ local function claim(first, job_key_prefix, claimant, defer, idle_ttl)
 end
 """
 
-# ARGV: the job key prefix, the claimant, defer ('1' or '0'), the idle mark's lifetime (ms, or '').
-CLAIM = _CLAIM_FUNCTION + "return claim(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+# ARGV: the job key prefix, the claimant, defer ('1' or '0'), the idle mark's lifetime (ms, or ''),
+# full ('1': read every queue's head, not only those of the waiting sets).
+CLAIM = _CLAIM_FUNCTION + "return claim(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])"
 
 # Run the commands that follow only if the job still has the expected status and owner, then (when
 # given queues) claim the next job. Answer whether they ran, what the job's hash held and the claim.
-# KEYS: the job, then optionally the queues' fours (see _CLAIM_FUNCTION). ARGV: status, owner (who
-# also claims, having just finished), job key prefix, then the commands (see
+# KEYS: the job, then optionally the queues' fives (see _CLAIM_FUNCTION). ARGV: status, owner (who
+# also claims, having just finished), job key prefix, full (as CLAIM's), then the commands (see
 # `executor.jobs.guarded_writes`).
 FINISH = (
     _CLAIM_FUNCTION
@@ -92,10 +109,10 @@ local owner = redis.call('HGET', KEYS[1], 'worker_name')
 if status ~= ARGV[1] or owner ~= ARGV[2] then
     return {0, status or '', owner or '', false}
 end
-run_commands(4)
+run_commands(5)
 local claimed = false
 if #KEYS > 1 then
-    claimed = claim(2, ARGV[3], ARGV[2], '1', '')
+    claimed = claim(2, ARGV[3], ARGV[2], '1', '', ARGV[4])
 end
 return {1, status, owner, claimed}
 """
@@ -129,12 +146,20 @@ class ClaimFrom:
     intermediate_keys: tuple[str, ...]
     doorbell_keys: tuple[str, ...]
     idle_keys: tuple[str, ...]
+    waiting_keys: tuple[str, ...]
     job_key_prefix: str
 
     def keys(self) -> list[str]:
-        """The queues' keys in fours, as the claim takes them."""
-        zipped = zip(self.queue_keys, self.intermediate_keys, self.doorbell_keys, self.idle_keys, strict=True)
-        return [key for four in zipped for key in four]
+        """The queues' keys in fives, as the claim takes them."""
+        zipped = zip(
+            self.queue_keys,
+            self.intermediate_keys,
+            self.doorbell_keys,
+            self.idle_keys,
+            self.waiting_keys,
+            strict=True,
+        )
+        return [key for five in zipped for key in five]
 
 
 @dataclass(frozen=True)
@@ -165,12 +190,19 @@ class Finished:
 
 
 def claim_next(
-    connection: Redis, source: ClaimFrom, claimant: str, *, defer: bool, idle_ttl_s: float | None
+    connection: Redis,
+    source: ClaimFrom,
+    claimant: str,
+    *,
+    defer: bool,
+    idle_ttl_s: float | None,
+    full: bool,
 ) -> Claimed | NoneWaiting:
     """The oldest waiting job, now in its queue's intermediate list, or the doorbells to wait on
-    (see _CLAIM_FUNCTION for `defer`; with `idle_ttl_s`, the claimant is marked idle that long)."""
+    (see _CLAIM_FUNCTION for `defer` and `full`; with `idle_ttl_s`, the claimant is marked idle that
+    long)."""
     idle_ttl = "" if idle_ttl_s is None else str(int(idle_ttl_s * 1000))
-    args = [source.job_key_prefix, claimant, "1" if defer else "0", idle_ttl]
+    args = [source.job_key_prefix, claimant, "1" if defer else "0", idle_ttl, "1" if full else "0"]
     reply = _registered(connection, CLAIM)(keys=source.keys(), args=args)
     return _claim_reply(reply, source)
 
@@ -183,12 +215,14 @@ def finish_if_owned(
     status: str,
     owner: str,
     claim_from: ClaimFrom | None,
+    full: bool = False,
 ) -> Finished:
     """Run the commands queued on `writes` (never executed itself) as one atomic step if the job
-    still has this status and owner, and then claim the next job from `claim_from`, if given."""
+    still has this status and owner, and then claim the next job from `claim_from`, if given (a
+    `full` claim reads every queue's head)."""
     keys = [job_key, *(claim_from.keys() if claim_from else [])]
     prefix = claim_from.job_key_prefix if claim_from else ""
-    args = [status, owner, prefix, *encoded_commands(writes)]
+    args = [status, owner, prefix, "1" if full else "0", *encoded_commands(writes)]
     saved, found_status, found_owner, claim = _registered(connection, FINISH)(keys=keys, args=args)
     claimed = _claim_reply(claim, claim_from) if claim and claim_from else None
     next_job = claimed if isinstance(claimed, Claimed) else None

@@ -29,7 +29,7 @@ from executor.jobs.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
 from executor.jobs.liveness import settle_if_lost
 from executor.jobs.pacing import queue_poll_hold
 from executor.jobs.request import RUN_JOB, ExecuteRequest
-from executor.jobs.routing import doorbell, fail_if_unserved, language_of_job, language_queue
+from executor.jobs.routing import doorbell, fail_if_unserved, language_of_job, language_queue, waiting_queues
 from executor.jobs.serializer import JobSerializer
 from executor.jobs.statuses import CANCELED, TERMINAL_STATUSES
 from executor.jobs.views import UNFINISHED_STATUSES, WAITING_STATUSES, CallbackView, JobView, view_of
@@ -287,6 +287,9 @@ class JobQueue:
             if record is not None:
                 record(writes, jobs)
             count_submitted(writes, [request.language for request, _ in entries])
+            for language in {request.language for request, _ in entries}:
+                queue = self.queues[language]
+                writes.sadd(waiting_queues(queue.name), queue.key)
             commands = encoded_commands(writes)
         languages = sorted({request.language for request, _ in entries})
         doorbells = sorted({doorbell(self.queues[language].name) for language in languages})

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 DOORBELL_PREFIX = "executor:doorbell:"
 IDLE_PREFIX = "executor:idle:"
+WAITING_PREFIX = "executor:waiting:"
 UNSERVED_MESSAGE = "NoWorker: no live worker runs {language} any longer"
 # KEYS: the queue, OFFERED. ARGV: the job id, the language, then the failure's commands. Fails the
 # job only if it still waits and its language is still not offered, as one step: a worker that
@@ -82,6 +83,14 @@ def idle_workers(queue_name: str) -> str:
     return IDLE_PREFIX + _base_of(queue_name)
 
 
+def waiting_queues(queue_name: str) -> str:
+    """The key of the set of `queue_name`'s base's queues that may hold jobs: every write that puts a
+    job in a queue adds the queue (the enqueue script, `ring`), and a claim that finds one empty
+    removes it, so a claim reads the heads of those queues only (a full look, now and then, reads
+    every queue, for a job put back by RQ's own maintenance, which adds nothing)."""
+    return WAITING_PREFIX + _base_of(queue_name)
+
+
 def _base_of(queue_name: str) -> str:
     """`<base>` of a language's queue `<base>.<language>` (no language id has a dot)."""
     return queue_name.rsplit(".", 1)[0]
@@ -89,6 +98,7 @@ def _base_of(queue_name: str) -> str:
 
 def ring(pipeline: Pipeline | Redis, queue_name: str) -> None:
     """Wake the workers idle on `queue_name`: a job was put back in it."""
+    pipeline.sadd(waiting_queues(queue_name), Queue.redis_queue_namespace_prefix + queue_name)
     pipeline.xadd(doorbell(queue_name), {"rung": "1"}, maxlen=1, approximate=False)
 
 
