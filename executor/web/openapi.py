@@ -26,8 +26,49 @@ WAIT = {
 }
 
 
-def _content(model: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": REF.format(model=model)}}}
+# Request bodies for Swagger UI's "Try it out" (it starts from the first), within the default limits.
+EXECUTE_EXAMPLES: dict[str, Any] = {
+    "hello": {"summary": "A Python program", "value": {"code": "print('hello')", "language": "python"}},
+    "stdin": {
+        "summary": "With standard input and limits",
+        "value": {
+            "code": "print(input()[::-1])",
+            "language": "python",
+            "stdin": "hello",
+            "timeout": 2,
+            "memory_mb": 64,
+        },
+    },
+    "tests": {
+        "summary": "Judged against test cases",
+        "value": {
+            "code": "print(sum(map(int, input().split())))",
+            "language": "python",
+            "tests": [
+                {"stdin": "1 2", "expected_output": "3\n"},
+                {"stdin": "40 2", "expected_output": "42\n"},
+            ],
+        },
+    },
+}
+BATCH_EXAMPLES: dict[str, Any] = {
+    "two": {
+        "summary": "Two Python programs",
+        "value": {
+            "jobs": [
+                {"code": "print('hello')", "language": "python", "ref": "hello"},
+                {"code": "print(6 * 7)", "language": "python", "ref": "answer"},
+            ]
+        },
+    },
+}
+
+
+def _content(model: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": {"$ref": REF.format(model=model)}}
+    if examples:
+        media["examples"] = examples
+    return {"application/json": media}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -73,7 +114,13 @@ def build_openapi(
         "components": {"schemas": schemas},
     }
     if authenticated:
-        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["components"]["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "One of EXECUTOR_API_KEYS, sent as 'Authorization: Bearer <key>'.",
+            }
+        }
         document["security"] = [{"bearer": []}]
     return document
 
@@ -84,7 +131,7 @@ def _operations(auth: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
         ("api.submit", "POST"): {
             "summary": "Queue one program",
             "parameters": [WAIT],
-            "requestBody": {"required": True, "content": _content("ExecuteRequest")},
+            "requestBody": {"required": True, "content": _content("ExecuteRequest", EXECUTE_EXAMPLES)},
             "responses": {
                 "200": {"description": "Finished in time (with ?wait=true)", "content": _content("JobView")},
                 "202": {
@@ -129,7 +176,7 @@ def _operations(auth: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("api.submit_batch", "POST"): {
             "summary": "Queue a batch of programs, all or none",
-            "requestBody": {"required": True, "content": _content("BatchRequest")},
+            "requestBody": {"required": True, "content": _content("BatchRequest", BATCH_EXAMPLES)},
             "responses": {
                 "202": {
                     "description": "Queued",
@@ -172,6 +219,7 @@ def _operations(auth: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
         ("metrics.show_metrics", "GET"): {
             "summary": "Counts and histograms of jobs, requests and callbacks, in the Prometheus text format",
             "description": "Behind the dashboard's basic auth when EXECUTOR_DASHBOARD_PASSWORD is set.",
+            "security": [],  # no API key: the dashboard's password, when set
             "responses": {
                 "200": {
                     "description": "Every metric",
@@ -182,6 +230,7 @@ def _operations(auth: tuple[int, ...]) -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("api.health", "GET"): {
             "summary": "Whether Redis answers, and the workers and queue",
+            "security": [],  # open, for load balancers and probes
             "responses": {
                 "200": {"description": "Healthy", "content": _content("Health")},
                 "503": {"description": "Redis unreachable", "content": _content("Health")},
