@@ -2,10 +2,9 @@
 
 One Redis serves every web process and every worker of a deployment, so its CPU per job bounds the
 whole service: at 100 % of its one core, jobs/s = 1000 / (Redis CPU ms per job). The figure comes
-from the service's own command mix, without HTTP and without sandboxes: `POST /api/v1/execute?
-wait=true` through the Flask app called in-process (the enqueue script and the blocking read of the
-result), and ExecutorWorkers with the program stubbed (claim, start and finish scripts, metrics,
-heartbeats).
+from the service's own command mix, without HTTP and without sandboxes: `POST ?wait=true` through
+the Flask app called in-process (the enqueue script and the blocking read of the result), and
+ExecutorWorkers with the program stubbed (claim, start and finish scripts, metrics, heartbeats).
 
 - *estimate*: one submitter and one worker, one job at a time; Redis CPU per job;
 - *check*: several submitter processes and several worker processes at once, as a deployment
@@ -29,13 +28,10 @@ from redis import Redis
 
 from bench.procstat import cpu_times
 from bench.stack import announce_every_language, private_redis
-from bench.worker_cost import canned_run_job
-from executor.jobs.serializer import JobSerializer
+from bench.worker_cost import canned_run_job, executor_worker
 from executor.settings import Settings
 from executor.web.app import create_app
 from workers import worker as worker_module
-from workers.claiming_queue import ClaimingQueue
-from workers.worker import ExecutorJob, ExecutorWorker
 
 QUEUE_NAME = "redis-ceiling"
 PROGRAM = {"code": "print('hello')", "language": "python"}
@@ -82,14 +78,8 @@ def submit(redis_url: str, jobs: int, answers: Any) -> None:
 
 def work(redis_url: str) -> None:
     """Run jobs with the program stubbed until none has come for WORKER_IDLE_EXIT_S."""
-    worker = ExecutorWorker(
-        [QUEUE_NAME],
-        connection=Redis.from_url(redis_url),
-        queue_class=ClaimingQueue,
-        job_class=ExecutorJob,
-        serializer=JobSerializer,
-    )
-    worker_module.run_job = canned_run_job
+    worker = executor_worker(redis_url, QUEUE_NAME)
+    worker_module.run_job = canned_run_job  # this process is the worker's alone
     worker.work(burst=False, max_idle_time=WORKER_IDLE_EXIT_S, logging_level="WARNING")
 
 

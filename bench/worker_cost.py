@@ -40,16 +40,21 @@ def canned_run_job(request: dict[str, Any]) -> dict[str, Any]:
     return RunResult(Outcome.SUCCESS, stdout="hello\n", return_code=0).to_dict()
 
 
-def run_stubbed_worker(redis_url: str, queue_name: str, log_level: str) -> None:
-    """Run every job waiting in `queue_name`'s language queues with one ExecutorWorker in this
-    process, each job's program replaced by `canned_run_job`."""
-    worker = ExecutorWorker(
+def executor_worker(redis_url: str, queue_name: str) -> ExecutorWorker:
+    """An ExecutorWorker on `queue_name`'s language queues, as the Procfile's line makes one."""
+    return ExecutorWorker(
         [queue_name],
         connection=Redis.from_url(redis_url),
         queue_class=ClaimingQueue,
         job_class=ExecutorJob,
         serializer=JobSerializer,
     )
+
+
+def run_stubbed_worker(redis_url: str, queue_name: str, log_level: str) -> None:
+    """Run every job waiting in `queue_name`'s language queues with one ExecutorWorker in this
+    process, each job's program replaced by `canned_run_job`."""
+    worker = executor_worker(redis_url, queue_name)
     real_run_job, worker_module.run_job = worker_module.run_job, canned_run_job
     try:  # `ExecutorJob.func` calls the module's `run_job`
         worker.work(burst=True, logging_level=log_level)
