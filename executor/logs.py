@@ -18,9 +18,11 @@ JSON_FIELDS = "{asctime}{levelname}{name}{message}"
 JSON_NAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 
 
-def logging_config(log_format: str) -> dict[str, Any]:
+def logging_config(log_format: str, access_log: bool = False) -> dict[str, Any]:
     """A `logging.config.dictConfig` for `log_format` ("text" or "json"): the root logger at INFO on
-    stdout, and gunicorn's loggers through it (gunicorn takes this dict as its `logconfig_dict`)."""
+    stdout, and gunicorn's loggers through it (gunicorn takes this dict as its `logconfig_dict`).
+    Gunicorn logs every request once it has such a dict; its access lines pass only with
+    `access_log`, since the app logs each request itself (executor/web/request_log.py)."""
     formatter: dict[str, Any] = (
         {"()": JsonFormatter, "fmt": JSON_FIELDS, "style": "{", "rename_fields": JSON_NAMES}
         if log_format == "json"
@@ -36,8 +38,15 @@ def logging_config(log_format: str) -> dict[str, Any]:
         "root": {"level": "INFO", "handlers": ["stdout"]},
         # Theirs through ours: gunicorn's, and RQ's (whose CLI adds no handler once the root has one).
         "loggers": {
-            name: {"level": "INFO", "handlers": [], "propagate": True}
-            for name in ("gunicorn.error", "gunicorn.access", "rq.worker", "rq.job")
+            **{
+                name: {"level": "INFO", "handlers": [], "propagate": True}
+                for name in ("gunicorn.error", "rq.worker", "rq.job")
+            },
+            "gunicorn.access": {
+                "level": "INFO" if access_log else "WARNING",
+                "handlers": [],
+                "propagate": True,
+            },
         },
     }
 

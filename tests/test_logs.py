@@ -69,3 +69,17 @@ def test_json_lines_with_job_ids_and_nothing_secret(
     assert job_line["cpu_time_s"] > 0 and job_line["memory_kb"] > 0
     for secret in (WEBHOOK_SECRET, API_KEY, WRONG_KEY, *MARKS):
         assert secret not in text
+    assert not [line for line in lines if line["logger"] == "gunicorn.access"]  # EXECUTOR_ACCESS_LOG unset
+
+
+def test_gunicorns_access_lines_come_only_when_asked_for(
+    stack_env: dict[str, str], workers: WorkerProcesses, tmp_path: Path
+) -> None:
+    web, port = start_web({**stack_env, "EXECUTOR_ACCESS_LOG": "1"}, log=tmp_path / "web.log")
+    try:
+        assert request(port, "GET", "/health")[0] == 200
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+    text = (tmp_path / "web.log").read_text()
+    assert "gunicorn.access" in text and '"GET /health HTTP/1.1" 200' in text

@@ -27,14 +27,15 @@ worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 _settings = Settings()
 threads = _settings.web_threads
+# Gunicorn's own line per request, beside the app's (which has the route and job id), on request.
+ACCESS_LOG = bool(os.environ.get("EXECUTOR_ACCESS_LOG"))
 # Gunicorn's lines and the app's alike: text, or one JSON object per line (executor/logs.py).
-logconfig_dict = logging_config(_settings.log_format)
+logconfig_dict = logging_config(_settings.log_format, access_log=ACCESS_LOG)
 timeout = 60
 graceful_timeout = 30
 # The control socket lives at one path per user: two servers on a machine (make run beside the
 # tests or the bench) would fight over it, and nothing here uses it.
 control_socket_disable = True
-accesslog = "-" if os.environ.get("EXECUTOR_ACCESS_LOG") else None
 
 
 def _write_json_error(sock: object, status_int: int, reason: str, mesg: str) -> None:
