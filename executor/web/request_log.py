@@ -19,6 +19,8 @@ def log_requests(app: Flask) -> None:
 
     @app.after_request
     def log_request(response: Response) -> Response:
+        if not logger.isEnabledFor(logging.INFO):
+            return response  # nothing to build the line for
         started = g.get("request_started")
         duration_ms = round((time.perf_counter() - started) * 1000, 3) if started is not None else None
         route = request.url_rule.rule if request.url_rule is not None else None
