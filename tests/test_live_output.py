@@ -2,6 +2,7 @@
 written, resumable with Last-Event-ID, ending with the result; and at once for an ended job."""
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -169,3 +170,41 @@ def test_more_streams_than_redis_pys_default_pool_all_reach_their_result(setting
     for thread in followers:
         thread.join(timeout=30)
     assert endings == ["canceled"] * 110
+
+
+def test_a_client_that_leaves_gives_its_stream_slot_back_by_the_next_keep_alive(
+    stack_env: dict[str, str], workers: Any
+) -> None:
+    """Under gunicorn, a stream whose client has gone holds its slot until the server next writes to
+    it: for a job that prints nothing, the keep-alive comment, KEEP_ALIVE_S later at most (plus one
+    read's block). Then a new stream is admitted again."""
+    from executor.web.events import KEEP_ALIVE_S, READ_BLOCK_MS
+    from tests.test_web_server import request, start_web
+
+    env = {**stack_env, "EXECUTOR_QUEUE_NAME": "nobody-streams-here", "EXECUTOR_MAX_STREAMS": "1"}
+    web, port = start_web({**env, "EXECUTOR_WEB_THREADS": "4"})
+    try:
+        status, _, accepted = request(port, "POST", "/api/v1/execute", {"code": "print(1)"})
+        assert status == 202
+        path = f"/api/v1/execute/{accepted['job_id']}/events"
+        leaving = socket.create_connection(("127.0.0.1", port), timeout=10)
+        leaving.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert leaving.recv(4096).startswith(b"HTTP/1.1 200")
+        leaving.close()
+        left_at = time.monotonic()
+        assert request(port, "GET", path)[0] == 503  # its slot is still held
+        while (answer := _stream_status(port, path)) == 503:
+            assert time.monotonic() - left_at < KEEP_ALIVE_S + 2 * READ_BLOCK_MS / 1000 + 3
+            time.sleep(0.5)
+        assert answer == 200
+        request(port, "DELETE", f"/api/v1/execute/{accepted['job_id']}")
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+
+
+def _stream_status(port: int, path: str) -> int:
+    """The status a new stream gets; the stream itself is closed at once."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        return int(connection.recv(4096).split(b" ", 2)[1])
