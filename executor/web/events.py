@@ -6,7 +6,8 @@ that reconnects with `Last-Event-ID` gets exactly what it missed.
 
 An open stream holds one of the web process's threads (gunicorn's gthread worker) for as long as it
 is open, so `StreamGate` admits at most `EXECUTOR_MAX_STREAMS` per process and refuses more with a
-503: the other threads stay free for submissions. An idle stream costs one blocking read of its
+503: the other threads stay free for submissions; a stream whose client has left ends at its next
+quiet read, giving its slot back. An idle stream costs one blocking read of its
 live stream every `READ_BLOCK_MS` on a client whose socket timeout allows for the block, then a read
 of the job's status field (has it ended without an `end` entry, canceled while queued?), and every
 `WHOLE_VIEW_EVERY` quiet reads its whole view, which settles a job whose worker was lost.
@@ -14,6 +15,8 @@ of the job's status field (has it ended without an `end` entry, canceled while q
 
 import json
 import re
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -79,10 +82,17 @@ class _Held:
 
 
 def live_events(
-    jobs: JobQueue, reader: Redis, snapshot: Snapshot, owner: str | None, resume_from: str | None
+    jobs: JobQueue,
+    reader: Redis,
+    snapshot: Snapshot,
+    owner: str | None,
+    resume_from: str | None,
+    *,
+    client_left: Callable[[], bool],
 ) -> Iterator[str]:
     """The events of the job, from after `resume_from` (a Last-Event-ID) or from the first; the live
-    stream is read through `reader`, whose reads may block for READ_BLOCK_MS."""
+    stream is read through `reader`, whose reads may block for READ_BLOCK_MS. Ends early, with no
+    result, once `client_left` says the client has closed its connection."""
     cursor = resume_from if resume_from and _STREAM_ID.match(resume_from) else FIRST_ID
     view = jobs.view(snapshot)
     if cursor == FIRST_ID and view.status == QUEUED:
@@ -102,13 +112,34 @@ def live_events(
             written_at = time.monotonic()
         if ended and not batch:
             break
-        if not batch:  # quiet for a whole block: has the job ended with no `end` entry?
+        if not batch:  # quiet for a whole block: has the client gone, or the job ended with no `end`?
+            if client_left():
+                return
             quiet_reads += 1
             ended = _ended(jobs, snapshot.job.id, owner, whole_view=quiet_reads % WHOLE_VIEW_EVERY == 0)
         if time.monotonic() - written_at > KEEP_ALIVE_S:
             yield ": keep-alive\n\n"
             written_at = time.monotonic()
     yield from _result(jobs, snapshot.job.id, owner, cursor)
+
+
+def client_gone_check(client: socket.socket | None) -> Callable[[], bool]:
+    """Whether the client of a stream has closed its connection: its socket reads as at its end (a
+    peek, so nothing it sent is taken). A stream that only waits writes nothing for up to
+    KEEP_ALIVE_S, and a write to a closed connection may even succeed once; without this look its
+    thread and slot would stay taken that long, or twice that. Without the socket (a server other
+    than gunicorn), never."""
+    if client is None:
+        return lambda: False
+
+    def gone() -> bool:
+        try:
+            readable, _, _ = select.select([client], [], [], 0)
+            return bool(readable) and client.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    return gone
 
 
 def _ended(jobs: JobQueue, job_id: str, owner: str | None, *, whole_view: bool) -> bool:

@@ -16,7 +16,7 @@ from executor.jobs.statuses import TERMINAL_STATUSES
 from executor.jobs.views import JobView, view_json
 from executor.web.auth import client_owner
 from executor.web.errors import APIError, unavailable, validation_error
-from executor.web.events import live_events
+from executor.web.events import client_gone_check, live_events
 from executor.web.schemas import BatchAccepted, BatchJobAccepted, Health, JobAccepted, LanguageInfo
 from executor.web.services import services
 
@@ -71,7 +71,8 @@ def events(job_id: str) -> Response:
     snapshot, owner = _find(job_id), client_owner()
     resume_from = request.headers.get("Last-Event-ID")
     shared = services()
-    stream = live_events(shared.jobs, shared.live_reader, snapshot, owner, resume_from)
+    left = client_gone_check(request.environ.get("gunicorn.socket"))
+    stream = live_events(shared.jobs, shared.live_reader, snapshot, owner, resume_from, client_left=left)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     held = shared.stream_gate.admit(lambda: stream_with_context(stream))
     return Response(held, mimetype="text/event-stream", headers=headers)
