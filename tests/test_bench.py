@@ -128,5 +128,5 @@ def test_the_redis_ceiling_tool_runs_every_job_in_both_phases_and_counts_what_re
     for phase in ("estimate", "check"):
         assert figures[phase]["answered_200"] == figures[phase]["jobs"] == 40
         assert figures[phase]["redis_commands_per_job"] > 20  # enqueue, claim, start, finish, wait
-        assert figures[phase]["redis_cpu_s"] >= 0
+        assert figures[phase]["redis_cpu_s"] > 0
     assert worker_module.run_job is not worker_cost.canned_run_job  # this process's is untouched

@@ -123,7 +123,7 @@ def test_on_a_terminal_the_output_is_shown_while_the_program_runs(web_port: int,
         env={**os.environ, "EXECUTOR_URL": f"http://127.0.0.1:{web_port}", "PYTHONPATH": str(REPO)},
     )
     os.close(terminal)
-    seen, first_at = b"", None
+    seen, first_at, second_at = b"", None, None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         ready, _, _ = select.select([controller], [], [], 0.1)
@@ -135,8 +135,11 @@ def test_on_a_terminal_the_output_is_shown_while_the_program_runs(web_port: int,
         if first_at is None and b"first" in seen:
             first_at = time.monotonic()
             assert process.poll() is None  # shown before the program ended
+        if second_at is None and b"second" in seen:
+            second_at = time.monotonic()
         if process.poll() is not None and not ready:
             break
     os.close(controller)
     assert process.wait(timeout=10) == 0
-    assert first_at is not None and b"second" in seen
+    assert first_at is not None and second_at is not None
+    assert second_at - first_at >= 1.5  # each line as it was written, 2 s apart, not all at the end

@@ -19,7 +19,7 @@ from bench.stack import announce_every_language
 from devtools.local_redis import RedisServer, start_redis, stop_redis
 from executor.client import Busy, Client, NotFound, Refused
 from tests.stack import REPO
-from tests.test_web_server import start_web, web_port
+from tests.test_web_server import request, start_web, stop_web, web_port
 
 __all__ = ["web_port"]  # the fixture, shared with the web server's tests
 
@@ -69,15 +69,16 @@ def test_batch_and_languages(client: Client) -> None:
     assert "python" in {language["id"] for language in client.languages()}
 
 
-def test_a_503_is_retried_after_the_servers_retry_after() -> None:
-    answers = [503, 503, 200]
+def test_a_503_and_a_429_are_retried_after_the_servers_retry_after() -> None:
+    answers = [503, 429, 200]
     arrivals: list[float] = []
 
     class Busy503(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             arrivals.append(time.monotonic())
             status = answers.pop(0)
-            body = b'{"error": {"code": "unavailable", "message": "busy"}}' if status == 503 else b"[]"
+            code = {503: b"unavailable", 429: b"rate_limited"}.get(status)
+            body = b'{"error": {"code": "' + code + b'", "message": "busy"}}' if code else b"[]"
             self.send_response(status)
             self.send_header("Retry-After", "0.3")
             self.send_header("Content-Length", str(len(body)))
@@ -113,24 +114,29 @@ def test_a_call_made_while_redis_is_away_is_retried_until_it_answers(
     as told and gets its answer once Redis is back, with no error reaching the caller."""
     own_redis = start_redis(str(tmp_path / "redis"))
     announce_every_language(Redis.from_url(own_redis.url))
-    process, port = start_web({**stack_env, "REDIS_URL": own_redis.url})
     restarted: list[RedisServer] = []
+    back = threading.Timer(
+        1.5, lambda: restarted.append(start_redis(str(tmp_path / "redis"), port=own_redis.port))
+    )
+    process = None
     try:
+        process, port = start_web({**stack_env, "REDIS_URL": own_redis.url})
         stop_redis(own_redis)
-        back = threading.Timer(
-            1.5, lambda: restarted.append(start_redis(str(tmp_path / "redis"), port=own_redis.port))
-        )
+        assert request(port, "GET", "/api/v1/languages")[0] == 503  # the premise: Redis is away
         back.start()
         began = time.monotonic()
         with Client(f"http://127.0.0.1:{port}") as client:
             offered = client.languages()
         back.join()
-        assert time.monotonic() - began >= 1.5  # answered only once Redis was back
+        assert time.monotonic() - began >= 1.4  # answered only once Redis was back
         assert "python" in {language["id"] for language in offered}
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        for server in restarted:
+        back.cancel()
+        if back.is_alive():
+            back.join()
+        if process is not None:
+            stop_web(process)
+        for server in [own_redis, *restarted]:
             stop_redis(server)
 
 

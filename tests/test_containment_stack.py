@@ -107,7 +107,6 @@ def test_a_worker_killed_after_its_program_rewrote_pid_1_leaves_nothing_within_t
         time.sleep(0.05)
 
 
-@needs_root
 def idle_live_workers(redis_client: Redis) -> list[str]:
     """The workers alive (by their heartbeats) that RQ's records say are idle."""
     live = live_workers(redis_client)
@@ -118,6 +117,7 @@ def idle_live_workers(redis_client: Redis) -> list[str]:
     ]
 
 
+@needs_root
 def test_two_fork_bombs_at_once_on_two_workers_each_get_the_whole_process_budget(
     client: FlaskClient, settings: Settings, redis_client: Redis
 ) -> None:

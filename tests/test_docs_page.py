@@ -30,7 +30,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from executor.settings import Settings
 from executor.web.app import create_app
 from tests.stack import WorkerProcesses
-from tests.test_web_server import request, start_web
+from tests.test_web_server import request, start_web, stop_web
 
 API_KEY = "key-DOCSTEST-3c9e"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -115,7 +115,7 @@ def test_swagger_uis_files_are_served_with_their_types(plain_client: FlaskClient
             assert response.mimetype in ASSET_TYPES[Path(asset).suffix], (asset, response.mimetype)
             if asset.endswith(".js"):
                 assert b"SwaggerUIBundle" in response.get_data()
-    assert plain_client.get("/docs/static/../docs_page.py").status_code == 404
+    assert plain_client.get("/docs/static/../flask_swagger_ui.py").status_code == 404
     assert plain_client.get("/docs/static/%2e%2e/__init__.py").status_code == 404
 
 
@@ -159,8 +159,7 @@ def keyed_web(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[s
     """The Procfile's web process with an API key set, behind the session's workers: its origin."""
     process, port = start_web({**stack_env, "EXECUTOR_API_KEYS": API_KEY})
     yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=30)
+    stop_web(process)
 
 
 @pytest.fixture(scope="module")

@@ -163,8 +163,10 @@ def test_a_queued_job_whose_wait_fails_is_answered_202_and_queued_once(
     monkeypatch.setattr(Settings, "wait_slice_ms", property(lambda self: 1000))
     idle = settings.model_copy(update={"queue_name": f"nobody-{uuid.uuid4().hex[:8]}", "redis_timeout": 0.3})
     client = create_app(idle).test_client()
+    began = time.monotonic()
     response = client.post("/api/v1/execute?wait=true", json={"code": "print(1)"})
     assert response.status_code == 202, response.get_json()
+    assert time.monotonic() - began < 2  # the wait failed: a wait that ran out takes its 5 s + margin
     job_id = response.get_json()["job_id"]
     assert redis_client.lrange(f"rq:queue:{python_queue(idle)}", 0, -1) == [job_id.encode()]
     client.delete(f"/api/v1/execute/{job_id}")

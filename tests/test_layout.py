@@ -125,8 +125,8 @@ def test_every_relative_link_of_the_docs_resolves_inside_the_repository() -> Non
 
 
 def test_every_installed_package_is_locked() -> None:
-    """What `make` installed is exactly the locks' set: a package installed by hand, or a transitive
-    dependency left unpinned, would differ on a fresh clone next month."""
+    """Everything installed is in the locks, at the locked version: a package installed by hand, or
+    a transitive dependency left unpinned, would differ on a fresh clone next month."""
     locked: dict[str, str] = {}
     for lock in ("requirements.txt", "requirements-mcp.txt", "requirements-dev.txt"):
         for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / lock).read_text(), re.M):

@@ -93,7 +93,7 @@ def test_a_queued_job_starts_with_its_queue_status(client: FlaskClient, settings
     idle.delete(f"/api/v1/execute/{job_id}")
 
 
-def test_another_clients_job_streams_nothing(client: FlaskClient) -> None:
+def test_an_unknown_job_streams_nothing(client: FlaskClient) -> None:
     assert client.get("/api/v1/execute/00000000-0000-4000-8000-000000000000/events").status_code == 404
 
 
@@ -179,7 +179,7 @@ def test_a_client_that_leaves_gives_its_stream_slot_back_within_a_read(
     most, though its job prints nothing and no keep-alive is due for KEEP_ALIVE_S: then a new stream
     is admitted again."""
     from executor.web.events import KEEP_ALIVE_S, READ_BLOCK_MS
-    from tests.test_web_server import request, start_web
+    from tests.test_web_server import request, start_web, stop_web
 
     env = {**stack_env, "EXECUTOR_QUEUE_NAME": "nobody-streams-here", "EXECUTOR_MAX_STREAMS": "1"}
     web, port = start_web({**env, "EXECUTOR_WEB_THREADS": "4"})
@@ -192,15 +192,14 @@ def test_a_client_that_leaves_gives_its_stream_slot_back_within_a_read(
         assert leaving.recv(4096).startswith(b"HTTP/1.1 200")
         leaving.close()
         left_at = time.monotonic()
-        assert request(port, "GET", path)[0] == 503  # its slot is still held
+        assert _stream_status(port, path) == 503  # its slot is still held
         while (answer := _stream_status(port, path)) == 503:
             assert time.monotonic() - left_at < 2 * READ_BLOCK_MS / 1000 + 2 < KEEP_ALIVE_S
             time.sleep(0.5)
         assert answer == 200
         request(port, "DELETE", f"/api/v1/execute/{accepted['job_id']}")
     finally:
-        web.terminate()
-        web.wait(timeout=30)
+        stop_web(web)
 
 
 def _stream_status(port: int, path: str) -> int:

@@ -14,7 +14,7 @@ from executor.metrics.exposition import scrape
 from executor.settings import Settings
 from executor.web.app import create_app
 from tests.stack import WorkerProcesses, submit
-from tests.test_web_server import request, start_web
+from tests.test_web_server import request, start_web, stop_web
 
 JOBS = 20
 
@@ -38,8 +38,7 @@ def total(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 def two_web_processes(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[int]:
     process, port = start_web(stack_env, processes=2)
     yield port
-    process.terminate()
-    process.wait(timeout=30)
+    stop_web(process)
 
 
 def scraped_over_http(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -24,8 +24,17 @@ START_TIMEOUT_S = 30.0
 def web_port(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[int]:
     process, port = start_web(stack_env)
     yield port
+    stop_web(process)
+
+
+def stop_web(process: subprocess.Popen[bytes]) -> None:
+    """Stop a web process started by `start_web`, killing it if it does not stop in time."""
     process.terminate()
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def start_web(

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 from redis.client import Pipeline
 from rq.job import Job
-from rq.results import Result
 from rq.utils import as_text
 
 from executor.callbacks import records as callbacks
-from executor.jobs.queue import ANY_OWNER, JobAlreadyEnded, JobNotFound, JobQueue, Snapshot
+from executor.jobs.queue import ANY_OWNER, JobAlreadyEnded, JobNotFound, JobQueue, Snapshot, result_stream
 from executor.jobs.request import ExecuteRequest
 from executor.jobs.statuses import TERMINAL_STATUSES
 from executor.jobs.views import CallbackView, JobView, view_json
@@ -121,7 +120,7 @@ class Batches:
             if view.status == "completed" or remaining_ms <= 0:
                 return view
             unfinished = [job.job_id for job in view.jobs if job.status not in TERMINAL_STATUSES]
-            streams = {Result.get_key(job_id): "0-0" for job_id in unfinished}
+            streams = {result_stream(job_id): "0-0" for job_id in unfinished}
             self.connection.xread(streams, block=max(1, min(remaining_ms, self.jobs.settings.wait_slice_ms)))  # type: ignore[arg-type]
 
     def cancel(self, batch: Batch, owner: str | None) -> BatchView:

@@ -287,14 +287,14 @@ class JobQueue:
             if record is not None:
                 record(writes, jobs)
             count_submitted(writes, [request.language for request, _ in entries])
-            for language in {request.language for request, _ in entries}:
+            languages = sorted({request.language for request, _ in entries})
+            for language in languages:
                 queue = self.queues[language]
                 writes.sadd(waiting_queues(queue.name), queue.key)
             commands = encoded_commands(writes)
-        languages = sorted({request.language for request, _ in entries})
         doorbells = sorted({doorbell(self.queues[language].name) for language in languages})
         first = jobs[0]
-        keys = [OFFERED, Result.get_key(first.id), first.key, *(queue.key for queue in self.queues.values())]
+        keys = [OFFERED, result_stream(first.id), first.key, *(queue.key for queue in self.queues.values())]
         arguments = [
             self.settings.max_queue_depth,
             len(jobs),
@@ -367,7 +367,7 @@ class JobQueue:
         """Queue the three reads a snapshot is made of: the hash, the place, the newest result."""
         pipeline.hgetall(Job.key_for(job_id))
         self._read_place(pipeline, job_id, GUESSED_POSITION_SCAN)
-        pipeline.xrevrange(Result.get_key(job_id), count=1)
+        pipeline.xrevrange(result_stream(job_id), count=1)
 
     def _snapshot(
         self, job_id: str, owner: str | None, replies: tuple[Any, ...], hold_s: float = 0.0
@@ -451,7 +451,7 @@ def _read_result(pipeline: Pipeline, job: Job, deadline: float, slice_ms: int) -
     as soon as the XREAD returns. Sliced, so each call returns well inside the socket timeout and an
     outage shows quickly."""
     remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
-    pipeline.xread({Result.get_key(job.id): "0-0"}, block=min(remaining_ms, slice_ms))
+    pipeline.xread({result_stream(job.id): "0-0"}, block=min(remaining_ms, slice_ms))
     pipeline.hgetall(job.key)
 
 
