@@ -15,7 +15,7 @@ from devtools.local_redis import RedisServer, start_redis, stop_redis
 from devtools.run_local import procfile_command
 from executor.settings import Settings
 from executor.web.app import create_app
-from tests.stack import REPO, WEBHOOK_SECRET, WORKER_SECRET, WorkerProcesses
+from tests.stack import REPO, WEBHOOK_SECRET, WORKER_SECRET, WorkerProcesses, stop_process
 from workers import tasks
 
 
@@ -83,8 +83,7 @@ def notifier(stack_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     """The Procfile's notifier, delivering the session's callbacks."""
     process = subprocess.Popen(procfile_command("notifier"), env=stack_env, cwd=REPO)
     yield process
-    process.terminate()
-    process.wait(timeout=30)
+    stop_process(process)
 
 
 @pytest.fixture(scope="session")

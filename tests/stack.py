@@ -62,17 +62,22 @@ class WorkerProcesses:
             time.sleep(0.05)
 
     def stop(self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, sig, timeout)
 
     def stop_all(self) -> None:
         for process in self.processes:
             self.stop(process)
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    """Stop a process a test started: `sig`, then SIGKILL if it has not ended within `timeout`."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def poll_until(client: FlaskClient, job_id: str, statuses: set[str]) -> dict[str, Any]:

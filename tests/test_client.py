@@ -18,8 +18,8 @@ from redis import Redis
 from bench.stack import announce_every_language
 from devtools.local_redis import RedisServer, start_redis, stop_redis
 from executor.client import Busy, Client, NotFound, Refused
-from tests.stack import REPO
-from tests.test_web_server import request, start_web, stop_web, web_port
+from tests.stack import REPO, stop_process
+from tests.test_web_server import request, start_web, web_port
 
 __all__ = ["web_port"]  # the fixture, shared with the web server's tests
 
@@ -135,7 +135,7 @@ def test_a_call_made_while_redis_is_away_is_retried_until_it_answers(
         if back.is_alive():
             back.join()
         if process is not None:
-            stop_web(process)
+            stop_process(process)
         for server in [own_redis, *restarted]:
             stop_redis(server)
 

@@ -29,8 +29,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from executor.settings import Settings
 from executor.web.app import create_app
-from tests.stack import WorkerProcesses
-from tests.test_web_server import request, start_web, stop_web
+from tests.stack import WorkerProcesses, stop_process
+from tests.test_web_server import request, start_web
 
 API_KEY = "key-DOCSTEST-3c9e"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -159,7 +159,7 @@ def keyed_web(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[s
     """The Procfile's web process with an API key set, behind the session's workers: its origin."""
     process, port = start_web({**stack_env, "EXECUTOR_API_KEYS": API_KEY})
     yield f"http://127.0.0.1:{port}"
-    stop_web(process)
+    stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ canceled in the middle of its cases ends in a true terminal state."""
 import os
 import signal
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from executor.settings import Settings
-from tests.stack import WorkerProcesses, own_queue, poll_until, python_queue, submit
+from executor.web.app import create_app
+from tests.stack import WorkerProcesses, own_queue, poll_until, submit
 
 Run = Any
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="compiled languages need a root worker")
@@ -75,19 +77,21 @@ def test_expected_output_alone_ends_wrong_answer_on_a_mismatch(run: Run) -> None
     ],
 )
 def test_a_judging_request_that_breaks_a_rule_is_refused_and_nothing_is_queued(  # noqa: PLR0917
-    client: FlaskClient,
+    workers: Any,
     redis_client: Redis,
     settings: Settings,
     fields: dict[str, Any],
     field: str | None,
     words: str,
 ) -> None:
-    before = redis_client.llen(f"rq:queue:{python_queue(settings)}")
+    # A queue of this test alone, which no worker drains: anything queued would still be there.
+    name = f"refused-{uuid.uuid4().hex[:8]}"
+    client = create_app(settings.model_copy(update={"queue_name": name})).test_client()
     response = client.post("/api/v1/execute", json={"code": "print(1)", **fields})
     assert response.status_code == 422, response.get_json()
     detail = response.get_json()["error"]["details"][0]
     assert (detail["field"], words in detail["message"]) == (field, True), detail
-    assert redis_client.llen(f"rq:queue:{python_queue(settings)}") == before
+    assert list(redis_client.scan_iter(f"rq:queue:{name}.*")) == []
 
 
 def slow_cases(count: int, seconds: float) -> list[dict[str, Any]]:

@@ -10,11 +10,13 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.stack import submit
+from tests.stack import stop_process, submit
 
-# Prints a number with the time it was written, three times, a second apart.
+# Prints a number with the time it was written, three times, a second apart; first it waits half a
+# second, so the test's stream is open before the first line (a line written earlier is replayed).
 TIMED = (
     "import sys, time\n"
+    "time.sleep(0.5)\n"
     "for n in range(3):\n"
     "    print(n, time.time(), flush=True)\n"
     "    print('err', n, file=sys.stderr, flush=True)\n"
@@ -86,11 +88,13 @@ def test_a_queued_job_starts_with_its_queue_status(client: FlaskClient, settings
     idle = create_app(settings.model_copy(update={"queue_name": "nobody-streams-here"})).test_client()
     job_id = submit(idle, "print(1)")
     response = idle.get(f"/api/v1/execute/{job_id}/events", buffered=False)
-    first = next(iter(response.response))
-    text = first.decode() if isinstance(first, bytes) else first
-    assert text.startswith("id: 0-0\nevent: status\n") and '"queued"' in text
-    response.close()
-    idle.delete(f"/api/v1/execute/{job_id}")
+    try:
+        first = next(iter(response.response))
+        text = first.decode() if isinstance(first, bytes) else first
+        assert text.startswith("id: 0-0\nevent: status\n") and '"queued"' in text
+    finally:
+        response.close()
+        idle.delete(f"/api/v1/execute/{job_id}")
 
 
 def test_an_unknown_job_streams_nothing(client: FlaskClient) -> None:
@@ -142,7 +146,9 @@ def test_streams_beyond_the_limit_are_refused_until_one_closes(settings: Any, wo
     assert [event["event"] for event in events(client, job_id)][-1] == "result"
 
 
-def test_more_streams_than_redis_pys_default_pool_all_reach_their_result(settings: Any, workers: Any) -> None:
+def test_more_streams_than_redis_pys_default_pool_all_reach_their_result(
+    settings: Any, workers: Any, redis_client: Any
+) -> None:
     """110 streams blocked in reads at once in one web process: each holds a Redis connection, past
     redis-py's default pool of 100, and every one still ends with the job's result."""
     from executor.web.app import create_app
@@ -165,7 +171,11 @@ def test_more_streams_than_redis_pys_default_pool_all_reach_their_result(setting
     followers = [threading.Thread(target=follow) for _ in range(110)]
     for thread in followers:
         thread.start()
-    time.sleep(1.0)  # every stream past its first view, blocked reading
+    # The premise: more than 100 reads blocked at once (the session's 2 idle workers may be 2 of them).
+    deadline = time.monotonic() + 20
+    while redis_client.info("clients")["blocked_clients"] < 110:
+        assert time.monotonic() < deadline, "the streams never all blocked at once"
+        time.sleep(0.05)
     client.delete(f"/api/v1/execute/{job_id}")
     for thread in followers:
         thread.join(timeout=30)
@@ -179,7 +189,7 @@ def test_a_client_that_leaves_gives_its_stream_slot_back_within_a_read(
     most, though its job prints nothing and no keep-alive is due for KEEP_ALIVE_S: then a new stream
     is admitted again."""
     from executor.web.events import KEEP_ALIVE_S, READ_BLOCK_MS
-    from tests.test_web_server import request, start_web, stop_web
+    from tests.test_web_server import request, start_web
 
     env = {**stack_env, "EXECUTOR_QUEUE_NAME": "nobody-streams-here", "EXECUTOR_MAX_STREAMS": "1"}
     web, port = start_web({**env, "EXECUTOR_WEB_THREADS": "4"})
@@ -199,7 +209,7 @@ def test_a_client_that_leaves_gives_its_stream_slot_back_within_a_read(
         assert answer == 200
         request(port, "DELETE", f"/api/v1/execute/{accepted['job_id']}")
     finally:
-        stop_web(web)
+        stop_process(web)
 
 
 def _stream_status(port: int, path: str) -> int:

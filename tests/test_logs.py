@@ -11,8 +11,8 @@ from typing import Any
 from redis import Redis
 
 from executor.jobs.routing import language_queue
-from tests.stack import WorkerProcesses
-from tests.test_web_server import request, start_web, stop_web
+from tests.stack import WorkerProcesses, stop_process
+from tests.test_web_server import request, start_web
 
 WEBHOOK_SECRET = "whsec-LOGTEST-7f3a"
 API_KEY = "key-LOGTEST-91b2"
@@ -51,7 +51,7 @@ def test_json_lines_with_job_ids_and_nothing_secret(
         )
         assert refused == 401
     finally:
-        stop_web(web)
+        stop_process(web)
         pool.stop_all()
     text = (tmp_path / "web.log").read_text() + (tmp_path / "worker.log").read_text()
     lines: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -78,6 +78,6 @@ def test_gunicorns_access_lines_come_only_when_asked_for(
     try:
         assert request(port, "GET", "/health")[0] == 200
     finally:
-        stop_web(web)
+        stop_process(web)
     text = (tmp_path / "web.log").read_text()
     assert "gunicorn.access" in text and '"GET /health HTTP/1.1" 200' in text

@@ -13,8 +13,8 @@ from executor.metrics import figures
 from executor.metrics.exposition import scrape
 from executor.settings import Settings
 from executor.web.app import create_app
-from tests.stack import WorkerProcesses, submit
-from tests.test_web_server import request, start_web, stop_web
+from tests.stack import WorkerProcesses, stop_process, submit
+from tests.test_web_server import request, start_web
 
 JOBS = 20
 
@@ -38,7 +38,7 @@ def total(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 def two_web_processes(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[int]:
     process, port = start_web(stack_env, processes=2)
     yield port
-    stop_web(process)
+    stop_process(process)
 
 
 def scraped_over_http(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

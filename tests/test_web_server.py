@@ -15,7 +15,7 @@ from bench.load import run_load
 from bench.pool import Deadline
 from devtools.local_redis import free_port
 from devtools.run_local import procfile_command
-from tests.stack import REPO, WorkerProcesses
+from tests.stack import REPO, WorkerProcesses, stop_process
 
 START_TIMEOUT_S = 30.0
 
@@ -24,17 +24,7 @@ START_TIMEOUT_S = 30.0
 def web_port(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[int]:
     process, port = start_web(stack_env)
     yield port
-    stop_web(process)
-
-
-def stop_web(process: subprocess.Popen[bytes]) -> None:
-    """Stop a web process started by `start_web`, killing it if it does not stop in time."""
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process)
 
 
 def start_web(
