@@ -76,7 +76,7 @@ class ExecutorWorker(TrimmedBookkeeping):
         """Announce this host's languages again, settle the jobs of workers that died on every queue
         this worker serves, fail those waiting for a language no worker runs any longer, and remove
         what dead workers' runs left on this host (processes, cgroups, disks)."""
-        announce(self.connection, self.languages)
+        self.announce()
         for name in sweep_leftover_runs(self.sandbox):
             self.log.warning("removed what run %s of a worker that died had left on this host", name)
         for queue in self.queues:
@@ -84,9 +84,15 @@ class ExecutorWorker(TrimmedBookkeeping):
         for base in self.bases:
             sweep_unserved(self.connection, base, self.registry_languages, self.serializer)
 
+    def announce(self) -> None:
+        """Say which languages this host runs, and list the queues served in RQ's set of queues (for
+        the dashboard and `rq info`): the enqueue leaves that to the workers."""
+        announce(self.connection, self.languages)
+        self.connection.sadd(Queue.redis_queues_keys, *(queue.key for queue in self.queues))
+
     def register_birth(self) -> None:
         super().register_birth()
-        announce(self.connection, self.languages)
+        self.announce()
         self.heartbeat_thread.start()
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:

@@ -287,20 +287,19 @@ class JobQueue:
             if record is not None:
                 record(writes, jobs)
             count_submitted(writes, [request.language for request, _ in entries])
-            languages = sorted({request.language for request, _ in entries})
-            for language in languages:
-                queue = self.queues[language]
-                writes.sadd(waiting_queues(queue.name), queue.key)
-            commands = encoded_commands(writes)
+            commands = encoded_commands(writes, leave_out=_registers_queue)
+        languages = sorted({request.language for request, _ in entries})
         doorbells = sorted({doorbell(self.queues[language].name) for language in languages})
         first = jobs[0]
-        keys = [OFFERED, result_stream(first.id), first.key, *(queue.key for queue in self.queues.values())]
+        waiting = waiting_queues(self.queues[languages[0]].name)  # one base: every queue's
+        keys = [OFFERED, result_stream(first.id), first.key, waiting]
         arguments = [
             self.settings.max_queue_depth,
             len(jobs),
             int(wake_waiter),
+            int(time.time() * 1000),
             len(languages),
-            *languages,
+            *(word for language in languages for word in (language, self.queues[language].key)),
             len(doorbells),
             *doorbells,
             *commands,
@@ -434,6 +433,12 @@ def _refuse_unless(answer: list[Any], depth: int, count: int) -> None:
 def result_stream(job_id: str) -> str:
     """The key of the stream RQ writes a job's results to: a reader blocks on it to learn the end."""
     return Result.get_key(job_id)
+
+
+def _registers_queue(words: tuple[Any, ...]) -> bool:
+    """Whether a command of RQ's enqueue adds its queue to RQ's set of queues: the workers keep the
+    queues they serve there (`workers.worker`), so an enqueue need not repeat it every time."""
+    return str(words[0]).upper() == "SADD" and words[1] == Queue.redis_queues_keys
 
 
 def _runs(request: ExecuteRequest) -> int:
