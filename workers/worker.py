@@ -69,14 +69,18 @@ class ExecutorWorker(TrimmedBookkeeping):
             interval_s=settings.worker_heartbeat_s,
             ttl_s=settings.worker_lost_after_s,
             after_beat=self.after_heartbeat,
+            # Cut off from Redis for the lost window: stop the job (its program, its remaining test
+            # cases), since the other workers may settle it as lost from then on.
+            on_lost=self.kill_horse,
         )
         self.languages = [describe(language) for language in self.sandbox.languages.values()]
 
     def after_heartbeat(self) -> None:
-        """Announce this host's languages again, settle the jobs of workers that died on every queue
+        """Announce this host's languages again, renew RQ's worker key, settle the jobs of workers that died on every queue
         this worker serves, fail those waiting for a language no worker runs any longer, and remove
         what dead workers' runs left on this host (processes, cgroups, disks)."""
         self.announce()
+        self.heartbeat()  # RQ's worker key, which no job renews (workers/bookkeeping.py)
         for name in sweep_leftover_runs(self.sandbox):
             self.log.warning("removed what run %s of a worker that died had left on this host", name)
         for queue in self.queues:
