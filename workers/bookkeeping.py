@@ -27,6 +27,7 @@ from rq.suspension import is_suspended
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
+from executor.jobs.liveness import execution_id
 from executor.jobs.routing import language_of_job
 from executor.jobs.statuses import CANCELED
 from executor.metrics.figures import count_run
@@ -65,11 +66,11 @@ class TrimmedBookkeeping(SimpleWorker):
         self.just_finished = False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
-        """Renew RQ's worker key at most every few seconds between jobs.
+        """Renew RQ's worker key at most every few seconds, from the heartbeat thread and between jobs.
 
         RQ renews it up to four times per job, three commands each; the key lives two minutes and
-        liveness is judged by our own heartbeat thread, so the rest were pure cost per job. A renewal
-        with a timeout (the job's own, as it starts) always goes through.
+        liveness is judged by our own heartbeat thread, which also renews this key while a job runs,
+        so the rest were pure cost per job. A renewal with a timeout always goes through.
         """
         recent = (
             (now() - self.last_heartbeat).total_seconds() < RQ_HEARTBEAT_EVERY_S
@@ -133,14 +134,21 @@ class TrimmedBookkeeping(SimpleWorker):
             self.log.info("Worker %s: job %s was canceled before it started", self.name, job.id)
 
     def prepare_execution(self, job: Job) -> Execution:
-        """Record the execution and mark the job started in one atomic step (RQ takes two round
-        trips), unless it was canceled since it was claimed (CanceledBeforeStart)."""
+        """Mark the job started in one atomic step (RQ takes two round trips), unless it was canceled
+        since it was claimed (CanceledBeforeStart).
+
+        Of RQ's execution records only the started registry's entry is written (the dashboard lists
+        running jobs from it): the execution's own hash, the job's index of its executions and the
+        worker's are read by nothing of ours, and cost seven commands a job. Its id is derived from
+        the worker's name (`execution_id`), so the lost-job sweep finds the entry without them. RQ's
+        worker key is kept alive by the heartbeat thread (`heartbeat`), not renewed per job.
+        """
         heartbeat_ttl = self.get_heartbeat_ttl(job)
         intermediate = self.queue_named(job.origin).intermediate_queue_key
+        execution = Execution(execution_id(self.name), job.id, self.connection, worker_name=self.name)
         with self.connection.pipeline(transaction=False) as writes:
-            execution = Execution.create(job, heartbeat_ttl, pipeline=writes, worker_name=self.name)
+            job.started_job_registry.add_execution(execution, pipeline=writes, ttl=heartbeat_ttl)
             self.set_state(WorkerStatus.BUSY, pipeline=writes)
-            self.heartbeat(heartbeat_ttl, pipeline=writes)
             job.prepare_for_execution(self.name, pipeline=writes)
             writes.persist(job.key)
             writes.lrem(intermediate, 1, job.id)
@@ -191,8 +199,9 @@ class TrimmedBookkeeping(SimpleWorker):
                 execution_started_at=execution.created_at,
                 execution_ended_at=job.ended_at,
             )
-            job.cleanup(result_ttl, pipeline=writes, remove_from_queue=False)
-            self.cleanup_execution(job, pipeline=writes, execution=execution)
+            writes.expire(job.key, result_ttl)  # RQ's cleanup, less its dependents' keys: ours have none
+            job.started_job_registry.remove_execution(execution, pipeline=writes)
+            self.executions.pop(execution.id, None)
             writes.hset(self.key, "state", WorkerStatus.IDLE)  # as RQ's set_state writes it
             waited_s, ran_s = _timings(job)
             count_run(writes, language_of_job(job), return_value["status"], waited_s, ran_s)

@@ -104,8 +104,8 @@ FINISH = (
     _CLAIM_FUNCTION
     + RUN_COMMANDS
     + """
-local status = redis.call('HGET', KEYS[1], 'status')
-local owner = redis.call('HGET', KEYS[1], 'worker_name')
+local found = redis.call('HMGET', KEYS[1], 'status', 'worker_name')
+local status, owner = found[1], found[2]
 if status ~= ARGV[1] or owner ~= ARGV[2] then
     return {0, status or '', owner or '', false}
 end

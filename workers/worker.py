@@ -76,9 +76,9 @@ class ExecutorWorker(TrimmedBookkeeping):
         self.languages = [describe(language) for language in self.sandbox.languages.values()]
 
     def after_heartbeat(self) -> None:
-        """Announce this host's languages again, renew RQ's worker key, settle the jobs of workers that died on every queue
-        this worker serves, fail those waiting for a language no worker runs any longer, and remove
-        what dead workers' runs left on this host (processes, cgroups, disks)."""
+        """Announce this host's languages again, renew RQ's worker key, settle the jobs of workers
+        that died on every queue this worker serves, fail those waiting for a language no worker runs
+        any longer, and remove what dead workers' runs left on this host (processes, cgroups, disks)."""
         self.announce()
         self.heartbeat()  # RQ's worker key, which no job renews (workers/bookkeeping.py)
         for name in sweep_leftover_runs(self.sandbox):

@@ -11,6 +11,7 @@ started job next (a poll, or any live worker's sweep) settles it, with RQ's own 
 records. Settling is final: a worker that was only cut off and comes back drops its late result.
 """
 
+import hashlib
 import logging
 
 from redis import Redis
@@ -42,6 +43,15 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 """
+
+
+def execution_id(worker_name: str) -> str:
+    """The id of a job's execution by this worker in RQ's started registry (`<job>:<execution>`):
+    derived from the name, so whoever settles the job finds the entry from the job's `worker_name`
+    alone (the workers write no other execution record, `workers/bookkeeping.py`), and free of the
+    colon that separates the two ids, which a worker's name may hold. A worker runs one job at a
+    time, and a job at most once per worker (a lost one runs again elsewhere, if at all)."""
+    return hashlib.sha256(worker_name.encode()).hexdigest()[:32]
 
 
 def beat(connection: Redis, worker_name: str, level: str, ttl_s: float) -> None:
@@ -98,7 +108,7 @@ def settle_if_lost(job: Job, lost_after_s: float) -> bool:
         return False
     queue = Queue(job.origin, connection=connection, serializer=job.serializer)
     with connection.pipeline() as pipeline:
-        queue.started_job_registry.remove_executions(job, pipeline=pipeline)
+        pipeline.zrem(queue.started_job_registry.key, f"{job.id}:{execution_id(job.worker_name)}")
         if job.retries_left:
             logger.warning("job %s lost its worker %s; running it again", job.id, job.worker_name)
             job.retry(queue, pipeline)
