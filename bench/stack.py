@@ -16,8 +16,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis import Redis
@@ -29,6 +29,7 @@ from devtools.run_local import procfile_command
 
 REPO = Path(__file__).resolve().parent.parent
 QUEUE = "bench"
+LOOPBACK = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 WATCH_INTERVAL_S = 0.5
@@ -66,6 +67,8 @@ class Stack:
     port: int
     log_dir: str
     client: Redis | None = None
+    # What every process of the stack was started with (bench/hosts.py starts more workers with it).
+    env: dict[str, str] = field(default_factory=dict)
 
     def web_pids(self) -> list[int]:
         """Gunicorn's master and its workers."""
@@ -79,10 +82,10 @@ class Stack:
             workers_s=sum(cpu_times(worker.pid).own_s for worker in self.workers),
             redis_s=cpu_times(self.redis.process.pid).own_s,
             program_s=sum(cpu_times(worker.pid).children_s for worker in self.workers),
-            redis_commands=int(self._redis_client().info("stats")["total_commands_processed"]),
+            redis_commands=int(self.redis_client().info("stats")["total_commands_processed"]),
         )
 
-    def _redis_client(self) -> Redis:
+    def redis_client(self) -> Redis:
         if self.client is None:
             self.client = Redis.from_url(self.redis.url, socket_timeout=5)
         return self.client
@@ -116,7 +119,7 @@ class Stack:
             stop.set()
             watcher.join()
         if reasons:
-            logs = _log_tails(self.log_dir)
+            logs = log_tails(self.log_dir)
             raise StackDied(f"{reasons[0]} during the run; its figures are not valid\n{logs}")
 
     def memory(self) -> dict[str, float]:
@@ -129,33 +132,49 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(workers: int, deadline: Deadline) -> Iterator[Stack]:
-    """Start redis, the web process and `workers` workers; stop them all on the way out, whatever happens."""
-    with tempfile.TemporaryDirectory(prefix="executor-bench-") as temp_dir, private_redis(temp_dir) as redis:
+def running_stack(
+    workers: int,
+    deadline: Deadline,
+    *,
+    redis_bind: Sequence[str] = (LOOPBACK,),
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[Stack]:
+    """Start redis, the web process and `workers` workers; stop them all on the way out, whatever happens.
+
+    Redis listens on `redis_bind` (loopback by default); `settings` are environment variables every
+    process gets on top of the bench's own.
+    """
+    with (
+        tempfile.TemporaryDirectory(prefix="executor-bench-") as temp_dir,
+        private_redis(temp_dir, redis_bind) as redis,
+    ):
         started: list[subprocess.Popen[bytes]] = []
         stack: Stack | None = None
         try:
             port = free_port()
-            env = _stack_env(redis.url, port)
-            web = _spawn("web", env, temp_dir, 0)
+            env = {**_stack_env(redis.url, port), **(settings or {})}
+            web = spawn(procfile_command("web"), env, os.path.join(temp_dir, "web-0.log"))
             started.append(web)
-            pool = [_spawn("worker", env, temp_dir, n) for n in range(workers)]
+            pool = [
+                spawn(procfile_command("worker"), env, os.path.join(temp_dir, f"worker-{n}.log"))
+                for n in range(workers)
+            ]
             started += pool
-            stack = Stack(redis, web, pool, f"http://127.0.0.1:{port}", port, temp_dir)
-            _wait_ready(stack, workers, deadline)
+            stack = Stack(redis, web, pool, f"http://127.0.0.1:{port}", port, temp_dir, env=env)
+            wait_ready(stack, workers, deadline)
             yield stack
         finally:
             if stack is not None and stack.client is not None:
                 stack.client.close()
             for process in reversed(started):
-                _stop(process)
+                stop_process(process)
 
 
 @contextlib.contextmanager
-def private_redis(directory: str) -> Iterator[RedisServer]:
+def private_redis(directory: str, bind: Sequence[str] = (LOOPBACK,)) -> Iterator[RedisServer]:
     """A password-protected redis-server with its data and log in `directory`, stopped on the way out."""
     with stdout_to(os.path.join(directory, "redis.log")):
-        server = start_redis(os.path.join(directory, "redis"), password=secrets.token_hex(16))
+        server = start_redis(os.path.join(directory, "redis"), password=secrets.token_hex(16), bind=bind)
     try:
         yield server
     finally:
@@ -194,10 +213,11 @@ def stdout_to(path: str) -> Iterator[None]:
         os.close(saved)
 
 
-def _spawn(name: str, env: dict[str, str], log_dir: str, number: int) -> subprocess.Popen[bytes]:
-    with open(os.path.join(log_dir, f"{name}-{number}.log"), "wb") as log:
+def spawn(command: list[str], env: dict[str, str], log_path: str) -> subprocess.Popen[bytes]:
+    """Start one process of the stack in the repository, its output in `log_path`."""
+    with open(log_path, "wb") as log:
         return subprocess.Popen(
-            procfile_command(name),
+            command,
             env=env,
             cwd=REPO,
             stdin=subprocess.DEVNULL,
@@ -206,13 +226,13 @@ def _spawn(name: str, env: dict[str, str], log_dir: str, number: int) -> subproc
         )
 
 
-def _wait_ready(stack: Stack, workers: int, deadline: Deadline) -> None:
+def wait_ready(stack: Stack, workers: int, deadline: Deadline) -> None:
     """Wait until /health answers 200 and counts every worker, or fail with the logs' last lines."""
     limit = deadline.child(READY_TIMEOUT_S)
     while not limit.expired():
         for process in [stack.web, *stack.workers]:
             if process.poll() is not None:
-                raise RuntimeError(f"{_name(process)} exited early:\n{_log_tails(stack.log_dir)}")
+                raise RuntimeError(f"{_name(process)} exited early:\n{log_tails(stack.log_dir)}")
         with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
             connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=2)
             connection.request("GET", "/health")
@@ -222,7 +242,7 @@ def _wait_ready(stack: Stack, workers: int, deadline: Deadline) -> None:
             if response.status == 200 and health.get("workers") == workers:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"the stack was not ready in {READY_TIMEOUT_S} s:\n{_log_tails(stack.log_dir)}")
+    raise RuntimeError(f"the stack was not ready in {READY_TIMEOUT_S} s:\n{log_tails(stack.log_dir)}")
 
 
 def _name(process: subprocess.Popen[bytes]) -> str:
@@ -231,7 +251,7 @@ def _name(process: subprocess.Popen[bytes]) -> str:
     return shlex.join(str(arg) for arg in args) if isinstance(args, list) else str(args)
 
 
-def _log_tails(log_dir: str, lines: int = 15) -> str:
+def log_tails(log_dir: str, lines: int = 15) -> str:
     tails = []
     for path in sorted(Path(log_dir).glob("*.log")):
         tail = path.read_text(errors="replace").splitlines()[-lines:]
@@ -239,7 +259,7 @@ def _log_tails(log_dir: str, lines: int = 15) -> str:
     return "\n".join(tails)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (gunicorn and rq both shut down gracefully on it), then SIGKILL if it lingers."""
     if process.poll() is not None:
         return

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis import Redis
@@ -54,14 +55,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_redis(data_dir: str, port: int | None = None, password: str | None = None) -> RedisServer:
-    """Start redis-server persisting with appendonly in `data_dir`, and wait until it answers."""
+def start_redis(
+    data_dir: str, port: int | None = None, password: str | None = None, bind: Sequence[str] = ("127.0.0.1",)
+) -> RedisServer:
+    """Start redis-server persisting with appendonly in `data_dir`, and wait until it answers.
+
+    It listens on `bind`, loopback by default; the URL returned is loopback's, which `bind` must hold
+    (the bench's emulated hosts add the addresses of their links).
+    """
     port = port or free_port()
     os.makedirs(data_dir, exist_ok=True)
     command = [
         redis_server_binary(),
         "--port", str(port),
-        "--bind", "127.0.0.1",
+        "--bind", *bind,
         "--dir", os.path.abspath(data_dir),
         "--appendonly", "yes",
         "--save", "",
