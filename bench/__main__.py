@@ -3,8 +3,11 @@
 import argparse
 import signal
 import sys
+from dataclasses import replace
 from typing import Any
 
+from bench.hosts import HostsOptions, run_hosts
+from bench.hosts import report as report_hosts
 from bench.judging import report as report_judging
 from bench.judging import run_judging
 from bench.load import run_load
@@ -55,6 +58,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="judging: ms per case against the floor, and a batch's submit time",
     )
     parser.add_argument(
+        "--hosts",
+        type=int,
+        default=0,
+        help="emulate this many worker hosts (network namespaces, as root) sharing one Redis: "
+        "spread, throughput over hosts, a host's link going down mid-job",
+    )
+    parser.add_argument("--workers-per-host", type=int, default=1, help="workers on each host with --hosts")
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -64,10 +75,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.workers, args.clients or 1, args.jobs or 1, args.rounds) < 1 or args.poll_interval_ms < 0:
         parser.error("--workers, --clients, --jobs and --rounds must be >= 1, --poll-interval-ms >= 0")
+    if args.hosts < 0 or args.workers_per_host < 1:
+        parser.error("--hosts must be >= 0, --workers-per-host >= 1")
     return args
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:  # noqa: PLR0911 (one return per mode)
     """Run what the flags ask for; exit 1 when a job failed, got another job's output or an
     undocumented HTTP code, or the time limit cut the run short. Missed targets are reported, not fatal."""
     args = parse_args(argv)
@@ -81,6 +94,8 @@ def main(argv: list[str]) -> int:
             return _waiters(args, deadline)
         if args.streams:
             return _streams(args, deadline)
+        if args.hosts:
+            return _hosts(args, deadline)
         if args.judging:
             figures = run_judging(args.workers, args.rounds, deadline)
             report_judging(figures, args.workers)  # a missed target is reported, not fatal
@@ -130,6 +145,12 @@ def _suite(args: argparse.Namespace, deadline: Deadline) -> int:
         for item in document["comparisons"]
     )
     return 1 if broken else 0
+
+
+def _hosts(args: argparse.Namespace, deadline: Deadline) -> int:
+    options = HostsOptions(args.hosts, args.workers_per_host, rounds=args.rounds)
+    options = replace(options, spread_jobs=args.jobs) if args.jobs else options
+    return 0 if report_hosts(run_hosts(options, deadline)) else 1
 
 
 def _load(args: argparse.Namespace, deadline: Deadline) -> int:
