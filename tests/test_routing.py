@@ -21,7 +21,7 @@ from executor.settings import Settings
 from executor.web.app import create_app
 from tests.stack import WorkerProcesses, own_queue, poll_until, submit
 from workers.claiming_queue import claim_source
-from workers.redis_scripts import Claimed, NoneWaiting, claim_next
+from workers.redis_scripts import Claimed, claim_next
 
 REGISTRY = build_languages(default_python())
 # Long enough for a worker that could take the job to have taken it many times over.
@@ -140,16 +140,16 @@ def test_a_claim_reads_only_the_queues_its_waiting_set_names_and_a_full_look_men
     redis_client.hset(Job.key_for(job_id), mapping={"enqueued_at": "2026-12-04T00:00:00Z"})
     redis_client.rpush(queues[1].key, job_id)
 
-    def claim(full: bool) -> Claimed | NoneWaiting:
-        return claim_next(redis_client, source, "claimant", defer=False, idle_ttl_s=None, full=full)
+    def claim(full: bool) -> Claimed | None:
+        return claim_next(redis_client, source, "claimant", idle_ttl_s=None, full=full)
 
-    assert isinstance(claim(False), NoneWaiting)
+    assert claim(False) is None
     redis_client.rpush(queues[1].key, job_id)  # the same id twice: one for each claim below
     full = claim(True)
     assert isinstance(full, Claimed) and full.queue_key == queues[1].key
     assert redis_client.smembers(waiting_queues(queues[1].name)) == {queues[1].key.encode()}
     ordinary = claim(False)
     assert isinstance(ordinary, Claimed) and ordinary.job_id == job_id
-    assert isinstance(claim(False), NoneWaiting)  # now empty: dropped from the set
+    assert claim(False) is None  # now empty: dropped from the set
     assert redis_client.smembers(waiting_queues(queues[1].name)) == set()
     redis_client.delete(Job.key_for(job_id), queues[1].intermediate_queue_key)

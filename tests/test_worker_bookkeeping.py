@@ -16,8 +16,9 @@ from rq.suspension import resume, suspend
 
 from executor.jobs.queue import JobQueue
 from executor.jobs.request import execute_request_model
-from executor.jobs.routing import idle_workers, language_queue
+from executor.jobs.routing import idle_group, idle_groups, idle_workers, language_queue
 from executor.jobs.serializer import JobSerializer
+from executor.jobs.wakes import wake_list
 from executor.languages import build_languages
 from executor.sandbox.result import Outcome, RunResult
 from executor.settings import Settings
@@ -223,31 +224,55 @@ def test_a_job_canceled_after_it_was_claimed_is_never_run(
     assert redis_client.llen(in_process.queue.intermediate_queue_key) == 0
 
 
-def test_a_worker_that_just_finished_leaves_the_next_job_to_a_worker_idle_before_it(
+def test_a_job_wakes_one_idle_worker_the_most_recently_idle_and_drops_expired_marks(
     in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two jobs at once with two workers: the one that finishes first must not take the second
-    from under the idle one, which its doorbell woke to take it."""
+    """Each job pops one idle mark, the newest, and pushes to that worker's wake list, so the other
+    idle worker sleeps on; a mark that has expired is dropped, and no one is woken for it."""
     stub_program(monkeypatch, lambda job_id: None)
     idle = idle_workers(in_process.queue.name)
-    redis_client.zadd(idle, {"another-worker": time.time() * 1000 + 60_000})  # idle, its mark fresh
-    first, second = in_process.submit("print(1)"), in_process.submit("print(2)")
-    in_process.work()  # burst: runs what it may take, then stops
-    assert (first.get_status(), second.get_status()) == ("finished", "queued")
-    assert in_process.queue.get_job_ids() == [second.id]  # waiting for the idle worker, not claimed
-    redis_client.zrem(idle, "another-worker")
-    claimed = ClaimingQueue.dequeue_any(
-        [in_process.queue], None, connection=redis_client, job_class=ExecutorJob, serializer=JobSerializer
-    )
-    assert claimed is not None and claimed[0].id == second.id  # a worker woken by its doorbell takes it
-    redis_client.delete(in_process.queue.intermediate_queue_key)
+    now = time.time() * 1000
+    redis_client.zadd(idle, {"earlier": now + 1_000, "later": now + 2_000, "gone": now - 1})
+    in_process.submit("print(1)")
+    assert redis_client.lrange(wake_list("later"), 0, -1) == [b"1"]
+    assert redis_client.llen(wake_list("earlier")) == 0
+    assert redis_client.zrange(idle, 0, -1) == [b"gone", b"earlier"]
+    in_process.submit("print(2)")
+    assert redis_client.lrange(wake_list("earlier"), 0, -1) == [b"1"]
+    in_process.submit("print(3)")
+    assert redis_client.zcard(idle) == 0
+    assert not redis_client.exists(wake_list("gone"))
+    redis_client.delete(wake_list("later"), wake_list("earlier"))
+    in_process.work()
+    assert in_process.queue.count == 0
+
+
+def test_a_worker_that_runs_only_some_languages_is_woken_through_its_group(
+    in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no idle worker that runs every language, a job's wake looks in the idle sets its
+    language's group registry lists: a bash-only worker is woken for a bash job, never for python."""
+    stub_program(monkeypatch, lambda job_id: None)
+    group = idle_group(["bash"], ["python", "bash"])
+    bash_only = idle_workers(in_process.bash_queue.name, group)
+    now = time.time() * 1000
+    redis_client.zadd(bash_only, {"bash-only": now + 2_000})
+    redis_client.zadd(idle_groups(in_process.bash_queue.name), {bash_only: now + 10_000})
+    in_process.submit("print(1)")
+    assert redis_client.llen(wake_list("bash-only")) == 0
+    in_process.submit("echo 1", "bash")
+    assert redis_client.lrange(wake_list("bash-only"), 0, -1) == [b"1"]
+    assert redis_client.zcard(bash_only) == 0
+    redis_client.delete(wake_list("bash-only"), idle_groups(in_process.bash_queue.name))
+    in_process.work()
+    assert in_process.queue.count == in_process.bash_queue.count == 0
 
 
 def test_an_idle_worker_is_woken_by_a_job_in_any_of_its_queues(
     in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Woken by the doorbell the enqueue rings, not by looking again later: that is made longer than
-    the wait, so only a ring can end it with the job."""
+    """Woken by the enqueue's wake, not by looking again later: that is made longer than the wait, so
+    only a wake can end it with the job."""
     monkeypatch.setattr(claiming_queue, "LOOK_AGAIN_S", 60.0)
     threading.Timer(0.3, in_process.submit, args=["echo woken", "bash"]).start()
     claimed = ClaimingQueue.dequeue_any(

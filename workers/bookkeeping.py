@@ -32,7 +32,15 @@ from executor.jobs.routing import language_of_job
 from executor.jobs.statuses import CANCELED
 from executor.metrics.figures import count_run
 from executor.sandbox import kill_running_programs
-from workers.claiming_queue import CLAIMANT, FULL_LOOKS, claim_source, claimed_job, give_back
+from workers.claiming_queue import (
+    CLAIMANT,
+    FULL_LOOKS,
+    IDLE_MARK_S,
+    Claimant,
+    claim_source,
+    claimed_job,
+    give_back,
+)
 from workers.redis_scripts import Finished, finish_if_owned, start_unless_canceled
 
 # RQ's own worker key (for the dashboard and its bookkeeping) is renewed no more often than this.
@@ -62,8 +70,10 @@ class TrimmedBookkeeping(SimpleWorker):
         # The next job of the worker's queues and its queue, claimed with the last result; it runs
         # next, or goes back.
         self.claimed_ahead: tuple[Job, Queue] | None = None
-        # Whether a job was just finished: the next claim leaves a waiting job to an idle worker.
-        self.just_finished = False
+        # Whether the last result's claim found no job and marked this worker idle: it waits first.
+        self.marked_idle = False
+        # Which idle set this worker marks itself in (`executor.jobs.routing.idle_group`).
+        self.idle_group = ""
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """Renew RQ's worker key at most every few seconds, from the heartbeat thread and between jobs.
@@ -91,13 +101,15 @@ class TrimmedBookkeeping(SimpleWorker):
         self.suspension_checked_at = time.monotonic()
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
-        """Write the state only when Redis does not hold it already.
+        """Write the state only when Redis does not hold it already, and not at all between a job and
+        the one claimed with its result.
 
-        RQ sets the same state several times per job, and after a success the idle state was
-        already written with the result (see `_save_success`); memory catches up here.
+        RQ sets the same state several times per job. After a success the state was written with
+        the result (see `_save_success`): idle, or left busy when the next job was claimed with it,
+        which starts at once, so the idle and busy writes RQ makes in between would only flicker.
         """
-        if pipeline is None and state == self.state_in_redis:
-            self._state = state
+        self._state = state
+        if state == self.state_in_redis or (state == WorkerStatus.IDLE and self.claimed_ahead is not None):
             return
         super().set_state(state, pipeline)
         self.state_in_redis = state
@@ -107,8 +119,8 @@ class TrimmedBookkeeping(SimpleWorker):
     ) -> tuple[Job, Queue] | None:
         """The job claimed with the last result, if there is one; else RQ's dequeue, which waits."""
         if self.claimed_ahead is None:
-            claimant = CLAIMANT.set((self.name, self.just_finished))
-            self.just_finished = False
+            claimant = CLAIMANT.set(Claimant(self.name, self.idle_group, self.marked_idle))
+            self.marked_idle = False
             try:
                 return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
             finally:
@@ -187,7 +199,9 @@ class TrimmedBookkeeping(SimpleWorker):
         assert job.started_at is not None and job.ended_at is not None
         job._result = return_value
         result_ttl = job.get_result_ttl(self.default_result_ttl)
-        claim_from = None if self._stop_requested else claim_source(self.queues, self.job_class)
+        claim_from = (
+            None if self._stop_requested else claim_source(self.queues, self.job_class, self.idle_group)
+        )
         with self.connection.pipeline(transaction=False) as writes:
             self.increment_successful_job_count(pipeline=writes)
             self.increment_total_working_time(job.ended_at - job.started_at, writes)
@@ -202,7 +216,6 @@ class TrimmedBookkeeping(SimpleWorker):
             writes.expire(job.key, result_ttl)  # RQ's cleanup, less its dependents' keys: ours have none
             job.started_job_registry.remove_execution(execution, pipeline=writes)
             self.executions.pop(execution.id, None)
-            writes.hset(self.key, "state", WorkerStatus.IDLE)  # as RQ's set_state writes it
             waited_s, ran_s = _timings(job)
             count_run(writes, language_of_job(job), return_value["status"], waited_s, ran_s)
             finished = finish_if_owned(
@@ -213,10 +226,12 @@ class TrimmedBookkeeping(SimpleWorker):
                 owner=self.name,
                 claim_from=claim_from,
                 full=claim_from is not None and FULL_LOOKS.due(),
+                idle_ttl_s=IDLE_MARK_S,
+                owner_key=self.key,
             )
         if finished.saved:
-            self.state_in_redis = WorkerStatus.IDLE
-            self.just_finished = True
+            self.state_in_redis = WorkerStatus.IDLE if finished.next_job is None else WorkerStatus.BUSY
+            self.marked_idle = claim_from is not None and finished.next_job is None
         if finished.next_job is not None:
             next_job = claimed_job(finished.next_job, self.job_class, self.connection, self.serializer)
             if next_job is not None:

@@ -3,26 +3,37 @@
 import time
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
-from redis.typing import KeyT, StreamIdT
 from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.queue import Queue
 
-from executor.jobs.routing import doorbell, idle_workers, ring, waiting_queues
+from executor.jobs.routing import idle_workers, ring, waiting_queues
+from executor.jobs.wakes import wake_list
 from workers.redis_scripts import Claimed, ClaimFrom, claim_next
 
-# An idle worker looks at its queues at least this often even if no doorbell rings: a job put back
-# by RQ's own maintenance rings none.
+# An idle worker looks at its queues at least this often even if no wake comes: a job put back by
+# RQ's own maintenance wakes none, and a woken worker may have died before it claimed.
 LOOK_AGAIN_S = 1.0
-# A worker that left a job to an idle one looks again this soon, and then takes it itself: the idle
-# one needs a round trip to claim it, and may have died since it marked itself idle.
-AFTER_DEFERRING_S = 0.2
-# Who claims (a worker's name), and whether it has just finished a job: set by the worker around
-# RQ's dequeue, which calls `dequeue_any` with a signature of RQ's own.
-CLAIMANT: ContextVar[tuple[str, bool]] = ContextVar("claimant", default=("", False))
+# An idle mark lasts this long: twice the longest a worker waits between looks, each of which renews it.
+IDLE_MARK_S = 2 * LOOK_AGAIN_S
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """Who claims: the worker's name (its wake list's), its idle group (`executor.jobs.routing`), and
+    whether it is marked idle already (its last result's claim found no job): it then waits first."""
+
+    name: str = ""
+    group: str = ""
+    marked_idle: bool = False
+
+
+# Set by the worker around RQ's dequeue, which calls `dequeue_any` with a signature of RQ's own.
+CLAIMANT: ContextVar[Claimant | None] = ContextVar("claimant", default=None)
 
 
 class ClaimingQueue(Queue):
@@ -41,35 +52,42 @@ class ClaimingQueue(Queue):
         death_penalty_class: Any = None,
     ) -> tuple[Job, Queue] | None:
         """The oldest waiting job and its queue. When none waits: None at once without a `timeout`
-        (RQ's burst mode), else wait on the queues' doorbells and raise DequeueTimeout, as RQ's
-        own dequeue does, once `timeout` seconds have passed with none."""
+        (RQ's burst mode), else wait to be woken (`executor.jobs.routing`), looking again every
+        LOOK_AGAIN_S, and raise DequeueTimeout, as RQ's own dequeue does, once `timeout` seconds
+        have passed with none."""
         queues = list(queues)
         by_key = {queue.key: queue for queue in queues}
         job_class = job_class or Job
-        source = claim_source(queues, job_class)
+        claimant = CLAIMANT.get() or Claimant()
+        source = claim_source(queues, job_class, claimant.group)
         deadline = None if timeout is None else time.monotonic() + timeout
-        claimant, defer = CLAIMANT.get()
-        # Marked idle while it waits, for twice the longest it sleeps between looks.
-        idle_ttl_s = None if deadline is None else 2 * LOOK_AGAIN_S
+        idle_ttl_s = None if deadline is None else IDLE_MARK_S
+        # Marked idle by its last result's claim, which found no job: a job since has woken it.
+        look, unmark = not claimant.marked_idle or deadline is None, False
         while True:
-            outcome = claim_next(
-                connection, source, claimant, defer=defer, idle_ttl_s=idle_ttl_s, full=FULL_LOOKS.due()
-            )
-            look_again_s = AFTER_DEFERRING_S if defer else LOOK_AGAIN_S
-            defer = False  # once it has waited, the job is its to take
-            if isinstance(outcome, Claimed):
-                job = claimed_job(outcome, job_class, connection, serializer)
-                if job is not None:
-                    return job, by_key[outcome.queue_key]
-                continue
-            if deadline is None:
-                return None
+            if look:
+                claimed = claim_next(
+                    connection,
+                    source,
+                    claimant.name,
+                    idle_ttl_s=idle_ttl_s,
+                    full=FULL_LOOKS.due(),
+                    unmark=unmark,
+                )
+                if claimed is not None:
+                    job = claimed_job(claimed, job_class, connection, serializer)
+                    if job is not None:
+                        return job, by_key[claimed.queue_key]
+                    continue
+                if deadline is None:
+                    return None
+            assert deadline is not None  # burst mode returned above: it always looks
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DequeueTimeout(timeout, list(by_key))
-            # A ring after the claim's look, even one before this call, returns at once.
-            doorbells: dict[KeyT, StreamIdT] = {key: rung for key, rung in outcome.rung.items()}
-            connection.xread(doorbells, block=max(1, int(min(remaining, look_again_s) * 1000)))
+            # A wake pops the mark; a worker that looks by itself may still have one to remove.
+            woken = connection.blpop([wake_list(claimant.name)], timeout=min(remaining, LOOK_AGAIN_S))
+            look, unmark = True, woken is None
 
 
 class FullLooks:
@@ -93,13 +111,12 @@ class FullLooks:
 FULL_LOOKS = FullLooks()
 
 
-def claim_source(queues: Sequence[Queue], job_class: type[Job]) -> ClaimFrom:
-    """The keys a script claims the next job of any of `queues` with."""
+def claim_source(queues: Sequence[Queue], job_class: type[Job], group: str = "") -> ClaimFrom:
+    """The keys a script claims the next job of any of `queues` with, for a worker of `group`."""
     return ClaimFrom(
         queue_keys=tuple(queue.key for queue in queues),
         intermediate_keys=tuple(queue.intermediate_queue_key for queue in queues),
-        doorbell_keys=tuple(doorbell(queue.name) for queue in queues),
-        idle_keys=tuple(idle_workers(queue.name) for queue in queues),
+        idle_keys=tuple(idle_workers(queue.name, group) for queue in queues),
         waiting_keys=tuple(waiting_queues(queue.name) for queue in queues),
         job_key_prefix=job_class.redis_job_namespace_prefix,
     )

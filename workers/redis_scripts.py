@@ -18,31 +18,27 @@ from redis.commands.core import Script
 from rq.utils import as_text
 
 from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
+from executor.jobs.wakes import now_ms
 
 # Take the oldest waiting id of several queues into its queue's intermediate list, as RQ's
 # non-blocking LMOVE does for one, and read its job's hash in the same call. The queues come as KEYS
-# from `first` on, in fives: the queue, its intermediate list, its doorbell (executor.jobs.routing),
-# its idle workers (a sorted set scored by when each one's mark expires, ms) and its base's waiting
-# set (the queues that may hold jobs); the queues of one base share the last three, which are read
-# and written once per call. Only the heads of the queues in the waiting sets are read, unless
-# `full` is '1': then every queue's, and the waiting sets are mended. The oldest is the
-# head job enqueued first, so jobs start in the order they came whatever their language; a head
-# whose hash has expired goes first, and comes back with no fields.
+# from `first` on, in fours: the queue, its intermediate list, the claimant's idle set for its base
+# and its base's waiting set (the queues that may hold jobs), both of `executor.jobs.routing`; the
+# queues of one base share the last two, which are read and written once per call. Only the queues
+# in the waiting sets are read, unless `full` is '1': then every queue's head, and the waiting sets
+# are mended. With one such queue its head is taken without a look; with several, the oldest is the
+# head job enqueued first, so jobs start in the order they came whatever their language (a head whose
+# hash has expired goes first, and comes back with no fields).
 #
-# A claimant that has just finished a job (`defer` '1') leaves the job to a worker that was idle on
-# its queue first: that one was woken by the job's doorbell and is about to claim it, and taking it
-# from under it would run two jobs one after the other on one worker while another sat idle. When
-# nothing is claimed, the answer is the newest entry of each doorbell (a ring after it wakes the
-# claimant), and a claimant about to wait (`idle_ttl` given) marks itself idle on every queue.
+# `unmark` '1' first removes the claimant's idle marks (a worker that woke by itself, whose mark no
+# wake popped). When nothing is claimed, a claimant about to wait (`idle_ttl` given, ms) marks itself
+# idle in each of its idle sets until `now` (ms, its clock) plus that.
 _CLAIM_FUNCTION = """
-local function claim(first, job_key_prefix, claimant, defer, idle_ttl, full)
-    local time = redis.call('TIME')
-    local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-    local chosen, chosen_at = nil, nil
-    local unmarked, waiting = {}, {}
-    for at = first, #KEYS, 5 do
-        local idle, set = KEYS[at + 3], KEYS[at + 4]
-        if not unmarked[idle] then
+local function claim(first, job_key_prefix, claimant, idle_ttl, full, unmark, now)
+    local candidates, waiting, unmarked = {}, {}, {}
+    for at = first, #KEYS, 4 do
+        local idle, set = KEYS[at + 2], KEYS[at + 3]
+        if unmark == '1' and not unmarked[idle] then
             redis.call('ZREM', idle, claimant)
             unmarked[idle] = true
         end
@@ -53,53 +49,60 @@ local function claim(first, job_key_prefix, claimant, defer, idle_ttl, full)
             end
         end
         if full == '1' or waiting[set][KEYS[at]] then
+            candidates[#candidates + 1] = at
+        end
+    end
+    local chosen = nil
+    if #candidates == 1 and full ~= '1' then
+        chosen = candidates[1]
+    else
+        local chosen_at = nil
+        for _, at in ipairs(candidates) do
             local id = redis.call('LINDEX', KEYS[at], 0)
             if id then
                 if full == '1' then
-                    redis.call('SADD', set, KEYS[at])
+                    redis.call('SADD', KEYS[at + 3], KEYS[at])
                 end
                 local enqueued_at = redis.call('HGET', job_key_prefix .. id, 'enqueued_at') or ''
                 if not chosen or enqueued_at < chosen_at then
                     chosen, chosen_at = at, enqueued_at
                 end
             else
-                redis.call('SREM', set, KEYS[at])
+                redis.call('SREM', KEYS[at + 3], KEYS[at])
             end
         end
     end
-    if chosen and defer == '1' and redis.call('ZCOUNT', KEYS[chosen + 3], '(' .. now, '+inf') > 0 then
-        chosen = nil
+    if chosen then
+        local id = redis.call('LMOVE', KEYS[chosen], KEYS[chosen + 1], 'LEFT', 'RIGHT')
+        if id then
+            return {1, KEYS[chosen], id, redis.call('HGETALL', job_key_prefix .. id)}
+        end
+        redis.call('SREM', KEYS[chosen + 3], KEYS[chosen])
     end
-    if not chosen then
-        local rung, newest_of, marked = {}, {}, {}
-        for at = first, #KEYS, 5 do
-            local bell = KEYS[at + 2]
-            if not newest_of[bell] then
-                local newest = redis.call('XREVRANGE', bell, '+', '-', 'COUNT', 1)
-                newest_of[bell] = newest[1] and newest[1][1] or '0-0'
-            end
-            rung[#rung + 1] = newest_of[bell]
-            if idle_ttl ~= '' and not marked[KEYS[at + 3]] then
-                redis.call('ZADD', KEYS[at + 3], now + tonumber(idle_ttl), claimant)
-                marked[KEYS[at + 3]] = true
+    if idle_ttl ~= '' then
+        local marked = {}
+        for at = first, #KEYS, 4 do
+            if not marked[KEYS[at + 2]] then
+                redis.call('ZADD', KEYS[at + 2], now + tonumber(idle_ttl), claimant)
+                marked[KEYS[at + 2]] = true
             end
         end
-        return {0, rung}
     end
-    local id = redis.call('LMOVE', KEYS[chosen], KEYS[chosen + 1], 'LEFT', 'RIGHT')
-    return {1, KEYS[chosen], id, redis.call('HGETALL', job_key_prefix .. id)}
+    return {0}
 end
 """
 
-# ARGV: the job key prefix, the claimant, defer ('1' or '0'), the idle mark's lifetime (ms, or ''),
-# full ('1': read every queue's head, not only those of the waiting sets).
-CLAIM = _CLAIM_FUNCTION + "return claim(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])"
+# ARGV: the job key prefix, the claimant, the idle mark's lifetime (ms, or ''), full ('1': read
+# every queue's head, not only those of the waiting sets), unmark ('1' or '0'), the claimant's clock.
+CLAIM = _CLAIM_FUNCTION + "return claim(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))"
 
 # Run the commands that follow only if the job still has the expected status and owner, then (when
-# given queues) claim the next job. Answer whether they ran, what the job's hash held and the claim.
-# KEYS: the job, then optionally the queues' fives (see _CLAIM_FUNCTION). ARGV: status, owner (who
-# also claims, having just finished), job key prefix, full (as CLAIM's), then the commands (see
-# `executor.jobs.guarded_writes`).
+# given queues) claim the next job, or mark the owner idle when none waits, and then (given the
+# owner's RQ key) write its RQ state idle, unless it claimed a job: it stays busy, the next job
+# starting at once. Answer whether they ran, what the job's hash held and the claim. KEYS: the job,
+# then optionally the queues' fours (see _CLAIM_FUNCTION). ARGV: status, owner (who also claims,
+# having just finished), job key prefix, full and the idle mark's lifetime (as CLAIM's), the owner's
+# clock, its RQ key (or ''), then the commands (see `executor.jobs.guarded_writes`).
 FINISH = (
     _CLAIM_FUNCTION
     + RUN_COMMANDS
@@ -109,10 +112,13 @@ local status, owner = found[1], found[2]
 if status ~= ARGV[1] or owner ~= ARGV[2] then
     return {0, status or '', owner or '', false}
 end
-run_commands(5)
+run_commands(8)
 local claimed = false
 if #KEYS > 1 then
-    claimed = claim(2, ARGV[3], ARGV[2], '1', '', ARGV[4])
+    claimed = claim(2, ARGV[3], ARGV[2], ARGV[5], ARGV[4], '0', tonumber(ARGV[6]))
+end
+if ARGV[7] ~= '' and not (claimed and claimed[1] == 1) then
+    redis.call('HSET', ARGV[7], 'state', 'idle')
 end
 return {1, status, owner, claimed}
 """
@@ -139,27 +145,19 @@ return 1
 
 @dataclass(frozen=True)
 class ClaimFrom:
-    """Where the next job is claimed from: each queue's list, intermediate list and doorbell, and the
-    job key prefix."""
+    """Where the next job is claimed from: each queue's list and intermediate list, the claimant's
+    idle set and the waiting set of its base, and the job key prefix."""
 
     queue_keys: tuple[str, ...]
     intermediate_keys: tuple[str, ...]
-    doorbell_keys: tuple[str, ...]
     idle_keys: tuple[str, ...]
     waiting_keys: tuple[str, ...]
     job_key_prefix: str
 
     def keys(self) -> list[str]:
-        """The queues' keys in fives, as the claim takes them."""
-        zipped = zip(
-            self.queue_keys,
-            self.intermediate_keys,
-            self.doorbell_keys,
-            self.idle_keys,
-            self.waiting_keys,
-            strict=True,
-        )
-        return [key for five in zipped for key in five]
+        """The queues' keys in fours, as the claim takes them."""
+        zipped = zip(self.queue_keys, self.intermediate_keys, self.idle_keys, self.waiting_keys, strict=True)
+        return [key for four in zipped for key in four]
 
 
 @dataclass(frozen=True)
@@ -173,15 +171,10 @@ class Claimed:
 
 
 @dataclass(frozen=True)
-class NoneWaiting:
-    """No job waited: the newest ring each doorbell had then, by doorbell key."""
-
-    rung: dict[str, str]
-
-
-@dataclass(frozen=True)
 class Finished:
-    """What the finishing script found and did."""
+    """What the finishing script found and did: whether it saved the result, the job's status and
+    owner as found, and the next job claimed, if any (when none, the owner was marked idle if the
+    call asked for it)."""
 
     saved: bool
     status: str
@@ -194,17 +187,21 @@ def claim_next(
     source: ClaimFrom,
     claimant: str,
     *,
-    defer: bool,
     idle_ttl_s: float | None,
     full: bool,
-) -> Claimed | NoneWaiting:
-    """The oldest waiting job, now in its queue's intermediate list, or the doorbells to wait on
-    (see _CLAIM_FUNCTION for `defer` and `full`; with `idle_ttl_s`, the claimant is marked idle that
-    long)."""
-    idle_ttl = "" if idle_ttl_s is None else str(int(idle_ttl_s * 1000))
-    args = [source.job_key_prefix, claimant, "1" if defer else "0", idle_ttl, "1" if full else "0"]
-    reply = _registered(connection, CLAIM)(keys=source.keys(), args=args)
-    return _claim_reply(reply, source)
+    unmark: bool = False,
+) -> Claimed | None:
+    """The oldest waiting job, now in its queue's intermediate list, or None (see _CLAIM_FUNCTION
+    for `full` and `unmark`; with `idle_ttl_s`, a claimant that finds none is marked idle that long)."""
+    args: list[str | int] = [
+        source.job_key_prefix,
+        claimant,
+        _ttl_ms(idle_ttl_s),
+        _flag(full),
+        _flag(unmark),
+        now_ms(),
+    ]
+    return _claim_reply(_registered(connection, CLAIM)(keys=source.keys(), args=args))
 
 
 def finish_if_owned(
@@ -216,16 +213,27 @@ def finish_if_owned(
     owner: str,
     claim_from: ClaimFrom | None,
     full: bool = False,
+    idle_ttl_s: float | None = None,
+    owner_key: str = "",
 ) -> Finished:
     """Run the commands queued on `writes` (never executed itself) as one atomic step if the job
     still has this status and owner, and then claim the next job from `claim_from`, if given (a
-    `full` claim reads every queue's head)."""
+    `full` claim reads every queue's head), marking the owner idle for `idle_ttl_s` if none waits;
+    given `owner_key`, its RQ state is written idle unless a job was claimed."""
     keys = [job_key, *(claim_from.keys() if claim_from else [])]
     prefix = claim_from.job_key_prefix if claim_from else ""
-    args = [status, owner, prefix, "1" if full else "0", *encoded_commands(writes)]
+    args = [
+        status,
+        owner,
+        prefix,
+        _flag(full),
+        _ttl_ms(idle_ttl_s),
+        now_ms(),
+        owner_key,
+        *encoded_commands(writes),
+    ]
     saved, found_status, found_owner, claim = _registered(connection, FINISH)(keys=keys, args=args)
-    claimed = _claim_reply(claim, claim_from) if claim and claim_from else None
-    next_job = claimed if isinstance(claimed, Claimed) else None
+    next_job = _claim_reply(claim) if claim else None
     return Finished(bool(saved), as_text(found_status), as_text(found_owner), next_job)
 
 
@@ -245,10 +253,19 @@ def _registered(connection: Redis, text: str) -> Script:
     return connection.register_script(text)
 
 
-def _claim_reply(reply: Any, source: ClaimFrom) -> Claimed | NoneWaiting:
-    """The claim's answer (see _CLAIM_FUNCTION) as a record."""
+def _claim_reply(reply: Any) -> Claimed | None:
+    """The claim's answer (see _CLAIM_FUNCTION) as a record; None when nothing was claimed."""
     if reply[0] == 0:
-        rung = [as_text(entry) for entry in reply[1]]
-        return NoneWaiting(dict(zip(source.doorbell_keys, rung, strict=True)))
+        return None
     _, queue_key, job_id, flat = reply
     return Claimed(as_text(queue_key), as_text(job_id), dict(zip(flat[::2], flat[1::2], strict=True)))
+
+
+def _ttl_ms(seconds: float | None) -> str:
+    """An idle mark's lifetime as the scripts take it: ms, or '' for no mark."""
+    return "" if seconds is None else str(int(seconds * 1000))
+
+
+def _flag(value: bool) -> str:
+    """A yes/no argument as the scripts take it."""
+    return "1" if value else "0"

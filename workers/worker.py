@@ -12,7 +12,8 @@ from rq.queue import Queue
 from executor.jobs.announcements import announce, describe
 from executor.jobs.liveness import sweep_lost_jobs
 from executor.jobs.request import RUN_JOB
-from executor.jobs.routing import idle_workers, language_queue, sweep_unserved
+from executor.jobs.routing import idle_group, idle_groups, idle_workers, language_queue, sweep_unserved
+from executor.jobs.wakes import now_ms, wake_list
 from executor.languages import build_languages
 from executor.sandbox import kill_running_programs, sweep_leftover_runs
 from workers.bookkeeping import TrimmedBookkeeping
@@ -61,6 +62,7 @@ class ExecutorWorker(TrimmedBookkeeping):
         self.connection.set_retry(OUTAGE_RETRY)
         settings = worker_settings()
         self.registry_languages = list(build_languages(settings.python))
+        self.idle_group = idle_group(self.sandbox.languages, self.registry_languages)
         self.lost_after_s = settings.worker_lost_after_s
         self.heartbeat_thread = HeartbeatThread(
             self.connection,
@@ -89,10 +91,20 @@ class ExecutorWorker(TrimmedBookkeeping):
             sweep_unserved(self.connection, base, self.registry_languages, self.serializer)
 
     def announce(self) -> None:
-        """Say which languages this host runs, and list the queues served in RQ's set of queues (for
-        the dashboard and `rq info`): the enqueue leaves that to the workers."""
+        """Say which languages this host runs, list the queues served in RQ's set of queues (for the
+        dashboard and `rq info`: the enqueue leaves that to the workers), and, for a worker that runs
+        only some of the registry's languages, its group's idle set in each of its languages'
+        registries (`executor.jobs.routing`)."""
         announce(self.connection, self.languages)
-        self.connection.sadd(Queue.redis_queues_keys, *(queue.key for queue in self.queues))
+        with self.connection.pipeline(transaction=False) as pipeline:
+            pipeline.sadd(Queue.redis_queues_keys, *(queue.key for queue in self.queues))
+            if self.idle_group:  # a wake for a job of one of its languages looks in its group's set
+                listed_until = now_ms() + int(2 * self.lost_after_s * 1000)
+                for queue in self.queues:
+                    pipeline.zadd(
+                        idle_groups(queue.name), {idle_workers(queue.name, self.idle_group): listed_until}
+                    )
+            pipeline.execute()
 
     def register_birth(self) -> None:
         super().register_birth()
@@ -107,8 +119,9 @@ class ExecutorWorker(TrimmedBookkeeping):
     def teardown(self) -> None:
         self.give_back_claimed_job()
         with self.connection.pipeline(transaction=False) as pipeline:
-            for idle in {idle_workers(queue.name) for queue in self.queues}:  # a stale mark holds jobs back
-                pipeline.zrem(idle, self.name)
+            for idle in {idle_workers(queue.name, self.idle_group) for queue in self.queues}:
+                pipeline.zrem(idle, self.name)  # a wake would be lost on it
+            pipeline.delete(wake_list(self.name))
             pipeline.execute()
         self.heartbeat_thread.stop()
         kill_running_programs()

@@ -11,6 +11,8 @@ from typing import Any
 
 from redis.client import Pipeline
 
+from executor.jobs.wakes import WAKE_FUNCTION
+
 # A Lua function that runs the commands passed in ARGV from `at` on, each as its number of words
 # followed by the words.
 RUN_COMMANDS = """
@@ -23,23 +25,25 @@ local function run_commands(at)
 end
 """
 
-# Enqueue one job or a batch (RQ's enqueue commands, and a batch's record), all or nothing.
+# Enqueue one job or a batch (RQ's enqueue commands, and a batch's record), all or nothing, and wake
+# an idle worker for each job (routing.py).
 # KEYS: the languages offered (announcements.py), the result stream a waiter reads in the same round
-# trip, the first job's hash, the queues' waiting set (routing.py), whose queues' lengths add up to
-# the depth. ARGV: the depth limit, how many jobs, 1 to wake the waiter on a refusal (else 0), the
-# web's clock (ms), the number of languages, then each language and its queue's key, the number of
-# doorbells and the doorbells (routing.py), then the commands. Answers {1}, {0} when the queues have
-# no room for every job, or {-1, language} for the first language no worker has announced. A refusal
-# wakes the waiter at once with an entry it recognizes (and that expires), instead of leaving its
-# read blocked. Idempotent: the client library runs a pipeline again after a timeout, and job ids are
-# new UUIDs, so a first job that exists means this very call ran already; it answers {1} without
-# queuing anything twice.
+# trip, the first job's hash, the queues' waiting set, whose queues' lengths add up to the depth, and
+# the base's idle set (routing.py). ARGV: the depth limit, how many jobs, 1 to wake the waiter on a
+# refusal (else 0), the web's clock (ms), the number of languages, then for each language: its id, its
+# queue's key, its number of jobs and its group registry; then the commands. Answers {1}, {0} when the
+# queues have no room for every job, or {-1, language} for the first language no worker has
+# announced. A refusal wakes the waiter at once with an entry it recognizes (and that expires),
+# instead of leaving its read blocked. Idempotent: the client library runs a pipeline again after a
+# timeout, and job ids are new UUIDs, so a first job that exists means this very call ran already; it
+# answers {1} without queuing anything twice.
 #
 # The depth is the length of the queues in the waiting set: every enqueue adds its queue, and only a
 # claim that finds a queue empty removes it, so a queue missing from it holds no job, except one put
 # back by RQ's own maintenance until a worker's full look (within a second) adds it again.
 ENQUEUE_IF_ROOM = (
     RUN_COMMANDS
+    + WAKE_FUNCTION
     + """
 local function refuse(answer, detail)
     if ARGV[3] == '1' then
@@ -52,8 +56,8 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
     return {1}
 end
 local now = tonumber(ARGV[4])
-local languages = tonumber(ARGV[5])
-for at = 6, 5 + 2 * languages, 2 do
+local last = 5 + 4 * tonumber(ARGV[5])
+for at = 6, last, 4 do
     local offered_until = redis.call('ZSCORE', KEYS[1], ARGV[at])
     if not offered_until or tonumber(offered_until) <= now then
         return refuse(-1, ARGV[at])
@@ -67,16 +71,12 @@ end
 if waiting + tonumber(ARGV[2]) > tonumber(ARGV[1]) then
     return refuse(0)
 end
-for at = 7, 6 + 2 * languages, 2 do
-    if not listed[ARGV[at]] then
-        redis.call('SADD', KEYS[4], ARGV[at])
+run_commands(last + 1)
+for at = 6, last, 4 do
+    if not listed[ARGV[at + 1]] then
+        redis.call('SADD', KEYS[4], ARGV[at + 1])
     end
-end
-local bells_at = 6 + 2 * languages
-local bells = tonumber(ARGV[bells_at])
-run_commands(bells_at + bells + 1)
-for at = bells_at + 1, bells_at + bells do
-    redis.call('XADD', ARGV[at], 'MAXLEN', '1', '*', 'rung', '1')
+    wake(KEYS[5], ARGV[at + 3], tonumber(ARGV[at + 2]), now)
 end
 return {1}
 """

@@ -23,18 +23,23 @@ from rq.utils import as_text
 
 from executor.jobs.routing import language_of_job, ring
 from executor.jobs.statuses import INTERNAL_ERROR
+from executor.jobs.wakes import WAKE_PREFIX
 from executor.metrics.figures import count_finished
 
 HEARTBEAT_PREFIX = "executor:heartbeat:"
 # Every worker that has beaten, scored by when its heartbeat expires (ms, Redis's clock).
 LIVE_WORKERS = "executor:live-workers"
 # KEYS: the worker's heartbeat, the set. ARGV: its name, its level, the TTL in ms. Also forgets the
-# workers whose heartbeats have expired, so the set holds at most the workers of the last TTL.
-_BEAT = """
+# workers whose heartbeats have expired, and their wake lists (executor.jobs.wakes), so the set holds
+# at most the workers of the last TTL.
+_BEAT = f"""
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+    redis.call('DEL', '{WAKE_PREFIX}' .. gone)
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 """
 # KEYS: the set. Returns the names of the workers whose heartbeats have not expired.

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +30,18 @@ from executor.jobs.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
 from executor.jobs.liveness import settle_if_lost
 from executor.jobs.pacing import queue_poll_hold
 from executor.jobs.request import RUN_JOB, ExecuteRequest
-from executor.jobs.routing import doorbell, fail_if_unserved, language_of_job, language_queue, waiting_queues
+from executor.jobs.routing import (
+    fail_if_unserved,
+    idle_groups,
+    idle_workers,
+    language_of_job,
+    language_queue,
+    waiting_queues,
+)
 from executor.jobs.serializer import JobSerializer
 from executor.jobs.statuses import CANCELED, TERMINAL_STATUSES
 from executor.jobs.views import UNFINISHED_STATUSES, WAITING_STATUSES, CallbackView, JobView, view_of
+from executor.jobs.wakes import now_ms
 from executor.judging.checkers import ProgramChecker
 from executor.languages import Language
 from executor.metrics.figures import count_finished, count_submitted
@@ -288,20 +297,33 @@ class JobQueue:
                 record(writes, jobs)
             count_submitted(writes, [request.language for request, _ in entries])
             commands = encoded_commands(writes, leave_out=_registers_queue)
-        languages = sorted({request.language for request, _ in entries})
-        doorbells = sorted({doorbell(self.queues[language].name) for language in languages})
+        counts = Counter(request.language for request, _ in entries)
+        languages = sorted(counts)
         first = jobs[0]
-        waiting = waiting_queues(self.queues[languages[0]].name)  # one base: every queue's
-        keys = [OFFERED, result_stream(first.id), first.key, waiting]
+        base_queue = self.queues[languages[0]].name  # one base: every queue's
+        keys = [
+            OFFERED,
+            result_stream(first.id),
+            first.key,
+            waiting_queues(base_queue),
+            idle_workers(base_queue),
+        ]
         arguments = [
             self.settings.max_queue_depth,
             len(jobs),
             int(wake_waiter),
-            int(time.time() * 1000),
+            now_ms(),
             len(languages),
-            *(word for language in languages for word in (language, self.queues[language].key)),
-            len(doorbells),
-            *doorbells,
+            *(
+                word
+                for language in languages
+                for word in (
+                    language,
+                    self.queues[language].key,
+                    counts[language],
+                    idle_groups(self.queues[language].name),
+                )
+            ),
             *commands,
         ]
         pipeline.eval(ENQUEUE_IF_ROOM, len(keys), *keys, *arguments)

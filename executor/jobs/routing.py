@@ -1,18 +1,27 @@
-"""Which queue a job waits in: one per language, so a job only ever reaches a worker that runs it.
+"""Which queue a job waits in, and which idle worker is woken for it.
 
 A job in language `c` waits in the queue `<EXECUTOR_QUEUE_NAME>.c`, and a worker listens on the
 queues of the languages its host ran at start (`executor.jobs.announcements`). A worker that
 cannot run a language never sees its jobs, so no job waits behind one; rq-dashboard shows each
 language's queue.
 
-The queues of a base share a doorbell, a stream of at most one entry that the enqueue rings: an idle
-worker blocks on it (XREAD), which, unlike popping from several lists, takes nothing, so a worker
-that dies while woken loses no job (`workers/claiming_queue.py`).
+An idle worker marks itself in its base's idle set (a sorted set scored by when the mark expires)
+and blocks on a wake list of its own (BLPOP). Whatever puts a job in a queue wakes one idle worker
+per job, the most recently idle: it pops the worker's mark and pushes to its list. Only that worker
+wakes, and a push made before it blocks is kept, so no wake is lost between a worker's look and its
+wait. A worker that runs only some of the registry's languages marks itself in a set of its own
+group (workers that run the same languages), which it lists, for each of its languages, in that
+language's group registry: a job's wake looks there when no worker that runs every language is idle.
+
+Idle marks and wakes use the hosts' clocks (within a second of each other, as NTP keeps them): a
+clock that is off only makes a job wait for a worker's next look (`workers/claiming_queue.py`,
+LOOK_AGAIN_S), never loses it.
 
 A job whose language no worker announces any longer (every worker of that language gone for
 `ANNOUNCEMENT_TTL_S`) would wait for ever: any live worker's sweep, or a poll, fails it instead.
 """
 
+import hashlib
 import logging
 from collections.abc import Iterable
 
@@ -26,13 +35,23 @@ from rq.serializers import Serializer
 from executor.jobs.announcements import OFFERED, offered_ids
 from executor.jobs.guarded_writes import RUN_COMMANDS, encoded_commands
 from executor.jobs.statuses import INTERNAL_ERROR
+from executor.jobs.wakes import WAKE_FUNCTION, now_ms
 from executor.metrics.figures import count_finished
 
 logger = logging.getLogger(__name__)
 
-DOORBELL_PREFIX = "executor:doorbell:"
 IDLE_PREFIX = "executor:idle:"
+IDLE_GROUPS_PREFIX = "executor:idle-groups:"
 WAITING_PREFIX = "executor:waiting:"
+# KEYS: the queue's waiting set, its base's idle set, its language's group registry. ARGV: the queue's
+# key, the caller's clock (ms). A job was put back in the queue: list it as waiting, wake one worker.
+_RING = (
+    WAKE_FUNCTION
+    + """
+redis.call('SADD', KEYS[1], ARGV[1])
+return wake(KEYS[2], KEYS[3], 1, tonumber(ARGV[2]))
+"""
+)
 UNSERVED_MESSAGE = "NoWorker: no live worker runs {language} any longer"
 # KEYS: the queue, OFFERED. ARGV: the job id, the language, then the failure's commands. Fails the
 # job only if it still waits and its language is still not offered, as one step: a worker that
@@ -71,16 +90,27 @@ def language_of_job(job: Job) -> str:
     return job.origin.rsplit(".", 1)[-1]
 
 
-def doorbell(queue_name: str) -> str:
-    """The key of the stream that wakes the workers idle on `queue_name`: one for all the languages
-    of its base, so an idle worker waits on one stream and a claim reads one (a worker woken for a
-    language it does not run finds nothing and waits again)."""
-    return DOORBELL_PREFIX + _base_of(queue_name)
+def idle_workers(queue_name: str, group: str = "") -> str:
+    """The key of the idle workers of `queue_name`'s base, each scored by when its mark expires (ms):
+    those that run every language of the registry, or, given its `group` (`idle_group`), those of a
+    group that runs only some."""
+    base = IDLE_PREFIX + _base_of(queue_name)
+    return f"{base}:{group}" if group else base
 
 
-def idle_workers(queue_name: str) -> str:
-    """The key of the workers idle on `queue_name`'s base, each scored by when its mark expires."""
-    return IDLE_PREFIX + _base_of(queue_name)
+def idle_group(languages: Iterable[str], registry: Iterable[str]) -> str:
+    """The group of workers that run `languages`: '' when that is every language of the registry
+    (the base's own idle set), else a digest of them."""
+    served = sorted(set(languages))
+    if set(served) >= set(registry):
+        return ""
+    return hashlib.sha256(",".join(served).encode()).hexdigest()[:16]
+
+
+def idle_groups(queue_name: str) -> str:
+    """The key of the registry of idle sets whose workers run `queue_name`'s language, besides the
+    base's own, each scored by when the listing expires (ms)."""
+    return IDLE_GROUPS_PREFIX + queue_name
 
 
 def waiting_queues(queue_name: str) -> str:
@@ -97,9 +127,9 @@ def _base_of(queue_name: str) -> str:
 
 
 def ring(pipeline: Pipeline | Redis, queue_name: str) -> None:
-    """Wake the workers idle on `queue_name`: a job was put back in it."""
-    pipeline.sadd(waiting_queues(queue_name), Queue.redis_queue_namespace_prefix + queue_name)
-    pipeline.xadd(doorbell(queue_name), {"rung": "1"}, maxlen=1, approximate=False)
+    """List `queue_name` as waiting and wake one of its idle workers: a job was put back in it."""
+    keys = [waiting_queues(queue_name), idle_workers(queue_name), idle_groups(queue_name)]
+    pipeline.eval(_RING, len(keys), *keys, Queue.redis_queue_namespace_prefix + queue_name, now_ms())
 
 
 def fail_if_unserved(job: Job, base: str) -> bool:
