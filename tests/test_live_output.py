@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask.testing import FlaskClient
+from redis import Redis
 
+from executor.jobs.live import live_key
 from tests.stack import stop_process, submit
 
 # Prints a number with the time it was written, three times, a second apart; first it waits half a
@@ -80,6 +82,38 @@ def test_an_ended_job_answers_with_its_events_and_result_at_once(client: FlaskCl
     seen = list(events(client, job_id))
     assert time.monotonic() - began < 1
     assert seen[-1]["event"] == "result" and seen[-1]["data"]["stdout"] == "done\n"
+
+
+def test_a_short_job_writes_no_live_stream_and_its_events_are_made_from_its_result(
+    client: FlaskClient, run: Any, redis_client: Redis
+) -> None:
+    """A one-run job that ends before the first flush writes nothing to Redis for its live output;
+    a stream of it gets the same events from its result, with ids that resume among them."""
+    job_id = run("import sys\nprint('out')\nprint('err', file=sys.stderr)")["job_id"]
+    assert not redis_client.exists(live_key(job_id))
+    seen = list(events(client, job_id))
+    assert [(event["event"], event["id"]) for event in seen] == [
+        ("status", "0-1"),
+        ("stdout", "0-2"),
+        ("stderr", "0-3"),
+        ("result", "0-3"),
+    ]
+    assert (seen[0]["data"], seen[1]["data"], seen[2]["data"]) == (
+        {"status": "started"},
+        {"data": "out\n"},
+        {"data": "err\n"},
+    )
+    assert [event["event"] for event in events(client, job_id, last_id="0-2")] == ["stderr", "result"]
+
+
+def test_a_stream_open_while_a_short_job_runs_ends_with_it(client: FlaskClient) -> None:
+    """The job's result wakes the stream's blocked read, which its live stream, never written, cannot."""
+    job_id = submit(client, "import time\ntime.sleep(0.03)\nprint('quick')", timeout=10)
+    began = time.monotonic()
+    seen = list(events(client, job_id))
+    assert time.monotonic() - began < 1.5  # a read blocks 2 s: not waited out
+    assert [event["event"] for event in seen][-2:] == ["stdout", "result"]
+    assert seen[-1]["data"]["stdout"] == "quick\n"
 
 
 def test_a_queued_job_starts_with_its_queue_status(client: FlaskClient, settings: Any) -> None:

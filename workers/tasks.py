@@ -78,7 +78,13 @@ def run_job(request: dict[str, Any]) -> dict[str, Any]:
     )
     limits = limits_for(checked, settings)
     job = get_current_job()
-    publisher = LivePublisher(job.connection, job.id, settings.result_ttl).start() if job else None
+    publisher = (
+        LivePublisher(
+            job.connection, job.id, settings.result_ttl, skip_if_short=checked.tests is None
+        ).start()
+        if job
+        else None
+    )
     try:
         return _run(checked, program, limits, settings, publisher)
     finally:

@@ -6,6 +6,10 @@ prints a lot pays no Redis round trip per write. The stream holds at most `MAX_E
 and expires with the job's result. An `end` entry, written when the program's runs are over, tells
 readers that the job's result follows.
 
+A job of one run that ends before the first flush writes no stream at all (four commands and a
+round trip saved on every short job): its result holds everything the stream would, and a reader
+makes the same events from it (`result_events`), within the same 250 ms.
+
 The web process reads it for `GET /api/v1/execute/{id}/events` (`events`), each entry's Redis id
 being the event's id, so `Last-Event-ID` resumes where a client left off.
 """
@@ -13,7 +17,6 @@ being the event's id, so `Last-Event-ID` resumes where a client left off.
 import codecs
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +46,12 @@ class LiveEvent:
 class LivePublisher:
     """Gathers a job's output and appends it to the job's stream in batches, from its own thread."""
 
-    def __init__(self, connection: Redis, job_id: str, ttl_s: int) -> None:
+    def __init__(self, connection: Redis, job_id: str, ttl_s: int, *, skip_if_short: bool) -> None:
         self.connection = connection
+        # Whether a job that ends before the first flush writes nothing (see the module's docstring);
+        # not for judged jobs, whose events say which case each piece of output is from.
+        self.skip_if_short = skip_if_short
+        self.flushed = False
         self.key = live_key(job_id)
         self.ttl_s = ttl_s
         self.lock = threading.Lock()
@@ -76,9 +83,12 @@ class LivePublisher:
         self.test = index
 
     def close(self) -> None:
-        """Send what is left and the `end` entry (the job's result follows), in one round trip."""
+        """Send what is left and the `end` entry (the job's result follows), in one round trip; or
+        nothing, for a short job whose result tells it all."""
         self.stopping.set()
         self.thread.join()
+        if self.skip_if_short and not self.flushed:
+            return
         with self.lock:
             self.pending.append(("end", {}))
         self._flush()
@@ -90,6 +100,7 @@ class LivePublisher:
     def _flush(self) -> None:
         with self.lock:
             pending, self.pending = self.pending, []
+            self.flushed = True
         if not pending:
             return
         with self.connection.pipeline(transaction=False) as pipeline:
@@ -100,14 +111,52 @@ class LivePublisher:
             pipeline.execute()
 
 
-def events(connection: Redis, job_id: str, after: str, block_ms: int | None) -> Iterator[LiveEvent]:
+@dataclass(frozen=True)
+class LiveRead:
+    """What one read of a job's live stream found: its events, and how far its result stream has
+    been read (each of its entries wakes a reader once)."""
+
+    events: list[LiveEvent]
+    results_read_to: str
+
+
+def read_events(
+    connection: Redis, job_id: str, after: str, block_ms: int | None, results: tuple[str, str]
+) -> LiveRead:
     """The stream's events after the id `after`, waiting up to `block_ms` for the first (None: not
-    at all)."""
-    reply: Any = connection.xread({live_key(job_id): after}, count=500, block=block_ms)
-    for _, entries in reply or []:
+    at all) or for an entry of the job's result stream after the given id (`results`: its key and
+    that id): a short job writes no live stream, only its result, and that must wake the reader."""
+    results_key, results_after = results
+    reply: Any = connection.xread(
+        {live_key(job_id): after, results_key: results_after}, count=500, block=block_ms
+    )
+    found: list[LiveEvent] = []
+    for key, entries in reply or []:
+        if key.decode() == results_key:
+            results_after = entries[-1][0].decode()
+            continue
         for entry_id, fields in entries:
             name = fields[b"event"].decode()
-            yield LiveEvent(entry_id.decode(), name, json.loads(fields[b"data"]))
+            found.append(LiveEvent(entry_id.decode(), name, json.loads(fields[b"data"])))
+    return LiveRead(found, results_after)
+
+
+def result_events(view: dict[str, Any], after: str) -> list[LiveEvent]:
+    """The events of a job that ended with no live stream (`LivePublisher.skip_if_short`), made from
+    its view as the stream would have held them, after the id `after`. Their ids come before any
+    real entry's, so a client that reconnects with one of them resumes among them. None for a job
+    that never started (canceled while queued)."""
+    if not view.get("started_at"):
+        return []
+    made = [("status", {"status": "started"})]
+    made += [(name, {"data": view[name]}) for name in ("stdout", "stderr") if view.get(name)]
+    numbered = [LiveEvent(f"0-{number}", name, data) for number, (name, data) in enumerate(made, start=1)]
+    return [event for event in numbered if _id_after(event.event_id, after)]
+
+
+def _id_after(event_id: str, after: str) -> bool:
+    """Whether a stream id comes after another (`<ms>-<seq>`, compared as numbers)."""
+    return tuple(map(int, event_id.split("-"))) > tuple(map(int, after.split("-")))
 
 
 def _merged(pending: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:

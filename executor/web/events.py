@@ -24,8 +24,8 @@ from typing import Any
 
 from redis import Redis
 
-from executor.jobs.live import FIRST_ID, events
-from executor.jobs.queue import JobQueue, Snapshot
+from executor.jobs.live import FIRST_ID, read_events, result_events
+from executor.jobs.queue import JobQueue, Snapshot, result_stream
 from executor.jobs.statuses import QUEUED, TERMINAL_STATUSES
 from executor.jobs.views import view_json
 from executor.web.errors import unavailable
@@ -100,19 +100,27 @@ def live_events(
     written_at = time.monotonic()
     ended = view.status in TERMINAL_STATUSES
     quiet_reads = 0
+    # The result stream wakes a read too: a short job ends without writing its live stream.
+    results = (result_stream(snapshot.job.id), FIRST_ID if not ended else "$")
+    # Whether the live stream has held anything (a resumed client's id is one of its entries');
+    # if not once the job has ended, the events are made from the result.
+    streamed = not cursor.startswith("0-")
     while True:
         # Once the job has ended, what the stream still holds is read without waiting, then the result.
-        batch = list(events(reader, snapshot.job.id, cursor, None if ended else READ_BLOCK_MS))
-        for event in batch:
-            cursor = event.event_id
+        read = read_events(reader, snapshot.job.id, cursor, None if ended else READ_BLOCK_MS, results)
+        results = (results[0], read.results_read_to)
+        for event in read.events:
+            cursor, streamed = event.event_id, True
             if event.name == "end":
                 ended = True
                 continue
             yield _event(event.event_id, event.name, event.data)
             written_at = time.monotonic()
-        if ended and not batch:
+        if ended and not read.events:
             break
-        if not batch:  # quiet for a whole block: has the client gone, or the job ended with no `end`?
+        if (
+            not read.events
+        ):  # quiet for a whole block, or the result came: has the client gone, or the job ended?
             if client_left():
                 return
             quiet_reads += 1
@@ -120,7 +128,10 @@ def live_events(
         if time.monotonic() - written_at > KEEP_ALIVE_S:
             yield ": keep-alive\n\n"
             written_at = time.monotonic()
-    yield from _result(jobs, snapshot.job.id, owner, cursor)
+    if streamed:
+        yield from _result(jobs, snapshot.job.id, owner, cursor)
+    else:
+        yield from _made_from_result(jobs, snapshot.job.id, owner, cursor)
 
 
 def client_gone_check(client: socket.socket | None) -> Callable[[], bool]:
@@ -148,6 +159,16 @@ def _ended(jobs: JobQueue, job_id: str, owner: str | None, *, whole_view: bool) 
     if whole_view:
         return jobs.view(jobs.find(job_id, owner)).status in TERMINAL_STATUSES
     return not jobs.running_among([job_id])
+
+
+def _made_from_result(jobs: JobQueue, job_id: str, owner: str | None, cursor: str) -> Iterator[str]:
+    """The events of a job that ended without writing its live stream, made from its result, then
+    the result (`executor.jobs.live.result_events`)."""
+    view = jobs.wait(jobs.find(job_id, owner))
+    for event in result_events(view.model_dump(), cursor):
+        cursor = event.event_id
+        yield _event(event.event_id, event.name, event.data)
+    yield f"id: {cursor}\nevent: result\ndata: {view_json(view)}\n\n"
 
 
 def _result(jobs: JobQueue, job_id: str, owner: str | None, cursor: str) -> Iterator[str]:
