@@ -9,7 +9,8 @@
 - `pacing.py`: repeat polls answered at most once per pace;
 - `live.py`: a job's output as the program writes it, on a stream per job;
 - `liveness.py`: worker heartbeats, and the settling of jobs whose worker died;
-- `routing.py`: a queue per language, its doorbell, and jobs no worker runs any longer;
+- `routing.py`: a queue per language, which idle worker a job wakes, and jobs no worker runs any longer;
+- `wakes.py`: an idle worker's wake list, and the script function that wakes one;
 - `announcements.py`: the languages the workers announce;
 - `guarded_writes.py`: RQ's writes run by a script only while a condition holds;
 - `serializer.py`: jobs and results as JSON, the large ones compressed;
