@@ -74,7 +74,7 @@ def test_a_worker_rides_out_a_redis_restart_during_a_job(
     pool.env = fault_env(stack_env, own_redis.url, "restart")
     pool.start(1)
     pool.wait_registered(Redis.from_url(own_redis.url), 1)
-    job_id = submit(client, "import time\ntime.sleep(2)\nprint('finished')", timeout=10)
+    job_id = submit(client, "import time\ntime.sleep(1)\nprint('finished')", timeout=10)
     poll_until(client, job_id, {"started"})
 
     stop_redis(own_redis)

@@ -323,6 +323,39 @@ def test_a_job_canceled_as_its_program_ends_is_recorded_canceled(
     )
 
 
+def test_a_job_stopped_because_its_worker_was_cut_off_from_redis_says_so(
+    in_process: InProcessWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat thread's `on_lost` lands while the program runs: the program is killed, and the
+    result, saved when Redis answers again, is `internal_error` saying why, not the killed program's
+    own end. One that lands after the program ended leaves the result as it was."""
+    stopped = in_process.submit("import time\nprint('started', flush=True)\ntime.sleep(30)")
+    kept = in_process.submit("print('kept')")
+
+    def cut_off_once_running() -> None:
+        deadline = time.monotonic() + SETTLE_LIMIT_S
+        while stopped.get_status(refresh=True) != "started" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the program is running
+        in_process.worker.stop_cut_off_job()
+
+    threading.Thread(target=cut_off_once_running, daemon=True).start()
+    save_result = ExecutorWorker._save_success
+
+    def save(self: ExecutorWorker, job: Job, *args: Any) -> Finished:
+        if job.id == kept.id:
+            self.stop_cut_off_job()  # its program has ended: too late to matter
+        return save_result(self, job, *args)
+
+    monkeypatch.setattr(ExecutorWorker, "_save_success", save)
+    began = time.monotonic()
+    in_process.work()
+    assert time.monotonic() - began < SETTLE_LIMIT_S  # killed, not waited out
+    view = in_process.view(stopped)
+    assert (view["status"], view["message"]) == ("internal_error", bookkeeping.CUT_OFF_MESSAGE)
+    assert in_process.view(kept)["status"] == "success"
+
+
 def test_a_waiting_id_whose_job_has_expired_is_passed_over(
     in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

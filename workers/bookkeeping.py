@@ -29,7 +29,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from executor.jobs.liveness import execution_id
 from executor.jobs.routing import language_of_job
-from executor.jobs.statuses import CANCELED
+from executor.jobs.statuses import CANCELED, INTERNAL_ERROR
 from executor.metrics.figures import count_run
 from executor.sandbox import kill_running_programs
 from workers.claiming_queue import (
@@ -47,6 +47,10 @@ from workers.redis_scripts import Finished, finish_if_owned, start_unless_cancel
 RQ_HEARTBEAT_EVERY_S = 5.0
 # `rq suspend` is noticed within this long; RQ asks Redis before every job.
 SUSPENSION_CHECK_EVERY_S = 1.0
+CUT_OFF_MESSAGE = (
+    "WorkerCutOff: the worker lost Redis for longer than EXECUTOR_WORKER_LOST_AFTER_S while the job "
+    "ran, so it stopped the program"
+)
 # A result saved for a job in one of these states was canceled while its program ran.
 CANCELED_STATUSES = {JobStatus.CANCELED, JobStatus.STOPPED}
 
@@ -74,6 +78,8 @@ class TrimmedBookkeeping(SimpleWorker):
         self.marked_idle = False
         # Which idle set this worker marks itself in (`executor.jobs.routing.idle_group`).
         self.idle_group = ""
+        # Whether the running job's program was killed because this worker was cut off from Redis.
+        self.cut_off = False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """Renew RQ's worker key at most every few seconds, from the heartbeat thread and between jobs.
@@ -171,6 +177,7 @@ class TrimmedBookkeeping(SimpleWorker):
             self.state_in_redis = None  # the BUSY state was not written after all
             raise CanceledBeforeStart(job.id)
         self.executions[execution.id] = execution
+        self.cut_off = False
         return execution
 
     def queue_named(self, name: str) -> Queue:
@@ -254,6 +261,8 @@ class TrimmedBookkeeping(SimpleWorker):
         job._status = JobStatus.FINISHED
         if self._stopped_job_id == job.id:
             return_value = _as_canceled(return_value)
+        elif self.cut_off:
+            return_value = {**return_value, "status": INTERNAL_ERROR, "message": CUT_OFF_MESSAGE}
         found = self._save_success(job, execution, return_value, JobStatus.STARTED)
         if not found.saved and found.owner == self.name and found.status in CANCELED_STATUSES:
             canceled = _as_canceled(return_value)

@@ -73,7 +73,7 @@ class ExecutorWorker(TrimmedBookkeeping):
             after_beat=self.after_heartbeat,
             # Cut off from Redis for the lost window: stop the job (its program, its remaining test
             # cases), since the other workers may settle it as lost from then on.
-            on_lost=self.kill_horse,
+            on_lost=self.stop_cut_off_job,
         )
         self.languages = [describe(language) for language in self.sandbox.languages.values()]
 
@@ -115,6 +115,16 @@ class ExecutorWorker(TrimmedBookkeeping):
         """Stop the job: its running program is killed, and its remaining test cases are skipped."""
         STOPPING.set()
         super().kill_horse(sig)
+
+    def stop_cut_off_job(self) -> None:
+        """No heartbeat has reached Redis for the lost window (the heartbeat thread's `on_lost`): any
+        worker may settle this worker's job as lost from now on, so its program is killed and its
+        remaining cases skipped. A result saved once Redis answers again then says why
+        (`CUT_OFF_MESSAGE`), rather than passing the kill off as the program's own end; a job whose
+        programs had all ended keeps its result."""
+        STOPPING.set()
+        if kill_running_programs():
+            self.cut_off = True
 
     def teardown(self) -> None:
         self.give_back_claimed_job()
