@@ -86,7 +86,9 @@ class ClaimingQueue(Queue):
             if remaining <= 0:
                 raise DequeueTimeout(timeout, list(by_key))
             # A wake pops the mark; a worker that looks by itself may still have one to remove.
-            woken = connection.blpop([wake_list(claimant.name)], timeout=min(remaining, LOOK_AGAIN_S))
+            # (BLPOP's timeout 0 would block for ever: never below 10 ms.)
+            wait_s = max(0.01, min(remaining, LOOK_AGAIN_S))
+            woken = connection.blpop([wake_list(claimant.name)], timeout=wait_s)
             look, unmark = True, woken is None
 
 
