@@ -41,7 +41,7 @@ from rq.job import Job
 from bench.client import JOB_LIMIT_S, Connection
 from bench.pool import Deadline, run_pool
 from bench.report import json_line, percentile
-from bench.stack import LOOPBACK, READY_TIMEOUT_S, Stack, log_tails, running_stack, spawn, stop_process
+from bench.stack import LOOPBACK, READY_TIMEOUT_S, REPO, Stack, log_tails, running_stack, spawn, stop_process
 from bench.suite import machine
 from bench.workloads import WORKLOADS, Workload, new_token
 from devtools.run_local import procfile_command
@@ -199,14 +199,25 @@ def host_links(count: int) -> Iterator[list[Host]]:
             _ip("netns", "del", host.namespace, check=False)
 
 
+# The host's own /tmp: a fresh tmpfs in a mount namespace of its own. A repository under /tmp (a CI
+# checkout) would vanish under it, so it is bound to /mnt first (a mount point every Debian has, and
+# only in this namespace), then bound back at its own path on the new /tmp.
+_PRIVATE_TMP = """set -e
+case "$REPO" in /tmp/*) mount --bind "$REPO" /mnt ;; esac
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+case "$REPO" in /tmp/*) mkdir -p "$REPO" && mount --bind /mnt "$REPO" ;; esac
+hostname "$0"
+exec "$@"
+"""
+
+
 def _worker_command(host: Host, worker_name: str) -> list[str]:
     """The Procfile's worker line in the host's network namespace, with a mount namespace of its own
     holding a fresh /tmp, and the host's hostname; `exec` keeps the worker's pid the one we started."""
-    script = 'mount -t tmpfs -o mode=1777 tmpfs /tmp && hostname "$0" && exec "$@"'
     return [
         "nsenter", f"--net=/run/netns/{host.namespace}",
         "unshare", "--mount", "--uts", "--propagation", "private",
-        "sh", "-c", script, host.name,
+        "env", f"REPO={REPO}", "sh", "-c", _PRIVATE_TMP, host.name,
         *procfile_command("worker"), "--name", worker_name,
     ]  # fmt: skip
 
