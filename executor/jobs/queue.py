@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis, RedisError
@@ -22,13 +23,13 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation
 from rq.job import Job, JobStatus
 from rq.results import Result
-from rq.utils import as_text
+from rq.utils import as_text, utcformat
 
 from executor.callbacks import records as callbacks
 from executor.jobs.announcements import OFFERED
 from executor.jobs.guarded_writes import ENQUEUE_IF_ROOM, encoded_commands
-from executor.jobs.liveness import settle_if_lost
-from executor.jobs.pacing import queue_poll_hold
+from executor.jobs.liveness import HEARTBEAT_PREFIX, settle_if_lost
+from executor.jobs.pacing import HOLD_FUNCTION, POLL_DUE_FIELD
 from executor.jobs.request import RUN_JOB, ExecuteRequest
 from executor.jobs.routing import (
     fail_if_unserved,
@@ -55,24 +56,57 @@ WAIT_MARGIN_S = 2.0
 # A poll asks for the queue position before it knows the job is queued: that guess scans at most
 # this much of the queue, so polls of started or ended jobs stay cheap however deep the queue is.
 GUESSED_POSITION_SCAN = 1000
-# KEYS: the job's hash, OFFERED. ARGV: the job id, RQ's queue key prefix, the queues' base name, how
-# far to scan (0: all). The job's place in the queue its hash names, and 1 unless that queue is a
-# language's that no worker announces any longer (routing.py), then 0.
-_PLACE = """
-local origin = redis.call('HGET', KEYS[1], 'origin')
-if not origin then
-    return {false, 1}
+# A queued job's language is checked to be still served (routing.py) once it has waited this long: it
+# was when it was queued, and the workers' sweeps check every job anyway while any worker lives.
+SERVED_CHECK_AFTER_S = 10.0
+# What a read of a job needs, in one script whose commands depend on the job's status: its hash; for
+# a waiting job its place in its queue and, once it has waited SERVED_CHECK_AFTER_S, whether its
+# language is still served; for a started one, once it has run longer than the lost window (it
+# cannot be lost before), whether its worker still beats; for an ended one its newest result. A paced
+# read of an unfinished job also learns how long it is held (`executor.jobs.pacing`). So a poll is 3
+# commands (the call, the hash, and the place or the pace or the result), and 4 for a waiting job.
+# KEYS: the job's hash, OFFERED, the job's result stream. ARGV: the job id, RQ's queue key prefix, the
+# queues' base name, how far to scan the queue (0: all), the web's clock and the pace (ms; pace 0:
+# not paced), the times (RQ's format, which sorts as text) before which a waiting job was enqueued
+# for its served check and a started one started for its liveness check, and the heartbeat key
+# prefix. Answers {} for no job, else {hash, place, served (1 or 0), newest result, alive (1 or 0),
+# held ms}.
+_SNAPSHOT = (
+    HOLD_FUNCTION
+    + """
+local flat = redis.call('HGETALL', KEYS[1])
+if #flat == 0 then
+    return {}
 end
-local position = redis.call('LPOS', ARGV[2] .. origin, ARGV[1], 'MAXLEN', ARGV[4])
-local base = ARGV[3] .. '.'
-if string.sub(origin, 1, #base) ~= base then
-    return {position, 1}
+local job = {}
+for at = 1, #flat, 2 do
+    job[flat[at]] = flat[at + 1]
 end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local offered_until = redis.call('ZSCORE', KEYS[2], string.sub(origin, #base + 1))
-return {position, (offered_until and tonumber(offered_until) > now) and 1 or 0}
+local status, now, pace = job['status'], tonumber(ARGV[5]), tonumber(ARGV[6])
+local place, served, newest, alive, held = false, 1, false, 1, 0
+if status == 'queued' or status == 'deferred' or status == 'scheduled' or status == 'created' then
+    local origin = job['origin'] or ''
+    place = redis.call('LPOS', ARGV[2] .. origin, ARGV[1], 'MAXLEN', ARGV[4])
+    local base = ARGV[3] .. '.'
+    if (job['enqueued_at'] or '') < ARGV[7] and string.sub(origin, 1, #base) == base then
+        local offered_until = redis.call('ZSCORE', KEYS[2], string.sub(origin, #base + 1))
+        served = (offered_until and tonumber(offered_until) > now) and 1 or 0
+    end
+elseif status == 'started' then
+    if (job['started_at'] or '') < ARGV[8] and job['worker_name'] then
+        alive = redis.call('EXISTS', ARGV[9] .. job['worker_name'])
+    end
+else
+    newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+end
+if pace > 0 and not newest then
+    held = hold_poll(KEYS[1], job['"""
+    + POLL_DUE_FIELD
+    + """'], now, pace)
+end
+return {flat, place, served, newest, alive, held}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +120,8 @@ class Snapshot:
     hold_s: float = 0.0
     # False for a waiting job whose language no worker announces any longer.
     served: bool = True
+    # False for a started job whose worker is known to beat: no need to ask whether it was lost.
+    maybe_lost: bool = True
 
 
 # The owner the notifier reads every job as: it delivers to whoever submitted.
@@ -126,6 +162,7 @@ class JobQueue:
         self.connection = connection
         self.settings = settings
         self.compiled = {key for key, language in languages.items() if language.compiled}
+        self._snapshot_script = connection.register_script(_SNAPSHOT)
         self.queues = {
             language: Queue(
                 language_queue(settings.queue_name, language), connection=connection, serializer=JobSerializer
@@ -189,13 +226,7 @@ class JobQueue:
         if not _is_uuid(job_id):
             raise JobNotFound(f"no job {job_id}")  # every id we hand out is a UUID
         pace_ms = self.settings.poll_pace_ms if paced else 0
-        with self.connection.pipeline(transaction=False) as pipeline:
-            self._read_snapshot(pipeline, job_id)
-            if pace_ms:
-                queue_poll_hold(pipeline, job_id, pace_ms)
-            fields, place, newest, *held_ms = pipeline.execute()
-        hold_s = int(held_ms[0]) / 1000 if held_ms else 0.0
-        return self._snapshot(job_id, owner, (fields, place, newest), hold_s)
+        return self._snapshot(job_id, owner, self._read_snapshot(self.connection, job_id, pace_ms=pace_ms))
 
     def find_many(self, job_ids: Sequence[str], owner: str | None) -> list[Snapshot]:
         """The client's jobs with these ids, as `find` reads one, all in one round trip."""
@@ -203,16 +234,15 @@ class JobQueue:
             for job_id in job_ids:
                 self._read_snapshot(pipeline, job_id)
             replies = pipeline.execute()
-        return [
-            self._snapshot(job_id, owner, tuple(replies[3 * index : 3 * index + 3]))
-            for index, job_id in enumerate(job_ids)
-        ]
+        return [self._snapshot(job_id, owner, reply) for job_id, reply in zip(job_ids, replies, strict=True)]
 
     def view(self, snapshot: Snapshot) -> JobView:
         """The job as the client sees it."""
         if not snapshot.served:  # the view's own read of the place settles it
             return self._view_of(snapshot.job, snapshot.result)
-        return self._view_of(snapshot.job, snapshot.result, snapshot.queue_position)
+        return self._view_of(
+            snapshot.job, snapshot.result, snapshot.queue_position, maybe_lost=snapshot.maybe_lost
+        )
 
     def paced_view(self, snapshot: Snapshot) -> JobView:
         """The job as a poll sees it: at once, or, for a repeat poll of an unfinished job that came
@@ -384,35 +414,53 @@ class JobQueue:
             return None
         return self._view_of(job, _latest_result(job, reply))
 
-    def _read_snapshot(self, pipeline: Pipeline, job_id: str) -> None:
-        """Queue the three reads a snapshot is made of: the hash, the place, the newest result."""
-        pipeline.hgetall(Job.key_for(job_id))
-        self._read_place(pipeline, job_id, GUESSED_POSITION_SCAN)
-        pipeline.xrevrange(result_stream(job_id), count=1)
+    def _read_snapshot(
+        self, client: Redis | Pipeline, job_id: str, *, pace_ms: int = 0, full: bool = False
+    ) -> Any:
+        """Run (or queue, on a pipeline) the script that reads what a snapshot is made of (_SNAPSHOT);
+        a `full` read scans the whole queue for a waiting job's place, and checks that its language
+        is served however long it has waited. One read is not piped: a pipeline asks Redis whether
+        its scripts exist before it runs them, a command more."""
+        keys = [Job.key_for(job_id), OFFERED, result_stream(job_id)]
+        now = datetime.now(UTC)
+        arguments: list[str | int] = [
+            job_id,
+            Queue.redis_queue_namespace_prefix,
+            self.settings.queue_name,
+            0 if full else GUESSED_POSITION_SCAN,
+            int(now.timestamp() * 1000),
+            pace_ms,
+            utcformat(now - timedelta(seconds=0 if full else SERVED_CHECK_AFTER_S)),
+            utcformat(now - timedelta(seconds=self.settings.worker_lost_after_s)),
+            HEARTBEAT_PREFIX,
+        ]
+        return self._snapshot_script(keys=keys, args=arguments, client=client)
 
-    def _snapshot(
-        self, job_id: str, owner: str | None, replies: tuple[Any, ...], hold_s: float = 0.0
-    ) -> Snapshot:
-        """A snapshot from the replies to `_read_snapshot`; JobNotFound for another client's job."""
-        fields, (position, served), newest = replies
-        job = _restored(Job(job_id, connection=self.connection, serializer=JobSerializer), fields)
+    def _snapshot(self, job_id: str, owner: str | None, reply: list[Any]) -> Snapshot:
+        """A snapshot from the reply to `_read_snapshot`; JobNotFound for another client's job."""
+        fields, position, served, newest, alive, held_ms = reply or [[], None, 1, None, 1, 0]
+        job = _restored(Job(job_id, connection=self.connection, serializer=JobSerializer), _pairs(fields))
         if owner is not ANY_OWNER and job.meta.get("owner") != owner:
             raise JobNotFound(f"no job {job_id}")
-        result = _result_of(job, newest[0]) if newest else None
-        return Snapshot(job, position, result, hold_s=hold_s, served=bool(served))
-
-    def _read_place(self, pipeline: Pipeline, job_id: str, scan: int) -> None:
-        """Queue the read of the job's place in its queue and whether its language is served (_PLACE)."""
-        keys = [Job.key_for(job_id), OFFERED]
-        prefix = Queue.redis_queue_namespace_prefix
-        pipeline.eval(_PLACE, len(keys), *keys, job_id, prefix, self.settings.queue_name, scan)
+        result = _result_of(job, (newest[0][0], _pairs(newest[0][1]))) if newest else None
+        return Snapshot(
+            job, position, result, hold_s=int(held_ms) / 1000, served=bool(served), maybe_lost=not alive
+        )
 
     def _refetch(self, job: Job) -> Job:
         return Job.fetch(job.id, connection=self.connection, serializer=JobSerializer)
 
-    def _view_of(self, job: Job, result: Result | None = None, queue_position: int | None = None) -> JobView:
+    def _view_of(
+        self,
+        job: Job,
+        result: Result | None = None,
+        queue_position: int | None = None,
+        *,
+        maybe_lost: bool = True,
+    ) -> JobView:
         """The view of a job as fetched, after the reads its status calls for; `result` and
-        `queue_position` save reads when already held.
+        `queue_position` save reads when already held, and a started job not `maybe_lost` is known
+        to have a live worker.
 
         A started job whose worker stopped beating, or a waiting one whose language no worker runs
         any longer, is settled here, by whichever reader sees it first (see
@@ -420,13 +468,18 @@ class JobQueue:
         """
         status = job.get_status(refresh=False)
         if status in WAITING_STATUSES and queue_position is None:
-            # Not read, beyond the guessed scan, or between lists: ask.
-            with self.connection.pipeline(transaction=False) as pipeline:
-                self._read_place(pipeline, job.id, 0)
-                ((queue_position, served),) = pipeline.execute()
+            # Not read, beyond the guessed scan, or between lists: ask, and whether it is served.
+            reply = self._read_snapshot(self.connection, job.id, full=True)
+            if not reply:
+                raise JobNotFound(f"job {job.id} has expired")
+            _, queue_position, served, *_ = reply
             if not served and fail_if_unserved(job, self.settings.queue_name):
                 return self._view_of(self._refetch(job))
-        elif status == JobStatus.STARTED and settle_if_lost(job, self.settings.worker_lost_after_s):
+        elif (
+            status == JobStatus.STARTED
+            and maybe_lost
+            and settle_if_lost(job, self.settings.worker_lost_after_s)
+        ):
             return self._view_of(self._refetch(job))
         elif status not in UNFINISHED_STATUSES and result is None:
             result = job.latest_result()
@@ -504,6 +557,11 @@ def _result_of(job: Job, entry: tuple[bytes, dict[bytes, bytes]]) -> Result:
     return Result.restore(
         job.id, as_text(result_id), payload, connection=job.connection, serializer=JobSerializer
     )
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A hash as a script returns it, field and value in turn, as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _is_uuid(text: str) -> bool:
