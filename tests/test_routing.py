@@ -4,6 +4,7 @@ behind one that cannot, and never waits for ever for a language no worker runs a
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import fakeredis
 import pytest
@@ -12,9 +13,11 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.utils import utcformat
 
 from executor.jobs import announcements
 from executor.jobs.announcements import announce, describe
+from executor.jobs.queue import SERVED_CHECK_AFTER_S
 from executor.jobs.routing import language_queue, sweep_unserved, waiting_queues
 from executor.languages import build_languages, default_python
 from executor.settings import Settings
@@ -72,14 +75,21 @@ def test_the_depth_limit_counts_the_jobs_of_every_language(redis: fakeredis.Fake
     assert "2 jobs" in refused.get_json()["error"]["message"]
 
 
-def test_a_poll_fails_a_job_whose_language_no_worker_runs_any_longer(
-    redis: fakeredis.FakeRedis, unit_client: FlaskClient
+def test_a_poll_fails_a_job_whose_language_no_worker_runs_any_longer_once_it_has_waited(
+    redis: fakeredis.FakeRedis,
 ) -> None:
+    """A poll checks a waiting job's language once the job has waited SERVED_CHECK_AFTER_S (it was
+    served when it was queued); polls are not paced here, so each is answered from its own read."""
+    client = create_app(
+        Settings(redis_url="redis://127.0.0.1:1/0", queue_name="routed", poll_pace_ms=0), redis=redis
+    ).test_client()
     announce(redis, [describe(REGISTRY["python"]), describe(REGISTRY["bash"])])
-    job_id = submit(unit_client, "echo 1", language="bash")
-    assert unit_client.get(f"/api/v1/execute/{job_id}").get_json()["status"] == "queued"
+    job_id = submit(client, "echo 1", language="bash")
     withdraw(redis, "bash")
-    view = unit_client.get(f"/api/v1/execute/{job_id}").get_json()
+    assert client.get(f"/api/v1/execute/{job_id}").get_json()["status"] == "queued"  # not yet checked
+    waited = datetime.now(UTC) - timedelta(seconds=SERVED_CHECK_AFTER_S + 1)
+    redis.hset(Job.key_for(job_id), "enqueued_at", utcformat(waited))
+    view = client.get(f"/api/v1/execute/{job_id}").get_json()
     assert view["status"] == "internal_error"
     assert "no live worker runs bash any longer" in view["message"]
     assert redis.llen("rq:queue:routed.bash") == 0

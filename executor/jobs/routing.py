@@ -18,7 +18,8 @@ clock that is off only makes a job wait for a worker's next look (`workers/claim
 LOOK_AGAIN_S), never loses it.
 
 A job whose language no worker announces any longer (every worker of that language gone for
-`ANNOUNCEMENT_TTL_S`) would wait for ever: any live worker's sweep, or a poll, fails it instead.
+`ANNOUNCEMENT_TTL_S`) would wait for ever: any live worker's sweep, or a poll once the job has waited
+`executor.jobs.queue.SERVED_CHECK_AFTER_S`, fails it instead.
 """
 
 import hashlib
