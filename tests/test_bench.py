@@ -3,13 +3,14 @@ web-cost tools."""
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from bench import judging, measure, redis_ceiling, streams, web_cost, worker_cost
+from bench import judging, measure, redis_ceiling, streams, warm_prototype, web_cost, worker_cost
 from bench.floor import bare_runner
 from bench.pool import Deadline
 from bench.procstat import idle_s
@@ -130,3 +131,14 @@ def test_the_redis_ceiling_tool_runs_every_job_in_both_phases_and_counts_what_re
         assert figures[phase]["redis_commands_per_job"] > 20  # enqueue, claim, start, finish, wait
         assert figures[phase]["redis_cpu_s"] > 0
     assert worker_module.run_job is not worker_cost.canned_run_job  # this process's is untouched
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="the warm prototype runs under bubblewrap")
+def test_the_warm_prototype_runs_its_program_in_fresh_namespaces_as_uid_1000() -> None:
+    """The prototype's grandchild sees only its own pid namespace, a /tmp of its own and uid 1000:
+    the measurement is of the set-up it claims to measure."""
+    probe = (
+        "import os; assert sorted(p for p in os.listdir('/proc') if p.isdigit()) == ['1'];"
+        "assert os.listdir('/tmp') == []; assert (os.getuid(), os.getgid()) == (1000, 1000)"
+    )
+    assert warm_prototype.warm_ms(str(shutil.which("bwrap")), 3, probe) > 0
