@@ -2,6 +2,7 @@
 validation that refuses a request before anything is queued, and a job that loses its worker or is
 canceled in the middle of its cases ends in a true terminal state."""
 
+import json
 import os
 import signal
 import time
@@ -12,6 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
+from executor.jobs.live import live_key
 from executor.settings import Settings
 from executor.web.app import create_app
 from tests.stack import WorkerProcesses, own_queue, poll_until, submit
@@ -120,10 +122,23 @@ def test_a_job_whose_worker_is_lost_in_the_middle_of_its_cases_ends_internal_err
     assert "tests" not in view  # no case's result from the lost run is reported
 
 
-def test_a_job_canceled_in_the_middle_of_its_cases_skips_the_rest(client: FlaskClient) -> None:
+def case_ended(redis_client: Redis, job_id: str, index: int, timeout_s: float = 10.0) -> None:
+    """Wait until case `index` of the job has printed (each SLOW case prints as it ends), as its live
+    output shows."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        entries = redis_client.xrange(live_key(job_id))
+        if any(json.loads(fields[b"data"]).get("test") == index for _, fields in entries):
+            return
+        assert time.monotonic() < deadline, f"case {index} of {job_id} never printed"
+        time.sleep(0.05)
+
+
+def test_a_job_canceled_in_the_middle_of_its_cases_skips_the_rest(
+    client: FlaskClient, redis_client: Redis
+) -> None:
     job_id = judged(client, 100, 0.2)  # twenty seconds of cases
-    poll_until(client, job_id, {"started"})
-    time.sleep(0.5)
+    case_ended(redis_client, job_id, 0)
     canceled_at = time.monotonic()
     assert client.delete(f"/api/v1/execute/{job_id}").get_json()["status"] == "canceled"
     # Its worker moves on at once, recording what ran: it does not wait for the remaining cases.

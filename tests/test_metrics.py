@@ -2,7 +2,9 @@
 dashboard's password in front of it."""
 
 import base64
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import fakeredis
 import pytest
@@ -35,9 +37,13 @@ def total(scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 
 
 @pytest.fixture
-def two_web_processes(stack_env: dict[str, str], workers: WorkerProcesses) -> Iterator[int]:
-    process, port = start_web(stack_env, processes=2)
-    yield port
+def two_web_processes(
+    stack_env: dict[str, str], workers: WorkerProcesses, tmp_path: Path
+) -> Iterator[tuple[int, Path]]:
+    """A server of two processes, and the folder where each keeps its request counts."""
+    counts = tmp_path / "metrics"
+    process, port = start_web({**stack_env, "PROMETHEUS_MULTIPROC_DIR": str(counts)}, processes=2)
+    yield port, counts
     stop_process(process)
 
 
@@ -47,8 +53,10 @@ def scraped_over_http(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]],
     return samples(body.decode())
 
 
-def test_k_jobs_through_two_web_processes_and_two_workers_count_exactly_k(two_web_processes: int) -> None:
-    port = two_web_processes
+def test_k_jobs_through_two_web_processes_and_two_workers_count_exactly_k(
+    two_web_processes: tuple[int, Path],
+) -> None:
+    port, counts = two_web_processes
     before = scraped_over_http(port)
     job_ids = []
     for _ in range(JOBS):  # a new connection each: the two processes share the accepting
@@ -82,6 +90,8 @@ def test_k_jobs_through_two_web_processes_and_two_workers_count_exactly_k(two_we
             == JOBS
         )
     assert total(after, "executor_workers") >= 2
+    # Both processes served requests: each wrote counts of its own, which every scrape added up.
+    assert len({name.rsplit("_", 1)[-1] for name in os.listdir(counts) if name.startswith("counter_")}) == 2
 
 
 def test_a_job_canceled_in_the_queue_is_counted_canceled(

@@ -27,6 +27,9 @@ class Receiver:
     scripts: dict[str, list[int]] = field(default_factory=dict)
     redirect_to: str = "/elsewhere"
     answer_bytes: int = 0
+    # How much of the last answer reached the socket before the sender closed it, once it is known.
+    answer_sent: int = 0
+    answered: threading.Event = field(default_factory=threading.Event)
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -55,7 +58,16 @@ def receiving() -> Iterator[Receiver]:
                 self.send_header("Location", receiver.redirect_to)
             self.send_header("Content-Length", str(receiver.answer_bytes))
             self.end_headers()
-            self.wfile.write(b"x" * receiver.answer_bytes)
+            receiver.answer_sent = 0
+            chunk = b"x" * 65536
+            try:
+                while receiver.answer_sent < receiver.answer_bytes:
+                    part = chunk[: receiver.answer_bytes - receiver.answer_sent]
+                    self.wfile.write(part)
+                    receiver.answer_sent += len(part)
+            except OSError:
+                pass  # the sender closed the connection: it read no further
+            receiver.answered.set()
 
         def log_message(self, *args: object) -> None:
             """Quiet."""
