@@ -1,4 +1,5 @@
 """The floor: the same programs with no HTTP and no Redis, through the sandbox runner called directly,
+through plain bubblewrap (the sandbox's namespaces and mounts, nothing of the runner around them),
 and through the bare interpreter (started as the sandbox starts it, with no sandbox at all).
 
 Like the service, the floor has `clients` callers but only `parallel` runners (the service's W workers)
@@ -65,8 +66,11 @@ def compile_ms() -> dict[str, float]:
     return {language: statistics.median(times) * 1000 for language, times in _COMPILE_SECONDS.items()}
 
 
-def sandbox_runner(workload: Workload) -> Runner:
-    """`run_program` with the limits `workers.tasks.run_job` gives a request with this workload's timeout."""
+def sandbox_runner(workload: Workload, starter: bool = True) -> Runner:
+    """`run_program` with the limits `workers.tasks.run_job` gives a request with this workload's timeout;
+    without `starter`, bwrap is started through prlimit and setpriv instead of executor-start."""
+    from dataclasses import replace
+
     from executor.jobs.request import execute_request_model
     from executor.sandbox import Program, run_program
     from executor.settings import Settings
@@ -80,7 +84,8 @@ def sandbox_runner(workload: Workload) -> Runner:
 
     def run(token: str, index: int) -> tuple[str, str]:
         program = Program(code=workload.code(token), language=workload.language)
-        result = run_program(program, limits, _sandbox(index))
+        sandbox = _sandbox(index) if starter else replace(_sandbox(index), starter_fd=None)
+        result = run_program(program, limits, sandbox)
         if result.compile_time is not None:
             _COMPILE_SECONDS.setdefault(workload.language, []).append(result.compile_time)
         return str(result.outcome.value), str(result.stdout)
@@ -128,6 +133,84 @@ def bare_runner(workload: Workload) -> Runner:
         return "success", done.stdout.decode(errors="replace")
 
     return run
+
+
+def plain_bwrap_runner(workload: Workload) -> Runner | None:
+    """The language's run command under bubblewrap alone, started as the bare runner starts it
+    (`subprocess.run`, no uid switch, no rlimits, no seccomp, no cgroup, no scratch disk), or None
+    for a language that compiles, which this floor does not cover.
+
+    It has what bubblewrap itself costs in a run: every namespace (`--unshare-all`), the
+    sandbox's own read-only /usr and merged-usr links, /proc, its five devices, a tmpfs /tmp and the
+    job's directory as /work. The sandbox floor minus this one is what the runner adds to bwrap:
+    the exec chain, the uid switch, the rlimits, the filter, the cgroup and the disk.
+    """
+    from executor.languages import build_languages
+    from executor.sandbox import Limits
+    from executor.sandbox.backends import bwrap
+    from executor.sandbox.launch import program_environment
+    from executor.settings import Settings
+
+    settings = Settings()
+    language = build_languages(settings.python)[workload.language]
+    if language.compiled:
+        return None
+    command = language.command(Limits().memory_mb)
+    environment = program_environment(language, home=bwrap.WORK_DIR, tmpdir="/tmp")
+    fixed = [
+        bwrap.installed_path(),
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--uid",
+        str(bwrap.SANDBOX_UID),
+        "--gid",
+        str(bwrap.SANDBOX_GID),
+        "--clearenv",
+        *(arg for name, value in environment.items() for arg in ("--setenv", name, value)),
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        *_root_links(bwrap.ROOT_LINKS),
+        "--proc",
+        "/proc",
+        *(arg for device in bwrap.DEVICES for arg in ("--dev-bind", device, device)),
+        "--tmpfs",
+        "/tmp",
+    ]
+
+    def run(token: str, index: int) -> tuple[str, str]:
+        with tempfile.TemporaryDirectory(prefix="bench-bwrap-") as directory:
+            with open(os.path.join(directory, language.source_file), "w") as source:
+                source.write(workload.code(token))
+            argv = [*fixed, "--bind", directory, bwrap.WORK_DIR, "--chdir", bwrap.WORK_DIR, "--", *command]
+            try:
+                done = subprocess.run(
+                    argv,
+                    env={},
+                    cwd="/",
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    timeout=workload.timeout_s,
+                )
+            except subprocess.TimeoutExpired:
+                return "timeout", ""
+        status = "success" if done.returncode == 0 else "failed"
+        return status, done.stdout.decode(errors="replace")
+
+    return run
+
+
+def _root_links(paths: tuple[str, ...]) -> list[str]:
+    """The merged-usr links as the sandbox shows them: symlinks where the host has them."""
+    args: list[str] = []
+    for path in paths:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
 
 
 @dataclass
@@ -179,3 +262,91 @@ def _serve(runner: Runner, requests: "queue.Queue[_Request | None]", index: int)
             request.status = f"error: {error!r}"
         finally:
             request.answered.set()
+
+
+def floor_ratios(
+    floor: dict[str, Any], plain_bwrap: dict[str, Any] | None, bare: dict[str, Any]
+) -> dict[str, Any]:
+    """The sandbox floor's throughput over plain bwrap's and over the bare interpreter's, of one round."""
+
+    def ratio(base: dict[str, Any] | None) -> float | None:
+        if base is None or not floor.get("jobs_per_s") or not base.get("jobs_per_s"):
+            return None
+        return float(floor["jobs_per_s"] / base["jobs_per_s"])
+
+    return {"floor_to_plain_bwrap": ratio(plain_bwrap), "floor_to_bare": ratio(bare)}
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bench.floor [--rounds R] [--jobs N] [--clients C] [--parallel P] [--workload W]`:
+    the three floors alone, back to back in each round; per round their jobs/s, then the medians of
+    the rounds' ratios. Exit 1 if a job failed or the time limit cut the run short."""
+    import argparse
+
+    from bench.measure import floor_phase
+    from bench.pool import Deadline
+    from bench.report import summarize
+    from bench.workloads import ALL_WORKLOADS
+
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=main.__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--parallel", type=int, default=2, help="runner threads, as the service's W")
+    parser.add_argument("--workload", choices=sorted(ALL_WORKLOADS), default="hello")
+    parser.add_argument("--time-limit", type=float, default=900.0)
+    parser.add_argument(
+        "--with-chain",
+        action="store_true",
+        help="also the sandbox floor started through prlimit and setpriv, as before executor-start",
+    )
+    args = parser.parse_args(argv)
+    workload = ALL_WORKLOADS[args.workload]
+    deadline = Deadline(args.time_limit)
+    runners: dict[str, Runner | None] = {
+        "floor": sandbox_runner(workload),
+        **({"floor_chain": sandbox_runner(workload, starter=False)} if args.with_chain else {}),
+        "plain_bwrap": plain_bwrap_runner(workload),
+        "bare": bare_runner(workload),
+    }
+    rounds: list[dict[str, Any]] = []
+    failed = 0
+    for number in range(1, args.rounds + 1):
+        figures: dict[str, Any] = {}
+        for name, runner in runners.items():
+            if runner is None:
+                figures[name] = None
+                continue
+            phase = floor_phase(
+                name,
+                runner,
+                workload,
+                jobs=workload.jobs(args.jobs),
+                clients=args.clients,
+                parallel=args.parallel,
+                deadline=deadline,
+            )
+            figures[name] = summarize(phase)
+            failed += figures[name]["wrong_or_failed"]
+        ratios = floor_ratios(figures["floor"], figures["plain_bwrap"], figures["bare"])
+        if args.with_chain:
+            chain = floor_ratios(figures["floor_chain"], figures["plain_bwrap"], figures["bare"])
+            ratios["floor_chain_to_plain_bwrap"] = chain["floor_to_plain_bwrap"]
+        rounds.append(ratios)
+        rates = "  ".join(
+            f"{name} {found['jobs_per_s']:6.1f}" for name, found in figures.items() if found is not None
+        )
+        listed = "  ".join(f"{key} {value:.3f}" for key, value in ratios.items() if value is not None)
+        print(f"round {number}: jobs/s {rates}  |  {listed}", flush=True)
+    for key in ("floor_to_plain_bwrap", "floor_to_bare", "floor_chain_to_plain_bwrap"):
+        known = [item[key] for item in rounds if item.get(key) is not None]
+        if known:
+            print(f"{key}: median {statistics.median(known):.3f} of {len(known)} rounds", flush=True)
+    print(f"isolation {sandbox_isolation()}, cgroup step {cgroup_step_ms() or 0:.3f} ms per run")
+    return 1 if failed or deadline.expired() else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

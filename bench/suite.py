@@ -10,7 +10,15 @@ from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
 
-from bench.floor import bare_runner, cgroup_step_ms, compile_ms, sandbox_isolation, sandbox_runner
+from bench.floor import (
+    bare_runner,
+    cgroup_step_ms,
+    compile_ms,
+    floor_ratios,
+    plain_bwrap_runner,
+    sandbox_isolation,
+    sandbox_runner,
+)
 from bench.measure import floor_phase, service_phase
 from bench.pool import Deadline
 from bench.report import Figures, ratios, summarize, table
@@ -65,7 +73,8 @@ def run_suite(options: Options, deadline: Deadline) -> dict[str, Any]:
 def _compare(
     stack: Stack, workload: Workload, options: Options, clients: int, deadline: Deadline
 ) -> list[dict[str, Any]]:
-    """Floors then service in each client mode, `rounds` times over; one table per mode.
+    """Floors (the sandbox's, plain bwrap's, bare) then service in each client mode, `rounds` times
+    over; one table per mode.
 
     The machine's speed drifts (it is shared), so each round pairs a service phase with floors
     measured just before it, and the round with the median throughput ratio is the one reported.
@@ -77,6 +86,12 @@ def _compare(
     rounds: dict[str, list[dict[str, Any]]] = {mode: [] for mode in options.modes}
     for _ in range(options.rounds):
         floor = summarize(floors(name="floor", runner=sandbox_runner(workload), deadline=deadline))
+        plain_runner = plain_bwrap_runner(workload)
+        plain_bwrap = (
+            None
+            if plain_runner is None
+            else summarize(floors(name="plain_bwrap", runner=plain_runner, deadline=deadline))
+        )
         bare = summarize(floors(name="bare", runner=bare_runner(workload), deadline=deadline))
         for mode in options.modes:
             service = summarize(
@@ -99,6 +114,8 @@ def _compare(
                     "service": service,
                     "floor": floor,
                     "bare": bare,
+                    "plain_bwrap": plain_bwrap,
+                    "floor_ratios": floor_ratios(floor, plain_bwrap, bare),
                     "ratio_to_floor": ratios(service, floor),
                     "ratio_to_bare": ratios(service, bare),
                 }
@@ -109,8 +126,9 @@ def _compare(
         title = f"{workload.name} · {mode} · W={len(stack.workers)} C={clients} · {jobs} jobs"
         if len(measured) > 1:
             title += f" · median of {len(measured)} rounds by throughput ratio"
-        columns = [(name, chosen[name]) for name in ("service", "floor", "bare")]
-        print(table(title, columns))
+        columns = [(name, chosen[name]) for name in ("service", "floor", "plain_bwrap", "bare")]
+        shown = [("bwrap" if name == "plain_bwrap" else name, figures) for name, figures in columns]
+        print(table(title, [(name, figures) for name, figures in shown if figures is not None]))
         per_round = chosen["round_ratios"]
         if len(per_round) > 1:
             listed = "  ".join("-" if ratio is None else f"{ratio:.2f}" for ratio in per_round)
@@ -118,6 +136,11 @@ def _compare(
             if spread is not None:
                 listed += f"  (mean {chosen['round_ratio_mean']:.3f} ± {spread:.3f}, two standard errors)"
             print("throughput ratio per round:", listed)
+        for key, median in chosen["floor_ratio_medians"].items():
+            listed = "  ".join(
+                "-" if ratio is None else f"{ratio:.3f}" for ratio in chosen["floor_ratio_rounds"][key]
+            )
+            print(f"{key} (jobs/s), median of {len(measured)} rounds: {median:.3f}  per round: {listed}")
         print(flush=True)
         found.append(chosen)
     return found
@@ -133,7 +156,25 @@ def _median_round(measured: list[dict[str, Any]]) -> dict[str, Any]:
     known = [ratio for ratio in round_ratios if ratio is not None]
     mean = statistics.fmean(known) if known else None
     spread = 2 * statistics.stdev(known) / math.sqrt(len(known)) if len(known) > 1 else None
-    return {**chosen, "round_ratios": round_ratios, "round_ratio_mean": mean, "round_ratio_spread": spread}
+    # The floors' own ratios (the sandbox floor over plain bwrap and over bare), each the median of
+    # every round's: they do not depend on the service, so not on the round chosen above.
+    floor_rounds = {
+        key: [item.get("floor_ratios", {}).get(key) for item in measured]
+        for key in measured[0].get("floor_ratios", {})
+    }
+    floor_medians = {
+        key: statistics.median(known)
+        for key, values in floor_rounds.items()
+        if (known := [value for value in values if value is not None])
+    }
+    return {
+        **chosen,
+        "round_ratios": round_ratios,
+        "round_ratio_mean": mean,
+        "round_ratio_spread": spread,
+        "floor_ratio_rounds": floor_rounds,
+        "floor_ratio_medians": floor_medians,
+    }
 
 
 def targets(comparisons: list[dict[str, Any]], options: Options) -> list[dict[str, Any]]:
