@@ -1,0 +1,254 @@
+"""The zygote: an interpreter started once in a sandbox, that forks each run's program (docs/warm-start.md).
+
+It runs under the sandbox's interpreter, not the service's virtualenv, so it uses the standard library
+only, and it imports no more than it needs. It holds capabilities in its own user namespace only, and
+never runs user code itself.
+
+The fd its one argument names is a SOCK_SEQPACKET socket to the worker. Each message from the
+worker is `run`, with five fds: the run's request (a memfd of JSON: code, arguments, files,
+rlimits, sizes, environment, the seccomp filter), the program's stdin, stdout and stderr, and the
+read end of the pipe the worker releases the program with. The zygote passes them on unread: a
+forked program inherits a copy of the zygote's memory, so the zygote must never have held another
+run's data. `ping` is answered `pong`.
+
+For each run, the zygote's child takes fresh mount, pid, network, ipc and uts namespaces and forks the
+grandchild, pid 1 of its pid namespace, which sends the worker a pidfd of itself, waits until the
+worker has put it in the run's cgroup, sets up its filesystem, drops to uid 1000 in a user namespace of
+its own, loads the filter and runs the program as `__main__`. The child reports the grandchild's wait
+status (`status <n>`) and exits; the zygote reaps it and waits for the next message.
+"""
+
+import sys
+
+# What the interpreter had imported by itself (site and its imports), as a cold start has when its
+# program begins: whatever the zygote imports beyond it is dropped before a program runs.
+COLD_START_MODULES = frozenset(sys.modules)
+
+import ctypes  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+
+FRESH = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000  # mnt, uts, ipc, pid, net
+NEW_USER = 0x10000000
+MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV = 0x4000, 1 << 18, 0x2, 0x4
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
+CAP_LAST = 63
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+PROGRAM_UID = 1000
+PROGRAM = "/work/main.py"
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _mount(source: str, target: str, kind: str, flags: int, data: str | None = None) -> None:
+    options = data.encode() if data is not None else None
+    _check(_libc.mount(source.encode(), target.encode(), kind.encode(), flags, options), f"mount {target}")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as file:
+        file.write(text)
+
+
+def serve(worker: socket.socket) -> None:
+    """Answer the worker's messages until it closes the socket."""
+    while True:
+        message, fds, _, _ = socket.recv_fds(worker, 64, 5)
+        if not message:
+            return
+        if message == b"ping":
+            worker.send(b"pong")
+        elif message == b"run" and len(fds) == 5:
+            child = os.fork()
+            if child == 0:
+                _child(worker, fds)
+            for fd in fds:
+                os.close(fd)
+            os.waitpid(child, 0)
+        else:
+            for fd in fds:
+                os.close(fd)
+            worker.send(b"error unexpected message")
+
+
+def _child(worker: socket.socket, fds: list[int]) -> None:
+    """Fresh namespaces, then the grandchild; report its end. Never returns."""
+    try:
+        _check(_libc.unshare(FRESH), "unshare")
+        grandchild = os.fork()
+        if grandchild == 0:
+            _grandchild(worker, fds)
+        for fd in fds:
+            os.close(fd)
+        _, status = os.waitpid(grandchild, 0)
+        worker.send(f"status {status}".encode())
+        os._exit(0)
+    except BaseException as error:  # reported to the worker, whatever it was
+        worker.send(f"error {error}".encode())
+        os._exit(1)
+
+
+def _grandchild(worker: socket.socket, fds: list[int]) -> None:
+    """Pid 1 of the run: in the run's cgroup, its own filesystem and user, then the program."""
+    request_fd, stdin, stdout, stderr, release = fds
+    pidfd = os.pidfd_open(os.getpid())
+    socket.send_fds(worker, [b"pidfd"], [pidfd])
+    os.close(pidfd)
+    worker.close()
+    if os.read(release, 1) != b"1":  # the worker gave the run up before it was in its cgroup
+        os._exit(125)
+    os.close(release)
+    with open(request_fd, "rb") as request_file:
+        request = json.loads(request_file.read())
+    _filesystem(request)
+    _drop_to_program_user(request)
+    for target, fd in enumerate((stdin, stdout, stderr)):
+        os.dup2(fd, target)
+    os.closerange(3, 1 << 16)
+    _run_as_main(request)
+
+
+def _filesystem(request: dict) -> None:  # type: ignore[type-arg]
+    """Private mounts; a fresh /proc; /work, /tmp and /dev/shm fresh and size-bounded; the files."""
+    _mount("none", "/", "", MS_REC | MS_PRIVATE)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)
+    for place, size in request["sizes"].items():
+        _mount("tmpfs", place, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+    for path, text in request["files"]:
+        target = os.path.join("/work", path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as file:
+            file.write(bytes.fromhex(text))
+    _check(_libc.sethostname(b"sandbox", 7), "sethostname")
+
+
+def _drop_to_program_user(request: dict) -> None:  # type: ignore[type-arg]
+    """uid and gid 1000 in a user namespace of its own, no capabilities, the rlimits, no new
+    privileges, the seccomp filter: from here on the program's own rules."""
+    import resource
+
+    _check(_libc.unshare(NEW_USER), "unshare user")
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{PROGRAM_UID} 0 1")
+    _write("/proc/self/gid_map", f"{PROGRAM_UID} 0 1")
+    os.setresgid(PROGRAM_UID, PROGRAM_UID, PROGRAM_UID)
+    os.setresuid(PROGRAM_UID, PROGRAM_UID, PROGRAM_UID)
+    _drop_capabilities()
+    for number, soft, hard in request["rlimits"]:
+        resource.setrlimit(number, (soft, hard))
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    bpf = bytes.fromhex(request["seccomp"])
+    if bpf:
+        buffer = ctypes.create_string_buffer(bpf, len(bpf))
+        program = _SockFprog(len(bpf) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "seccomp")
+
+
+def _drop_capabilities() -> None:
+    """None left, of any set: a new user namespace gives its first process every capability in it,
+    and a uid change that does not start from 0 keeps them."""
+    for capability in range(CAP_LAST + 1):
+        result = _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)
+        if result != 0 and ctypes.get_errno() != 22:  # EINVAL: no such capability on this kernel
+            _check(result, f"drop capability {capability} from the bounding set")
+    _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    _check(_libc.capset(ctypes.byref(header), ctypes.byref((_CapData * 2)())), "capset")
+
+
+def _run_as_main(request: dict) -> None:  # type: ignore[type-arg]
+    """Run /work/main.py as a cold `python3 main.py` would (a fresh `__main__` module, the program's
+    own folder first on sys.path, argv[0] as given), and end as it would."""
+    import builtins
+    import importlib.machinery
+    import random
+    import types
+
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir("/work")
+    sys.argv = ["main.py", *request["args"]]
+    sys.path[0] = "/work"
+    random.seed()
+    with open(PROGRAM, "rb") as source:
+        code = compile(source.read(), PROGRAM, "exec")
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=PROGRAM,
+        __builtins__=builtins,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", PROGRAM),
+        __cached__=None,
+        __annotations__={},
+    )
+    sys.modules["__main__"] = main
+    for name in set(sys.modules) - COLD_START_MODULES:
+        del sys.modules[name]
+    status = 0
+    try:
+        exec(code, main.__dict__)
+    except SystemExit as exit_request:
+        status = _exit_code(exit_request.code)
+    except BaseException as error:  # the program's own failure, reported as a cold start does
+        program_frames = _program_frames(error.__traceback__)
+        sys.excepthook(type(error), error.with_traceback(program_frames), program_frames)
+        status = 1
+    os._exit(_finish(status))
+
+
+def _program_frames(traceback):  # type: ignore[no-untyped-def]
+    """The traceback from the program's first frame on: a cold start's shows none of ours."""
+    while traceback is not None and traceback.tb_frame.f_code.co_filename != PROGRAM:
+        traceback = traceback.tb_next
+    return traceback
+
+
+def _exit_code(value: object) -> int:
+    """SystemExit's argument as the interpreter turns it into an exit code."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    print(value, file=sys.stderr)
+    return 1
+
+
+def _finish(code: int) -> int:
+    """What the interpreter does on its way out: wait for threads, run atexit, flush the streams."""
+    import atexit
+    import threading
+
+    threading._shutdown()  # type: ignore[attr-defined]  # as the interpreter's exit does
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 120
+    return code
+
+
+if __name__ == "__main__":
+    serve(socket.socket(fileno=int(sys.argv[1])))

@@ -1,0 +1,207 @@
+"""The warm path's zygote (docs/warm-start.md), driven directly: what a run sees and what it cannot
+reach. Needs root, bubblewrap and cgroups, as the cold path's containment tests do."""
+
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from executor.languages import build_languages, default_python
+from executor.sandbox.cgroups import CgroupLimits
+from executor.sandbox.isolation import Sandbox
+from executor.sandbox.limits import MIB, Limits
+from executor.sandbox.rlimits import program_rlimits
+from executor.sandbox.warm.zygote import RunRequest, Zygote, host_pid
+
+PYTHON = build_languages(default_python())["python"]
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("bwrap") is None, reason="the zygote runs as a worker slot does: root"
+)
+
+
+@dataclass(frozen=True)
+class Ran:
+    status: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def sandbox(bwrap_sandbox: Sandbox) -> Sandbox:
+    if bwrap_sandbox.cgroups is None or bwrap_sandbox.program_uid is None:
+        pytest.skip("the warm path needs the job cgroups and a program uid")
+    return bwrap_sandbox
+
+
+@pytest.fixture
+def zygote(sandbox: Sandbox) -> Iterator[Zygote]:
+    assert sandbox.program_uid is not None
+    uid, gid = sandbox.program_uid, sandbox.program_gid or sandbox.program_uid
+    as_slot = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs", "--"]
+    started = Zygote.start(sandbox.bwrap_path, default_python(), PYTHON, as_slot)
+    yield started
+    started.stop()
+
+
+def warm_run(
+    zygote: Zygote, sandbox: Sandbox, code: str, stdin: bytes = b"", args: tuple[str, ...] = ()
+) -> Ran:
+    """One run through the zygote, in a cgroup of its own, as the worker will make it."""
+    assert sandbox.cgroups is not None
+    limits = Limits()
+    request = RunRequest(
+        files=(("main.py", code.encode()),),
+        args=args,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/work", "LANG": "C.UTF-8", "TMPDIR": "/tmp"},
+        rlimits=program_rlimits(limits, 4, memory_in_cgroup=True),
+        sizes={"/work": 16 * MIB, "/tmp": 16 * MIB, "/dev/shm": 4 * MIB},
+        seccomp_filter=sandbox.seccomp_filter,
+    )
+    cgroup = sandbox.cgroups.make(f"zygote-test-{uuid.uuid4().hex[:8]}", CgroupLimits(256 * MIB, 64))
+    stdin_read, stdin_write = os.pipe()
+    stdout_read, stdout_write = os.pipe()
+    stderr_read, stderr_write = os.pipe()
+    release_read, release_write = os.pipe()
+    try:
+        pidfd = zygote.start_run(request, stdin_read, stdout_write, stderr_write, release_read)
+        for fd in (stdin_read, stdout_write, stderr_write, release_read):
+            os.close(fd)
+        cgroup.join(host_pid(pidfd))
+        os.write(release_write, b"1")
+        os.close(release_write)
+        os.write(stdin_write, stdin)
+        os.close(stdin_write)
+        collected: dict[int, bytes] = {}
+
+        def drain(fd: int) -> None:
+            with os.fdopen(fd, "rb") as stream:
+                collected[fd] = stream.read()
+
+        readers = [threading.Thread(target=drain, args=(fd,)) for fd in (stdout_read, stderr_read)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(20)
+        status = zygote.run_status(20)
+        os.close(pidfd)
+        return Ran(status, collected[stdout_read].decode(), collected[stderr_read].decode())
+    finally:
+        cgroup.kill()
+        cgroup.remove()
+
+
+def test_a_run_prints_reads_its_stdin_and_ends_with_its_exit_code(zygote: Zygote, sandbox: Sandbox) -> None:
+    ran = warm_run(
+        zygote, sandbox, "import sys\nprint(input().upper(), sys.argv)\nsys.exit(3)", b"hi\n", ("a",)
+    )
+    assert (os.waitstatus_to_exitcode(ran.status), ran.stdout) == (3, "HI ['main.py', 'a']\n")
+
+
+def test_a_run_sees_its_own_pid_namespace_a_fresh_disk_uid_1000_and_no_privilege(
+    zygote: Zygote, sandbox: Sandbox
+) -> None:
+    probe = (
+        "import os\n"
+        "pids = sorted(p for p in os.listdir('/proc') if p.isdigit())\n"
+        "status = dict(line.split(':\\t', 1) for line in open('/proc/self/status').read().splitlines())\n"
+        "print(pids, os.listdir('/tmp'), os.listdir('/work'), os.getuid(), os.getgid(), os.getcwd(),"
+        " dict(os.environ)['HOME'], status['CapEff'], status['CapPrm'], status['CapBnd'],"
+        " status['NoNewPrivs'], status['Seccomp'])\n"
+    )
+    ran = warm_run(zygote, sandbox, probe)
+    no_capability = "0000000000000000"
+    expected = (
+        f"['1'] [] ['main.py'] 1000 1000 /work /work {no_capability} {no_capability} {no_capability} 1 2\n"
+    )
+    assert ran.stdout == expected, ran.stderr
+
+
+def test_an_uncaught_exception_shows_only_the_program_s_frames_and_exits_1(
+    zygote: Zygote, sandbox: Sandbox
+) -> None:
+    ran = warm_run(zygote, sandbox, "def f():\n    raise ValueError('boom')\nf()\n")
+    assert os.waitstatus_to_exitcode(ran.status) == 1
+    assert ran.stderr.startswith('Traceback (most recent call last):\n  File "/work/main.py", line 3'), (
+        ran.stderr
+    )
+    assert "runpy" not in ran.stderr and "zygote" not in ran.stderr
+    assert ran.stderr.endswith("ValueError: boom\n")
+
+
+def test_nothing_a_run_leaves_reaches_the_next(zygote: Zygote, sandbox: Sandbox) -> None:
+    """Files in /tmp, /work and /dev/shm, the environment, an imported and patched module and a
+    process left running are all gone for the next run."""
+    marker = uuid.uuid4().hex
+    leave = (
+        f"import os, json, subprocess\n"
+        f"for place in ('/tmp', '/work', '/dev/shm'):\n"
+        f"    open(os.path.join(place, '{marker}'), 'w').write('x')\n"
+        f"os.environ['LEFT'] = '{marker}'\n"
+        f"json.left = '{marker}'\n"
+        f"subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
+    )
+    assert os.waitstatus_to_exitcode(warm_run(zygote, sandbox, leave).status) == 0
+    look = (
+        "import os, sys\n"
+        f"found = [p for p in ('/tmp', '/work', '/dev/shm') if '{marker}' in os.listdir(p)]\n"
+        "print(found, os.environ.get('LEFT'), 'json' in sys.modules, hasattr(__import__('json'), 'left'),"
+        " sorted(p for p in os.listdir('/proc') if p.isdigit()))\n"
+    )
+    assert warm_run(zygote, sandbox, look).stdout == "[] None False False ['1']\n"
+
+
+def test_a_run_that_kills_every_process_it_can_leaves_the_zygote_serving(
+    zygote: Zygote, sandbox: Sandbox
+) -> None:
+    kill_all = (
+        "import os, signal\n"
+        "try:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
+        "print('alive')\n"
+    )
+    ran = warm_run(zygote, sandbox, kill_all)
+    assert ran.stdout == "alive\n", (ran.status, ran.stderr)  # nothing outside its namespace is in reach
+    zygote.check()
+    assert warm_run(zygote, sandbox, "print('next')").stdout == "next\n"
+
+
+def test_a_run_has_no_fd_but_its_standard_streams(zygote: Zygote, sandbox: Sandbox) -> None:
+    ran = warm_run(
+        zygote, sandbox, "import os\nprint(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))\n"
+    )
+    assert ran.stdout == "[0, 1, 2, 3]\n"  # 3: the listing's own directory
+
+
+def test_a_run_cannot_find_an_earlier_run_s_data_in_its_memory(zygote: Zygote, sandbox: Sandbox) -> None:
+    """The zygote never reads a run's code, stdin or files: none of them is in the memory the next
+    run inherits."""
+    secret = uuid.uuid4().hex
+    warm_run(zygote, sandbox, f"print('{secret}', input())", secret.encode() + b"\n")
+    # The marker is looked for in two halves, so the scan itself never holds it whole.
+    first, second = secret[:16].encode().hex(), secret[16:].encode().hex()
+    scan = (
+        f"first, second = bytes.fromhex('{first}'), bytes.fromhex('{second}')\n"
+        "found = 0\n"
+        "maps = open('/proc/self/maps').read().splitlines()\n"
+        "with open('/proc/self/mem', 'rb', 0) as mem:\n"
+        "    for line in maps:\n"
+        "        span, perms = line.split()[:2]\n"
+        "        if 'r' not in perms or '[vvar' in line or '[vsyscall' in line:\n"
+        "            continue\n"
+        "        start, end = (int(x, 16) for x in span.split('-'))\n"
+        "        try:\n"
+        "            mem.seek(start)\n"
+        "            chunk = mem.read(end - start)\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        at = chunk.find(first)\n"
+        "        while at != -1:\n"
+        "            found += chunk[at + len(first) : at + len(first) + len(second)] == second\n"
+        "            at = chunk.find(first, at + 1)\n"
+        "print(found)\n"
+    )
+    ran = warm_run(zygote, sandbox, scan)
+    assert ran.stdout == "0\n", ran.stderr
