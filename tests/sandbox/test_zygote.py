@@ -11,13 +11,17 @@ from dataclasses import dataclass
 import pytest
 
 from executor.languages import build_languages, default_python
+from executor.sandbox.backends.bwrap import WORK_DIR
 from executor.sandbox.cgroups import CgroupLimits
 from executor.sandbox.isolation import Sandbox
+from executor.sandbox.launch import program_environment
 from executor.sandbox.limits import MIB, Limits
 from executor.sandbox.rlimits import program_rlimits
 from executor.sandbox.warm.zygote import RunRequest, Zygote, host_pid
+from tests.sandbox.conftest import Run
 
 PYTHON = build_languages(default_python())["python"]
+ENVIRONMENT = program_environment(PYTHON, home=WORK_DIR, tmpdir="/tmp")
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("bwrap") is None, reason="the zygote runs as a worker slot does: root"
 )
@@ -42,7 +46,7 @@ def zygote(sandbox: Sandbox) -> Iterator[Zygote]:
     assert sandbox.program_uid is not None
     uid, gid = sandbox.program_uid, sandbox.program_gid or sandbox.program_uid
     as_slot = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs", "--"]
-    started = Zygote.start(sandbox.bwrap_path, default_python(), PYTHON, as_slot)
+    started = Zygote.start(sandbox.bwrap_path, default_python(), PYTHON, as_slot, ENVIRONMENT)
     yield started
     started.stop()
 
@@ -56,7 +60,7 @@ def warm_run(
     request = RunRequest(
         files=(("main.py", code.encode()),),
         args=args,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/work", "LANG": "C.UTF-8", "TMPDIR": "/tmp"},
+        env=ENVIRONMENT,
         rlimits=program_rlimits(limits, 4, memory_in_cgroup=True),
         sizes={"/work": 16 * MIB, "/tmp": 16 * MIB, "/dev/shm": 4 * MIB},
         seccomp_filter=sandbox.seccomp_filter,
@@ -205,3 +209,27 @@ def test_a_run_cannot_find_an_earlier_run_s_data_in_its_memory(zygote: Zygote, s
     )
     ran = warm_run(zygote, sandbox, scan)
     assert ran.stdout == "0\n", ran.stderr
+
+
+def test_a_run_ends_as_a_cold_start_does_its_threads_joined_then_its_atexit_handlers(
+    zygote: Zygote, sandbox: Sandbox
+) -> None:
+    code = (
+        "import atexit, threading, time\n"
+        "atexit.register(lambda: print('atexit'))\n"
+        "def late():\n"
+        "    time.sleep(0.2)\n"
+        "    print('thread')\n"
+        "threading.Thread(target=late).start()\n"
+        "print('main')\n"
+    )
+    assert warm_run(zygote, sandbox, code).stdout == "main\nthread\natexit\n"
+
+
+def test_a_run_finds_the_modules_a_cold_start_has_and_no_more(
+    zygote: Zygote, sandbox: Sandbox, run_bwrap: Run
+) -> None:
+    """What the zygote imported for itself is gone from sys.modules; what a cold start imports is there."""
+    probe = "import sys\nprint(sorted(sys.modules))\n"
+    cold = run_bwrap(probe)
+    assert cold.stdout and warm_run(zygote, sandbox, probe).stdout == cold.stdout

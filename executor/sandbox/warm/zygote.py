@@ -64,9 +64,13 @@ class Zygote:
         self.connection = connection
 
     @classmethod
-    def start(cls, bwrap: str, python: str, language: Language, prefix: list[str]) -> "Zygote":
+    def start(
+        cls, bwrap: str, python: str, language: Language, prefix: list[str], env: Mapping[str, str]
+    ) -> "Zygote":
         """Start a zygote for `language` (its interpreter is `python`) under `bwrap`, after the
-        `prefix` that the cold path also runs bwrap under (the slot's uid, no new privileges)."""
+        `prefix` that the cold path also runs bwrap under (the slot's uid, no new privileges), with
+        a program's environment `env`, so that its interpreter starts as a program's would (`site`
+        reads HOME, for one)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = [
             *prefix,
@@ -83,6 +87,7 @@ class Zygote:
             "--cap-add",
             "ALL",
             "--clearenv",
+            *(arg for name, value in env.items() for arg in ("--setenv", name, value)),
             *_host_view(language),
             "--ro-bind",
             str(ZYGOTE_MAIN),

@@ -24,10 +24,15 @@ import sys
 # program begins: whatever the zygote imports beyond it is dropped before a program runs.
 COLD_START_MODULES = frozenset(sys.modules)
 
+import atexit  # noqa: E402
+import builtins  # noqa: E402
 import ctypes  # noqa: E402
+import importlib.machinery  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import socket  # noqa: E402
+import types  # noqa: E402
 
 FRESH = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000  # mnt, uts, ipc, pid, net
 NEW_USER = 0x10000000
@@ -148,8 +153,6 @@ def _filesystem(request: dict) -> None:  # type: ignore[type-arg]
 def _drop_to_program_user(request: dict) -> None:  # type: ignore[type-arg]
     """uid and gid 1000 in a user namespace of its own, no capabilities, the rlimits, no new
     privileges, the seccomp filter: from here on the program's own rules."""
-    import resource
-
     _check(_libc.unshare(NEW_USER), "unshare user")
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{PROGRAM_UID} 0 1")
@@ -181,18 +184,14 @@ def _drop_capabilities() -> None:
 
 def _run_as_main(request: dict) -> None:  # type: ignore[type-arg]
     """Run /work/main.py as a cold `python3 main.py` would (a fresh `__main__` module, the program's
-    own folder first on sys.path, argv[0] as given), and end as it would."""
-    import builtins
-    import importlib.machinery
-    import random
-    import types
-
+    own folder first on sys.path, argv[0] as given), and end as it would. What the zygote imported
+    is dropped from sys.modules first: a program that imports it gets a fresh module (`random` with
+    a fresh seed), as a cold start would."""
     os.environ.clear()
     os.environ.update(request["env"])
     os.chdir("/work")
     sys.argv = ["main.py", *request["args"]]
     sys.path[0] = "/work"
-    random.seed()
     with open(PROGRAM, "rb") as source:
         code = compile(source.read(), PROGRAM, "exec")
     main = types.ModuleType("__main__")
@@ -236,11 +235,11 @@ def _exit_code(value: object) -> int:
 
 
 def _finish(code: int) -> int:
-    """What the interpreter does on its way out: wait for threads, run atexit, flush the streams."""
-    import atexit
-    import threading
-
-    threading._shutdown()  # type: ignore[attr-defined]  # as the interpreter's exit does
+    """What the interpreter does on its way out: wait for the program's threads (in the threading
+    module it imported, if it did), run atexit, flush the streams."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        threading._shutdown()  # as the interpreter's exit does
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
