@@ -46,7 +46,7 @@ def zygote(sandbox: Sandbox) -> Iterator[Zygote]:
     assert sandbox.program_uid is not None
     uid, gid = sandbox.program_uid, sandbox.program_gid or sandbox.program_uid
     as_slot = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs", "--"]
-    started = Zygote.start(sandbox.bwrap_path, default_python(), PYTHON, as_slot, ENVIRONMENT)
+    started = Zygote.start(sandbox.bwrap_path, [default_python(), "-E", "-s"], PYTHON, as_slot, ENVIRONMENT)
     yield started
     started.stop()
 

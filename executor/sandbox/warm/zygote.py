@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +65,14 @@ class Zygote:
 
     @classmethod
     def start(
-        cls, bwrap: str, python: str, language: Language, prefix: list[str], env: Mapping[str, str]
+        cls,
+        bwrap: str,
+        interpreter: Sequence[str],
+        language: Language,
+        prefix: Sequence[str],
+        env: Mapping[str, str],
     ) -> "Zygote":
-        """Start a zygote for `language` (its interpreter is `python`) under `bwrap`, after the
+        """Start a zygote for `language` (`interpreter`: its path and flags) under `bwrap`, after the
         `prefix` that the cold path also runs bwrap under (the slot's uid, no new privileges), with
         a program's environment `env`, so that its interpreter starts as a program's would (`site`
         reads HOME, for one)."""
@@ -97,9 +102,7 @@ class Zygote:
             "--chdir",
             "/",
             "--",
-            python,
-            "-E",
-            "-s",
+            *interpreter,
             INSIDE,
             str(theirs.fileno()),
         ]
