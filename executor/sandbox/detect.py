@@ -18,6 +18,7 @@ from executor.sandbox.result import Outcome
 from executor.sandbox.runner import run_program
 from executor.sandbox.scratch import can_mount
 from executor.sandbox.seccomp import build_seccomp_filter
+from executor.sandbox.starter import build_starter
 
 _logger = logging.getLogger(__name__)
 # Generous, so that only a sandbox that cannot start at all fails the probe.
@@ -53,6 +54,7 @@ def detect_sandbox(
         program_gid=program_gid,
         seccomp_filter=build_seccomp_filter(),
         bwrap_path=bwrap.installed_path(),
+        starter_fd=build_starter(),
         cgroups=cgroups,
         scratch_disks=program_uid is not None and can_mount(),
     )

@@ -37,6 +37,8 @@ class Sandbox:
     seccomp_filter: bytes = b""
     # Found by detect_sandbox (backends/bwrap.py); unused under rlimits-only.
     bwrap_path: str = ""
+    # The worker's fd of executor-start (starter.py), built by detect_sandbox; None: prlimit and setpriv.
+    starter_fd: int | None = None
     # Where each run gets a cgroup of its own (None: rlimits are the only resource bounds).
     cgroups: Hierarchy | None = None
     # Whether each run gets a scratch disk mounted on the host (root only; see scratch.py).

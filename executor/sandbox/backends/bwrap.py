@@ -13,6 +13,7 @@ from contextlib import ExitStack
 
 from executor.languages import Language
 from executor.sandbox.cgroups import JobCgroup
+from executor.sandbox.isolation import Sandbox
 from executor.sandbox.launch import (
     ProcessEnd,
     ReapedOnce,
@@ -27,6 +28,7 @@ from executor.sandbox.launch import (
 from executor.sandbox.processes import children_of, kill_strays, send_kill, stat_fields
 from executor.sandbox.rlimits import exec_prefix, program_rlimits
 from executor.sandbox.scratch import split_sizes
+from executor.sandbox.starter import starter_path
 
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
@@ -85,7 +87,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
         run.limits, process_allowance(run.sandbox, BWRAP_PROCESSES), memory_in_cgroup=run.cgroup is not None
     )
     argv = [
-        *exec_prefix(rlimits, program_user(run.sandbox)),
+        *exec_prefix(rlimits, program_user(run.sandbox), _starter(run.sandbox)),
         run.sandbox.bwrap_path,
         *_namespaces(run.language),
         *_filesystem(executable, run, file_fds),
@@ -109,6 +111,11 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
     if run.cgroup is not None:
         process.join_before_start(run.cgroup, block_write, run.limits.wall_time_s)
     return process
+
+
+def _starter(sandbox: Sandbox) -> str | None:
+    """The path of the worker's executor-start, or None where runs use prlimit and setpriv."""
+    return None if sandbox.starter_fd is None else starter_path(sandbox.starter_fd)
 
 
 def _namespaces(language: Language) -> list[str]:
