@@ -1,7 +1,9 @@
 """Measure what the sandbox adds to a program's start: `python -m bench.sandbox_start [runs] [uid]`.
 
-Runs print('hello') bare (the interpreter as the sandbox starts it) and through run_program under
-each isolation level, with and without the run's cgroup, interleaved so that load on the machine hits
+Runs print('hello') bare (the interpreter as the sandbox starts it), under plain bwrap (bench.floor's
+plain_bwrap_runner: its namespaces and mounts, nothing of the runner) and through run_program under
+each isolation level, with and without the run's cgroup, and bwrap through prlimit and setpriv
+instead of executor-start, interleaved so that load on the machine hits
 all alike, and prints the medians; then the cgroup step alone (`cgroup_step_ms`), which `make bench`
 reports too.
 """
@@ -14,6 +16,8 @@ import tempfile
 import time
 from dataclasses import replace
 
+from bench.floor import plain_bwrap_runner
+from bench.workloads import WORKLOADS
 from executor.languages import build_languages, default_python
 from executor.sandbox.cgroups import CgroupLimits
 from executor.sandbox.detect import detect_sandbox
@@ -77,7 +81,13 @@ def main(runs: int, program_uid: int | None) -> None:
     if detected.cgroups is not None:
         variants += [replace(sandbox, cgroups=None) for sandbox in variants]
     sandboxes = {sandbox.level: sandbox for sandbox in variants}
+    if detected.isolation == Isolation.BWRAP and detected.starter_fd is not None:
+        # As before executor-start: bwrap started through prlimit and setpriv.
+        sandboxes[f"{detected.level} via prlimit+setpriv"] = replace(detected, starter_fd=None)
+    plain = plain_bwrap_runner(WORKLOADS["hello"]) if detected.isolation == Isolation.BWRAP else None
     seconds: dict[str, list[float]] = {"bare": [], **{level: [] for level in sandboxes}}
+    if plain is not None:
+        seconds["plain bwrap"] = []
     with tempfile.TemporaryDirectory() as workdir:
         with open(os.path.join(workdir, "main.py"), "w") as source:
             source.write(CODE)
@@ -85,6 +95,11 @@ def main(runs: int, program_uid: int | None) -> None:
             started = time.perf_counter()
             subprocess.run(bare, cwd=workdir, stdout=subprocess.PIPE, check=True)
             seconds["bare"].append(time.perf_counter() - started)
+            if plain is not None:
+                started = time.perf_counter()
+                status, output = plain("hello", 0)
+                seconds["plain bwrap"].append(time.perf_counter() - started)
+                assert status == "success", output
             for level, sandbox in sandboxes.items():
                 started = time.perf_counter()
                 result = run_program(Program(CODE), Limits(), sandbox)
@@ -94,7 +109,7 @@ def main(runs: int, program_uid: int | None) -> None:
     for level, times in seconds.items():
         median = statistics.median(times)
         print(
-            f"{level:20} median {median * 1000:6.2f} ms  min {min(times) * 1000:6.2f} ms"
+            f"{level:36} median {median * 1000:6.2f} ms  min {min(times) * 1000:6.2f} ms"
             f"  added {(median - bare) * 1000:+6.2f} ms"
         )
     step = cgroup_step_ms(detected)
