@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import pytest
 
 from executor.languages import build_languages, default_python
-from executor.sandbox.backends.bwrap import WORK_DIR
+from executor.sandbox.backends.bwrap import WORK_DIR, zygote_command
 from executor.sandbox.cgroups import CgroupLimits
 from executor.sandbox.isolation import Sandbox
 from executor.sandbox.launch import program_environment
 from executor.sandbox.limits import MIB, Limits
 from executor.sandbox.rlimits import program_rlimits
-from executor.sandbox.warm.zygote import RunRequest, Zygote, host_pid
+from executor.sandbox.warm.zygote import ZYGOTE_MAIN, RunRequest, Zygote, host_pid
 from tests.sandbox.conftest import Run
 
 PYTHON = build_languages(default_python())["python"]
@@ -44,9 +44,8 @@ def sandbox(bwrap_sandbox: Sandbox) -> Sandbox:
 @pytest.fixture
 def zygote(sandbox: Sandbox) -> Iterator[Zygote]:
     assert sandbox.program_uid is not None
-    uid, gid = sandbox.program_uid, sandbox.program_gid or sandbox.program_uid
-    as_slot = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs", "--"]
-    started = Zygote.start(sandbox.bwrap_path, [default_python(), "-E", "-s"], PYTHON, as_slot, ENVIRONMENT)
+    interpreter = PYTHON.command(Limits().memory_mb, ())[:-1]  # what precedes main.py
+    started = Zygote.start(lambda fd: zygote_command(sandbox, interpreter, PYTHON, str(ZYGOTE_MAIN), fd))
     yield started
     started.stop()
 

@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 
 from executor.languages import Language
@@ -141,6 +141,16 @@ def _namespaces(language: Language) -> list[str]:
 
 def _filesystem(executable: str, run: Run, file_fds: list[int]) -> list[str]:
     """/usr read-only, a fresh /proc, a few devices, size-bounded /tmp, /dev/shm and /work, nothing else."""
+    args = _host_view(executable, run.language)
+    args += _writable(run)
+    args += _files(run.files, file_fds)
+    args += ["--remount-ro", "/", "--chdir", WORK_DIR]
+    return args
+
+
+def _host_view(executable: str, language: Language) -> list[str]:
+    """What a program sees of the host: /usr read-only and the merged-/usr links, the interpreter's
+    prefix and the language's own paths read-only, a fresh /proc and a few devices."""
     args = ["--ro-bind", "/usr", "/usr"]
     for path in ROOT_LINKS:
         if os.path.islink(path):
@@ -153,17 +163,60 @@ def _filesystem(executable: str, run: Run, file_fds: list[int]) -> list[str]:
         if prefix == "/":
             raise ValueError(f"{executable}: its prefix would be the whole host filesystem")
         args += ["--ro-bind", prefix, prefix]
-    for path in run.language.host_paths:
+    for path in language.host_paths:
         args += ["--ro-bind-try", path, path]
     args += ["--proc", "/proc"]
     for device in DEVICES:
         args += ["--dev-bind", device, device]
     for target, link in DEVICE_LINKS:
         args += ["--symlink", target, link]
-    args += _writable(run)
-    args += _files(run.files, file_fds)
-    args += ["--remount-ro", "/", "--chdir", WORK_DIR]
     return args
+
+
+def zygote_command(
+    sandbox: Sandbox, interpreter: Sequence[str], language: Language, zygote_file: str, socket_fd: int
+) -> list[str]:
+    """The command that starts a warm-start zygote (executor/sandbox/warm) for `language`, whose
+    interpreter and flags are `interpreter`: as a cold run is started (the slot's uid, no new
+    privileges, the same view of the host and environment), except that the zygote is pid 1 of its
+    pid namespace and keeps every capability in its own user namespace (uid 0 there, the slot's uid
+    outside), which each run needs for its namespaces and mounts and drops before user code.
+    /work, /tmp and /dev/shm are bare mount points, where each run mounts its own."""
+    executable = os.path.realpath(interpreter[0])
+    variables = program_environment(language, home=WORK_DIR, tmpdir="/tmp")
+    inside = "/zygote/" + os.path.basename(zygote_file)
+    return [
+        *exec_prefix((), program_user(sandbox), _starter(sandbox)),
+        sandbox.bwrap_path,
+        "--unshare-all",
+        "--as-pid-1",
+        "--die-with-parent",
+        "--new-session",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "--cap-add",
+        "ALL",
+        "--hostname",
+        SANDBOX_HOSTNAME,
+        "--clearenv",
+        *(arg for name, value in variables.items() for arg in ("--setenv", name, value)),
+        *_host_view(executable, language),
+        *(arg for place in (WORK_DIR, "/tmp", "/dev/shm") for arg in ("--dir", place)),
+        "--ro-bind",
+        zygote_file,
+        inside,
+        "--remount-ro",
+        "/",
+        "--chdir",
+        "/",
+        "--",
+        executable,
+        *interpreter[1:],
+        inside,
+        str(socket_fd),
+    ]
 
 
 def _writable(run: Run) -> list[str]:

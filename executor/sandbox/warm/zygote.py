@@ -1,9 +1,8 @@
 """The worker's side of a zygote (docs/warm-start.md): start it, check it, and run programs through it.
 
-A `Zygote` is started once per worker slot and language, under bubblewrap as a cold run is, but with
-capabilities in its own user namespace (for the namespaces and mounts each run needs) and mount
-points, not tmpfs, where each run mounts its own. `Zygote.start_run` hands it a run's fds and gets
-back a pidfd of the run's program, which the caller puts in the run's cgroup before releasing it.
+A `Zygote` is started once per worker slot and language, by the command `backends.bwrap` gives for
+it. `Zygote.start_run` hands it a run's fds and gets back a pidfd of the run's program, which the
+caller puts in the run's cgroup before releasing it.
 """
 
 import contextlib
@@ -14,18 +13,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from executor.languages import Language
-from executor.sandbox.backends.bwrap import DEVICE_LINKS, DEVICES, ROOT_LINKS, WORK_DIR
 from executor.sandbox.rlimits import RlimitSettings
 
 ZYGOTE_MAIN = Path(__file__).with_name("zygote_main.py")
-INSIDE = "/zygote/zygote_main.py"
 ANSWER_TIMEOUT_S = 2.0
-PLACES = ("/work", "/tmp", "/dev/shm")
 
 
 class ZygoteFailed(Exception):
@@ -64,51 +59,13 @@ class Zygote:
         self.connection = connection
 
     @classmethod
-    def start(
-        cls,
-        bwrap: str,
-        interpreter: Sequence[str],
-        language: Language,
-        prefix: Sequence[str],
-        env: Mapping[str, str],
-    ) -> "Zygote":
-        """Start a zygote for `language` (`interpreter`: its path and flags) under `bwrap`, after the
-        `prefix` that the cold path also runs bwrap under (the slot's uid, no new privileges), with
-        a program's environment `env`, so that its interpreter starts as a program's would (`site`
-        reads HOME, for one)."""
+    def start(cls, command_for: Callable[[int], list[str]]) -> "Zygote":
+        """Start a zygote with the command `command_for` gives for the fd of its end of the socket
+        (`backends.bwrap.zygote_command`), and check that it answers."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        argv = [
-            *prefix,
-            bwrap,
-            "--unshare-all",
-            # The zygote is pid 1 of its namespace, the monitor's only child, reaped by it on the way out.
-            "--as-pid-1",
-            "--die-with-parent",
-            "--new-session",
-            "--uid",
-            "0",
-            "--gid",
-            "0",
-            "--cap-add",
-            "ALL",
-            "--clearenv",
-            *(arg for name, value in env.items() for arg in ("--setenv", name, value)),
-            *_host_view(language),
-            "--ro-bind",
-            str(ZYGOTE_MAIN),
-            INSIDE,
-            "--remount-ro",
-            "/",
-            "--chdir",
-            "/",
-            "--",
-            *interpreter,
-            INSIDE,
-            str(theirs.fileno()),
-        ]
         with theirs:
             process = subprocess.Popen(
-                argv,
+                command_for(theirs.fileno()),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -116,7 +73,11 @@ class Zygote:
                 start_new_session=True,
             )
         zygote = cls(process, ours)
-        zygote.check()
+        try:
+            zygote.check()
+        except ZygoteFailed:
+            zygote.stop()
+            raise
         return zygote
 
     def check(self) -> None:
@@ -176,28 +137,6 @@ def host_pid(pidfd: int) -> int:
 def wait_for_exit(pidfd: int, deadline: float) -> bool:
     """Whether the process of `pidfd` ended before `deadline` (time.monotonic())."""
     return bool(select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))[0])
-
-
-def _host_view(language: Language) -> list[str]:
-    """What a run sees of the host, as on the cold path: /usr read-only, the merged-/usr links, the
-    language's own paths, a fresh /proc and a few devices; /work, /tmp and /dev/shm as bare mount
-    points, where each run mounts its own."""
-    args = ["--ro-bind", "/usr", "/usr"]
-    for path in ROOT_LINKS:
-        if os.path.islink(path):
-            args += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            args += ["--ro-bind", path, path]
-    for path in language.host_paths:
-        args += ["--ro-bind-try", path, path]
-    args += ["--proc", "/proc"]
-    for device in DEVICES:
-        args += ["--dev-bind", device, device]
-    for target, link in DEVICE_LINKS:
-        args += ["--symlink", target, link]
-    for place in (WORK_DIR, "/tmp", "/dev/shm"):
-        args += ["--dir", place]
-    return args
 
 
 @contextlib.contextmanager
