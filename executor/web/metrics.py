@@ -1,5 +1,7 @@
 """`GET /metrics` (API.md 1.1), behind the dashboard's basic auth, and the count of every request."""
 
+from typing import Any
+
 from flask import Blueprint, Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -21,10 +23,18 @@ def show_metrics() -> Response:
 
 
 def count_requests(app: Flask) -> None:
-    """Count every answer, error answers included, by method, route (its pattern) and status code."""
+    """Count every answer, error answers included, by method, route (its pattern) and status code.
+
+    Each label set's counter is looked up once per process and kept: `labels()` takes a lock and
+    builds its key from the label values on every call, which a poll need not pay for again."""
+    counters: dict[tuple[str, str, int], Any] = {}
 
     @app.after_request
     def count(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        key = (request.method, route, response.status_code)
+        counter = counters.get(key)
+        if counter is None:
+            counter = counters.setdefault(key, HTTP_REQUESTS.labels(key[0], route, str(key[2])))
+        counter.inc()
         return response
