@@ -66,3 +66,54 @@ def test_a_poll_costs_three_commands_four_while_the_job_waits(private_redis: Red
     Result.create(job, Result.Type.SUCCESSFUL, ttl=60, return_value={"status": "success", "stdout": "1\n"})
     connection.hset(job_key, mapping={"status": "finished", "ended_at": utcformat(now())})
     assert commands_of(connection, client, path) == {"evalsha": 1, "hgetall": 1, "xrevrange": 1}
+
+
+def test_a_poll_held_to_the_end_of_its_pace_reads_once_more_in_one_round_trip(
+    private_redis: RedisServer,
+) -> None:
+    """A held poll is 2 round trips: its paced read (4 commands, as the poll before it), then its
+    blocking read and the snapshot script in one (the XREAD, the script's call, the hash, the place),
+    where a read of the hash after the XREAD and then a third round trip for the place (evalsha,
+    hgetall, lpos) made 3 (executor/jobs/queue.py, JobQueue._held_view)."""
+    connection = Redis.from_url(private_redis.url)
+    announce(connection, [describe(build_languages(default_python())["python"])])
+    client = create_app(Settings(redis_url=private_redis.url, queue_name="held")).test_client()
+    job_id = client.post("/api/v1/execute", json={"code": "print(1)"}).get_json()["job_id"]
+    path = f"/api/v1/execute/{job_id}"
+    client.get(path)  # the first read loads the script
+    time.sleep(PACE_S)
+    before = {name: int(stats["calls"]) for name, stats in connection.info("commandstats").items()}
+    first, held = client.get(path), client.get(path)  # the second comes at once: held for the pace
+    after = {name: int(stats["calls"]) for name, stats in connection.info("commandstats").items()}
+    assert first.get_json()["status"] == held.get_json()["status"] == "queued"
+    assert held.get_json()["queue_position"] == 0
+    spent = {name.removeprefix("cmdstat_"): after[name] - before.get(name, 0) for name in after}
+    spent["info"] -= 1
+    assert {name: count for name, count in spent.items() if count} == {
+        "evalsha": 3,
+        "hgetall": 3,
+        "lpos": 3,
+        "hset": 2,
+        "xread": 1,
+    }
+
+
+def test_a_read_job_is_the_job_rq_reads(private_redis: RedisServer) -> None:
+    """The poll's own Job (made from a blank one, its times parsed by fromisoformat) has every
+    attribute `Job.fetch` gives it, to the same values."""
+    connection = Redis.from_url(private_redis.url)
+    announce(connection, [describe(build_languages(default_python())["python"])])
+    settings = Settings(redis_url=private_redis.url, queue_name="restored")
+    app = create_app(settings, connection)
+    client = app.test_client()
+    job_id = client.post("/api/v1/execute", json={"code": "print(1)"}).get_json()["job_id"]
+    connection.hset(
+        Job.key_for(job_id),
+        mapping={"status": "started", "started_at": utcformat(now()), "last_heartbeat": utcformat(now())},
+    )
+    jobs = app.extensions["executor"].jobs
+    read = jobs.find(job_id, None).job
+    fetched = Job.fetch(job_id, connection=connection, serializer=JobSerializer)
+    assert read.started_at is not None and read.started_at.tzinfo is not None
+    assert vars(read) == vars(fetched)
+    assert jobs._blank_job(job_id).meta is not jobs._blank_job(job_id).meta

@@ -7,23 +7,25 @@ runs any longer by `routing.py`.
 """
 
 import contextlib
+import copy
 import hashlib
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis, RedisError
 from redis.client import Pipeline
+from redis.exceptions import NoScriptError
 from rq import Queue, Retry
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation
 from rq.job import Job, JobStatus
 from rq.results import Result
-from rq.utils import as_text, utcformat
+from rq.utils import as_text, str_to_date, utcformat
 
 from executor.callbacks import records as callbacks
 from executor.jobs.announcements import OFFERED
@@ -68,9 +70,9 @@ SERVED_CHECK_AFTER_S = 10.0
 # KEYS: the job's hash, OFFERED, the job's result stream. ARGV: the job id, RQ's queue key prefix, the
 # queues' base name, how far to scan the queue (0: all), the web's clock and the pace (ms; pace 0:
 # not paced), the times (RQ's format, which sorts as text) before which a waiting job was enqueued
-# for its served check and a started one started for its liveness check, and the heartbeat key
-# prefix. Answers {} for no job, else {hash, place, served (1 or 0), newest result, alive (1 or 0),
-# held ms}.
+# for its served check and a started one started for its liveness check, the heartbeat key prefix,
+# and 1 when the caller reads the newest result itself (a held poll's blocking read has it), else 0.
+# Answers {} for no job, else {hash, place, served (1 or 0), newest result, alive (1 or 0), held ms}.
 _SNAPSHOT = (
     HOLD_FUNCTION
     + """
@@ -96,7 +98,7 @@ elseif status == 'started' then
     if (job['started_at'] or '') < ARGV[8] and job['worker_name'] then
         alive = redis.call('EXISTS', ARGV[9] .. job['worker_name'])
     end
-else
+elseif ARGV[10] ~= '1' then
     newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 end
 if pace > 0 and not newest then
@@ -163,6 +165,10 @@ class JobQueue:
         self.settings = settings
         self.compiled = {key for key, language in languages.items() if language.compiled}
         self._snapshot_script = connection.register_script(_SNAPSHOT)
+        self._blank = vars(Job(connection=connection, serializer=JobSerializer))
+        self._blank_containers = [
+            name for name, value in self._blank.items() if isinstance(value, list | dict | set)
+        ]
         self.queues = {
             language: Queue(
                 language_queue(settings.queue_name, language), connection=connection, serializer=JobSerializer
@@ -249,10 +255,40 @@ class JobQueue:
         too soon, once its hold has passed or the job has ended, whichever is first (see
         `executor.jobs.pacing`). A held poll builds its view only from what it reads after the hold
         (a lost worker is noticed then), not also from what it read before."""
-        job = snapshot.job
-        if snapshot.hold_s <= 0 or job.get_status(refresh=False) not in UNFINISHED_STATUSES:
+        if snapshot.hold_s <= 0 or snapshot.job.get_status(refresh=False) not in UNFINISHED_STATUSES:
             return self.view(snapshot)
-        return self._wait_from(job, None, time.monotonic() + snapshot.hold_s)
+        return self._held_view(snapshot.job.id, time.monotonic() + snapshot.hold_s)
+
+    def _held_view(self, job_id: str, deadline: float) -> JobView:
+        """The view of a held poll: a blocking read of the job's result stream until the deadline,
+        and in the same round trip, run by Redis as soon as that read returns, the snapshot script
+        (unpaced), which reads whatever the view then needs: the job's place in the queue while it
+        waits, its worker's heartbeat when it has run long, its hash. So a poll held to the end of its
+        pace is 2 round trips, not 3 or 4 (`tests/test_poll_cost.py`). The script leaves out the
+        newest result, which the blocking read has just returned. The owner was checked by the poll's
+        first read."""
+        while True:
+            remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            keys, arguments = self._snapshot_call(job_id, result_read=True)
+            with self.connection.pipeline(transaction=False) as pipeline:
+                pipeline.xread(
+                    {result_stream(job_id): "0-0"}, block=min(remaining_ms, self.settings.wait_slice_ms)
+                )
+                # Sent as a bare EVALSHA: a Script on a pipeline first asks Redis whether it exists, a
+                # round trip more. The poll's first read ran it a moment ago, so it is loaded.
+                pipeline.evalsha(self._snapshot_script.sha, len(keys), *keys, *arguments)
+                try:
+                    reply, read = pipeline.execute()
+                except NoScriptError:  # Redis lost its scripts since (a restart): read it unpiped
+                    reply, read = None, self._read_snapshot(self.connection, job_id)
+            snapshot = self._snapshot(job_id, ANY_OWNER, read)
+            if reply:
+                snapshot = replace(snapshot, result=_latest_result(snapshot.job, reply))
+            if (
+                snapshot.job.get_status(refresh=False) not in UNFINISHED_STATUSES
+                or time.monotonic() >= deadline
+            ):
+                return self.view(snapshot)
 
     def wait(self, snapshot: Snapshot) -> JobView:
         """The job once terminal, or as it is when its timeout plus a margin has passed (API.md: a
@@ -421,6 +457,13 @@ class JobQueue:
         a `full` read scans the whole queue for a waiting job's place, and checks that its language
         is served however long it has waited. One read is not piped: a pipeline asks Redis whether
         its scripts exist before it runs them, a command more."""
+        keys, arguments = self._snapshot_call(job_id, pace_ms=pace_ms, full=full)
+        return self._snapshot_script(keys=keys, args=arguments, client=client)
+
+    def _snapshot_call(
+        self, job_id: str, *, pace_ms: int = 0, full: bool = False, result_read: bool = False
+    ) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of the snapshot script (_SNAPSHOT) for this read."""
         keys = [Job.key_for(job_id), OFFERED, result_stream(job_id)]
         now = datetime.now(UTC)
         arguments: list[str | int] = [
@@ -433,19 +476,32 @@ class JobQueue:
             utcformat(now - timedelta(seconds=0 if full else SERVED_CHECK_AFTER_S)),
             utcformat(now - timedelta(seconds=self.settings.worker_lost_after_s)),
             HEARTBEAT_PREFIX,
+            int(result_read),
         ]
-        return self._snapshot_script(keys=keys, args=arguments, client=client)
+        return keys, arguments
 
     def _snapshot(self, job_id: str, owner: str | None, reply: list[Any]) -> Snapshot:
         """A snapshot from the reply to `_read_snapshot`; JobNotFound for another client's job."""
         fields, position, served, newest, alive, held_ms = reply or [[], None, 1, None, 1, 0]
-        job = _restored(Job(job_id, connection=self.connection, serializer=JobSerializer), _pairs(fields))
+        job = _restored(self._blank_job(job_id), _pairs(fields))
         if owner is not ANY_OWNER and job.meta.get("owner") != owner:
             raise JobNotFound(f"no job {job_id}")
         result = _result_of(job, (newest[0][0], _pairs(newest[0][1]))) if newest else None
         return Snapshot(
             job, position, result, hold_s=int(held_ms) / 1000, served=bool(served), maybe_lost=not alive
         )
+
+    def _blank_job(self, job_id: str) -> Job:
+        """A Job with this id and nothing read yet, as `Job(job_id, connection, serializer)` makes one,
+        for `_restored` to fill. Made from the attributes of one such Job made at start: `Job.__init__`
+        checks the serializer against RQ's runtime protocol, which costs a poll about 10 µs, every
+        time (`tests/test_poll_cost.py` checks the two agree). The id is a UUID (`find` checked it)."""
+        job = Job.__new__(Job)
+        vars(job).update(self._blank)
+        for name in self._blank_containers:  # a list or dict of its own, as `Job.__init__` makes
+            setattr(job, name, copy.copy(self._blank[name]))
+        job._id = job_id
+        return job
 
     def _refetch(self, job: Job) -> Job:
         return Job.fetch(job.id, connection=self.connection, serializer=JobSerializer)
@@ -537,11 +593,34 @@ def _read_result(pipeline: Pipeline, job: Job, deadline: float, slice_ms: int) -
 
 def _restored(job: Job, fields: dict[bytes, bytes]) -> Job:
     """`job`, updated in place to what its hash, just read, says (as `Job.refresh` does with its own
-    read): a new Job per read would cost a Job's construction every time a view is served."""
+    read): a new Job per read would cost a Job's construction every time a view is served.
+
+    RQ's `restore` parses each of the hash's times with `strptime`, about 5 µs apiece, and every poll
+    restores three to five of them (twice for a held poll); `datetime.fromisoformat` reads RQ's format
+    (its trailing Z included, since Python 3.11) in a tenth of a microsecond, to the same value. So the
+    times are left out of what RQ parses and set here (`tests/test_poll_cost.py`).
+    """
     if not fields:
         raise JobNotFound(f"job {job.id} has expired")
-    job.restore(fields)
+    times = {name: value for name in _TIME_FIELDS if (value := fields.get(name))}
+    job.restore({name: value for name, value in fields.items() if name not in times} if times else fields)
+    for name, value in times.items():
+        setattr(job, name.decode(), _rq_time(value))
     return job
+
+
+# The job hash's times, as `Job.restore` reads them (each set only when present and not empty).
+_TIME_FIELDS = (b"created_at", b"enqueued_at", b"started_at", b"ended_at", b"last_heartbeat")
+
+
+def _rq_time(value: bytes) -> datetime:
+    """One of RQ's stored times ("2026-12-05T00:31:28.076123Z"), as `rq.utils.str_to_date` reads it:
+    an aware UTC datetime. Anything `fromisoformat` does not read goes to RQ's own parser."""
+    try:
+        moment = datetime.fromisoformat(value.decode())
+    except ValueError:
+        return str_to_date(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _latest_result(job: Job, reply: Any) -> Result | None:
