@@ -3,6 +3,7 @@
 import logging
 import os
 import threading
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -46,11 +47,14 @@ def worker_sandbox() -> Sandbox:
     settings = worker_settings()
     slot = worker_slot()
     program_uid = slot.uid if slot else None
-    sandbox = detect_sandbox(
-        build_languages(settings.python, settings.languages),
-        program_uid=program_uid,
-        program_gid=program_uid,
-        require_isolation=settings.require_isolation,
+    sandbox = replace(
+        detect_sandbox(
+            build_languages(settings.python, settings.languages),
+            program_uid=program_uid,
+            program_gid=program_uid,
+            require_isolation=settings.require_isolation,
+        ),
+        warm_start=settings.warm_start,
     )
     logger.info("programs run with isolation %r as host uid %s", sandbox.level, program_uid)
     return sandbox

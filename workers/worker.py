@@ -16,6 +16,7 @@ from executor.jobs.routing import idle_group, idle_groups, idle_workers, languag
 from executor.jobs.wakes import now_ms, wake_list
 from executor.languages import build_languages
 from executor.sandbox import kill_running_programs, sweep_leftover_runs
+from executor.sandbox.warm.backend import stop_zygotes
 from workers.bookkeeping import TrimmedBookkeeping
 from workers.heartbeat_thread import HeartbeatThread
 from workers.tasks import STOPPING, run_job, worker_sandbox, worker_settings
@@ -135,6 +136,7 @@ class ExecutorWorker(TrimmedBookkeeping):
             pipeline.execute()
         self.heartbeat_thread.stop()
         kill_running_programs()
+        stop_zygotes()
         super().teardown()
 
 

@@ -43,6 +43,8 @@ class Sandbox:
     cgroups: Hierarchy | None = None
     # Whether each run gets a scratch disk mounted on the host (root only; see scratch.py).
     scratch_disks: bool = False
+    # Whether runs that can start warm do (docs/warm-start.md; EXECUTOR_WARM_START).
+    warm_start: bool = False
     # What the names of its runs start with (run_names.py): this process's, so that no other
     # worker's sweep takes them for a dead worker's.
     run_prefix: str = field(default_factory=worker_prefix)

@@ -40,6 +40,8 @@ class Run:
     files: FileList = ()
     # Told the program's output as it is read (live output), if anyone listens.
     on_output: "OutputListener | None" = None
+    # Started by the language's zygote rather than cold (executor/sandbox/warm), if it still answers.
+    warm: bool = False
 
 
 @dataclass(frozen=True)

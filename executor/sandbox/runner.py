@@ -26,6 +26,8 @@ from executor.sandbox.result import Outcome, RunResult
 from executor.sandbox.run_names import next_run_name
 from executor.sandbox.scratch import Scratch, TooMuchToCarry, carry_work, mount_scratch, unmount_scratch
 from executor.sandbox.streams import Exchange, OutputListener, Pipes, StreamLoop
+from executor.sandbox.warm import backend as warm
+from executor.sandbox.warm.zygote import ZygoteFailed
 
 _logger = logging.getLogger(__name__)
 _Start = Callable[[Run, Stdio, ExitStack], StartedProgram]
@@ -99,8 +101,13 @@ class Prepared:
         assert self.language is not None  # else `failure` is set
         name = next_run_name(self.sandbox.run_prefix)
         argv = tuple(self.language.command(self.limits.memory_mb, text_args(program.args)))
+        patterns = (*program.outputs, *self.language.collect)
+        warm_start = warm.starts_warm(
+            self.sandbox, self.language, collects_files=bool(patterns), compiled=self.artefact is not None
+        )
         with ExitStack() as cleanup:
-            scratch = _scratch_disk(name, self.sandbox, self.limits, cleanup)
+            # A warm run's /work, /tmp and /dev/shm are tmpfs of its own namespace: no disk on the host.
+            scratch = None if warm_start else _scratch_disk(name, self.sandbox, self.limits, cleanup)
             if self.artefact is None:
                 stage_files = (*_source_and_files(program, self.language), *files)
             else:
@@ -118,9 +125,9 @@ class Prepared:
                 scratch=scratch,
                 files=stage_files,
                 on_output=on_output,
+                warm=warm_start,
             )
             result = _stage(run, name)
-            patterns = (*program.outputs, *self.language.collect)
             if not patterns or result.outcome is Outcome.INTERNAL_ERROR:
                 return result
             # Every process of the run is dead by now (its cgroup killed): nothing changes under the walk.
@@ -188,14 +195,26 @@ def _sandbox_failure(error: Exception) -> RunResult:
 
 
 def _stage(run: Run, name: str) -> RunResult:
-    """One process tree in its own cgroup, from spawn to its result; whatever happens, it is cleaned up."""
+    """One process tree in its own cgroup, from spawn to its result; whatever happens, it is cleaned up.
+    A warm run whose zygote fails before its program could start starts cold instead."""
+    if run.warm:
+        try:
+            return _stage_started(run, name, warm.start, warm.WARM_PROCESSES)
+        except ZygoteFailed as failure:
+            _logger.warning("a warm start failed (%s); the run starts cold", failure)
+            run = replace(run, warm=False)
     isolation = Isolation(run.sandbox.isolation)
+    return _stage_started(run, name, _STARTERS[isolation], _OWN_PROCESSES[isolation])
+
+
+def _stage_started(run: Run, name: str, start: _Start, own_processes: int) -> RunResult:
+    """`_stage` with this starter, whose own processes in the run's cgroup are `own_processes`."""
     with ExitStack() as cleanup:
-        cgroup = _job_cgroup(name, run.sandbox, run.limits, _OWN_PROCESSES[isolation], cleanup)
+        cgroup = _job_cgroup(name, run.sandbox, run.limits, own_processes, cleanup)
         pipes, stdio = _pipes(cleanup)
         started_at = time.monotonic()
         with _closing_after(stdio):
-            process = _STARTERS[isolation](replace(run, cgroup=cgroup), stdio, cleanup)
+            process = start(replace(run, cgroup=cgroup), stdio, cleanup)
         with _RUNNING_PROGRAMS.registered(process.kill):
             seen = StreamLoop(
                 pidfd=process.pidfd,

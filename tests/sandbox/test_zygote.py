@@ -3,10 +3,12 @@ reach. Needs root, bubblewrap and cgroups, as the cold path's containment tests 
 
 import os
 import shutil
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,11 @@ from executor.sandbox.cgroups import CgroupLimits
 from executor.sandbox.isolation import Sandbox
 from executor.sandbox.launch import program_environment
 from executor.sandbox.limits import MIB, Limits
+from executor.sandbox.program import Program
 from executor.sandbox.rlimits import program_rlimits
+from executor.sandbox.runner import run_program
+from executor.sandbox.warm import backend
+from executor.sandbox.warm.backend import stop_zygotes
 from executor.sandbox.warm.zygote import ZYGOTE_MAIN, RunRequest, Zygote, host_pid
 from tests.sandbox.conftest import Run
 
@@ -232,3 +238,60 @@ def test_a_run_finds_the_modules_a_cold_start_has_and_no_more(
     probe = "import sys\nprint(sorted(sys.modules))\n"
     cold = run_bwrap(probe)
     assert cold.stdout and warm_run(zygote, sandbox, probe).stdout == cold.stdout
+
+
+@pytest.fixture
+def warm_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The sandbox with warm starts on: the runner starts python programs through a zygote."""
+    yield replace(sandbox, warm_start=True)
+    stop_zygotes()
+
+
+# What a run's result says about how it ended, and its output.
+ENDING = ("outcome", "stdout", "stdout_truncated", "return_code", "signal")
+# (program, stdin, limits, what must be the same): each runs cold and warm, and must end the same way.
+# Which limit stops a busy loop first, its CPU time or its wall time, is a race on both paths, so its
+# signal is left out; so is a fork bomb's (whichever of its processes fails last writes last).
+SAME_BOTH_WAYS = [
+    ("print(input()[::-1])", "olleh\n", {}, ENDING),
+    ("import sys\nsys.exit(3)", "", {}, ENDING),
+    ("raise ValueError('boom')", "", {}, ENDING),
+    ("while True:\n    pass", "", {"wall_time_s": 1.0}, ("outcome", "stdout")),
+    ("x = bytearray(512 * 1024 * 1024)", "", {"memory_mb": 64}, ENDING),
+    ("import sys\nsys.stdout.write('x' * 10_000_000)", "", {"max_output_bytes": 4096}, ENDING),
+    ("import os\nwhile True:\n    os.fork()", "", {"max_processes": 16, "wall_time_s": 2.0}, ("outcome",)),
+]
+
+
+@pytest.mark.parametrize("case", SAME_BOTH_WAYS)
+def test_the_runner_s_warm_start_ends_a_program_as_its_cold_start_does(
+    sandbox: Sandbox, warm_sandbox: Sandbox, case: tuple[str, str, dict[str, Any], tuple[str, ...]]
+) -> None:
+    code, stdin, settings, same = case
+    limits = Limits(**settings)
+    cold = run_program(Program(code, stdin=stdin), limits, sandbox)
+    warm = run_program(Program(code, stdin=stdin), limits, warm_sandbox)
+    assert [getattr(warm, name) for name in same] == [getattr(cold, name) for name in same], (cold, warm)
+    if same == ENDING:
+        assert warm.stderr.splitlines()[-1:] == cold.stderr.splitlines()[-1:]
+
+
+def test_the_runner_starts_python_warm_where_it_may_and_cold_where_files_are_read_back(
+    warm_sandbox: Sandbox,
+) -> None:
+    """A warm program is pid 1 of its namespace (a cold one is bwrap's child, pid 2); a run whose
+    files are read back afterwards starts cold."""
+    probe = "import os\nprint(os.getpid())\n"
+    assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "1\n"
+    with_outputs = run_program(Program(probe, outputs=("*.txt",)), Limits(), warm_sandbox)
+    assert with_outputs.stdout == "2\n"
+
+
+def test_a_zygote_that_died_is_replaced_and_its_run_starts_cold(warm_sandbox: Sandbox) -> None:
+    probe = "import os\nprint(os.getpid())\n"
+    assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "1\n"
+    (zygote,) = backend._ZYGOTES.values()
+    os.killpg(zygote.process.pid, signal.SIGKILL)
+    zygote.process.wait()
+    assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "2\n"  # cold, this once
+    assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "1\n"  # a new zygote

@@ -57,6 +57,9 @@ class Zygote:
     def __init__(self, process: "subprocess.Popen[bytes]", connection: socket.socket) -> None:
         self.process = process
         self.connection = connection
+        # A pidfd of the zygote itself (bubblewrap's child): if bubblewrap dies first, the zygote is
+        # reparented to this worker (a subreaper), which must reap it.
+        self.zygote_pidfd: int | None = None
 
     @classmethod
     def start(cls, command_for: Callable[[int], list[str]]) -> "Zygote":
@@ -75,9 +78,11 @@ class Zygote:
         zygote = cls(process, ours)
         try:
             zygote.check()
-        except ZygoteFailed:
+            (pid,) = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            zygote.zygote_pidfd = os.pidfd_open(int(pid))
+        except (ZygoteFailed, OSError, ValueError) as error:
             zygote.stop()
-            raise
+            raise ZygoteFailed(f"the zygote did not start: {error}") from error
         return zygote
 
     def check(self) -> None:
@@ -108,7 +113,8 @@ class Zygote:
 
     def stop(self) -> None:
         """End the zygote: closing its socket ends its loop, and bwrap exits once it has; one that
-        does not within a second is killed, and its namespace with it."""
+        does not within a second is killed, and its namespace with it. A zygote that outlived
+        bubblewrap (killed first) is reaped here."""
         self.connection.close()
         try:
             self.process.wait(timeout=1.0)
@@ -116,6 +122,11 @@ class Zygote:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        if self.zygote_pidfd is not None:
+            with contextlib.suppress(ChildProcessError):  # bubblewrap reaped it, as it should
+                os.waitid(os.P_PIDFD, self.zygote_pidfd, os.WEXITED)
+            os.close(self.zygote_pidfd)
+            self.zygote_pidfd = None
 
     def _answer(self, timeout_s: float = ANSWER_TIMEOUT_S) -> bytes:
         if not select.select([self.connection], [], [], timeout_s)[0]:

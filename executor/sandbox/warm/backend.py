@@ -1,0 +1,153 @@
+"""A run started warm: forked by the worker slot's zygote for its language, instead of exec'd cold.
+
+The runner calls `start` as it calls `backends.bwrap.start`, for the runs `starts_warm` says can
+start warm; a zygote that fails (`ZygoteFailed`) is replaced, and that run starts cold. Each worker
+process keeps one zygote per language, started at its first warm run and stopped with the process
+(`--die-with-parent`) or by `stop_zygotes`.
+"""
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+
+from executor.languages import Language
+from executor.sandbox.backends.bwrap import WORK_DIR, zygote_command
+from executor.sandbox.isolation import Isolation, Sandbox
+from executor.sandbox.launch import ProcessEnd, ReapedOnce, Run, Stdio, end_of, program_environment, text_args
+from executor.sandbox.processes import send_kill
+from executor.sandbox.rlimits import program_rlimits
+from executor.sandbox.scratch import split_sizes
+from executor.sandbox.warm.zygote import ZYGOTE_MAIN, RunRequest, Zygote, ZygoteFailed, host_pid
+
+# The languages that start warm: an interpreter that can fork a program it has not started yet.
+WARM_LANGUAGES = frozenset({"python"})
+# A run's own processes in its cgroup: the program alone (its parent and the zygote are outside).
+WARM_PROCESSES = 0
+# How long the zygote has, after the program ended, to report its status.
+STATUS_TIMEOUT_S = 5.0
+_ZYGOTES: dict[str, Zygote] = {}
+
+
+def starts_warm(sandbox: Sandbox, language: Language, *, collects_files: bool, compiled: bool) -> bool:
+    """Whether a run can start warm: the operator wants it, in a language that can, under bubblewrap
+    with a cgroup per run (the program must be in it before its first instruction) and a uid per
+    slot; not a run whose files are read back afterwards (its /work lives in its own namespace) or
+    that starts from a compile's disk."""
+    return (
+        sandbox.warm_start
+        and language.id in WARM_LANGUAGES
+        and sandbox.isolation == Isolation.BWRAP
+        and sandbox.cgroups is not None
+        and sandbox.program_uid is not None
+        and not collects_files
+        and not compiled
+    )
+
+
+def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
+    """Hand the run to its language's zygote, put the program in the run's cgroup, and let it go;
+    ZygoteFailed (the zygote replaced) when that fails before the program could run."""
+    assert run.cgroup is not None
+    try:
+        zygote = _zygote_for(run)
+    except (OSError, ValueError) as error:
+        raise ZygoteFailed(f"could not start the zygote: {error}") from error
+    release_read, release_write = os.pipe2(os.O_CLOEXEC)
+    cleanup.callback(os.close, release_write)
+    try:
+        pidfd = zygote.start_run(_request(run), stdio.stdin, stdio.stdout, stdio.stderr, release_read)
+    except (OSError, ZygoteFailed) as error:
+        _replace(run.language.id)
+        raise ZygoteFailed(str(error)) from error
+    finally:
+        os.close(release_read)
+    process = WarmProcess(zygote, pidfd)
+    cleanup.callback(process.close)
+    try:
+        run.cgroup.join(host_pid(pidfd))
+    except OSError as error:  # never released: the program has not run, and never will
+        _replace(run.language.id)
+        raise ZygoteFailed(f"could not put the warm run in its cgroup: {error}") from error
+    os.write(release_write, b"1")
+    return process
+
+
+def stop_zygotes() -> None:
+    """Stop every zygote of this process."""
+    for language in list(_ZYGOTES):
+        _replace(language)
+
+
+class WarmProcess(ReapedOnce):
+    """A program the zygote forked: pid 1 of its own namespaces, which its death ends."""
+
+    def __init__(self, zygote: Zygote, pidfd: int) -> None:
+        self._zygote = zygote
+        self._pidfd = pidfd
+
+    @property
+    def pidfd(self) -> int:
+        """A pidfd of the program, readable once it has ended."""
+        return self._pidfd
+
+    @property
+    def listeners(self) -> Mapping[int, Callable[[bytes], None]]:
+        """None: the program's end is read from the zygote's report, after the pidfd says it came."""
+        return {}
+
+    def kill(self) -> None:
+        self.kill_tree()
+
+    def end_program(self) -> None:
+        """Kill the program; its cgroup keeps its CPU time and peak memory either way."""
+        self.kill_tree()
+
+    def kill_tree(self) -> None:
+        """SIGKILL pid 1 of the run's namespace, which takes every process in it along."""
+        send_kill(self._pidfd)
+
+    def _collect(self) -> ProcessEnd:
+        self.kill_tree()
+        try:
+            status = self._zygote.run_status(STATUS_TIMEOUT_S)
+        except ZygoteFailed as failure:
+            return ProcessEnd(sandbox_error=f"the zygote failed: {failure}")
+        return_code, signal_number = end_of(status)
+        return ProcessEnd(return_code, signal_number)
+
+    def _release(self) -> None:
+        os.close(self._pidfd)
+
+
+def _request(run: Run) -> RunRequest:
+    """What the program needs inside: its files, its arguments, its environment and its limits."""
+    return RunRequest(
+        files=run.files,
+        args=text_args(run.program.args),
+        env=program_environment(run.language, home=WORK_DIR, tmpdir="/tmp"),
+        rlimits=program_rlimits(run.limits, WARM_PROCESSES, memory_in_cgroup=True),
+        sizes=split_sizes(run.limits),
+        seccomp_filter=run.sandbox.seccomp_filter,
+    )
+
+
+def _zygote_for(run: Run) -> Zygote:
+    """The language's zygote, started if there is none yet."""
+    zygote = _ZYGOTES.get(run.language.id)
+    if zygote is None:
+        # The interpreter and its flags, as the language runs its programs: what precedes the source.
+        interpreter = run.command[: run.command.index(run.language.source_file)]
+        zygote = Zygote.start(
+            lambda fd: zygote_command(run.sandbox, interpreter, run.language, str(ZYGOTE_MAIN), fd)
+        )
+        _ZYGOTES[run.language.id] = zygote
+    return zygote
+
+
+def _replace(language: str) -> None:
+    """Stop the language's zygote; the next warm run starts a new one."""
+    zygote = _ZYGOTES.pop(language, None)
+    if zygote is not None:
+        with contextlib.suppress(OSError):
+            zygote.stop()
