@@ -46,13 +46,20 @@ def commands_of(connection: Redis, read: FlaskClient, path: str) -> dict[str, in
     return {name: count for name, count in spent.items() if count}
 
 
-def test_a_poll_costs_three_commands_four_while_the_job_waits(private_redis: RedisServer) -> None:
-    connection = Redis.from_url(private_redis.url)
+def queued_job(server: RedisServer) -> tuple[Redis, FlaskClient, str]:
+    """A connection to `server`, an app on it, and a python job it queued (no worker runs it) whose
+    first poll has loaded the poll's script."""
+    connection = Redis.from_url(server.url)
     announce(connection, [describe(build_languages(default_python())["python"])])
-    client = create_app(Settings(redis_url=private_redis.url, queue_name="costed")).test_client()
+    client = create_app(Settings(redis_url=server.url, queue_name="costed")).test_client()
     job_id = client.post("/api/v1/execute", json={"code": "print(1)"}).get_json()["job_id"]
+    client.get(f"/api/v1/execute/{job_id}")
+    return connection, client, job_id
+
+
+def test_a_poll_costs_three_commands_four_while_the_job_waits(private_redis: RedisServer) -> None:
+    connection, client, job_id = queued_job(private_redis)
     path = f"/api/v1/execute/{job_id}"
-    client.get(path)  # the first read loads the script
     assert commands_of(connection, client, path) == {"evalsha": 1, "hgetall": 1, "lpos": 1, "hset": 1}
 
     job_key = Job.key_for(job_id)
@@ -75,12 +82,8 @@ def test_a_poll_held_to_the_end_of_its_pace_reads_once_more_in_one_round_trip(
     blocking read and the snapshot script in one (the XREAD, the script's call, the hash, the place),
     where a read of the hash after the XREAD and then a third round trip for the place (evalsha,
     hgetall, lpos) made 3 (executor/jobs/queue.py, JobQueue._held_view)."""
-    connection = Redis.from_url(private_redis.url)
-    announce(connection, [describe(build_languages(default_python())["python"])])
-    client = create_app(Settings(redis_url=private_redis.url, queue_name="held")).test_client()
-    job_id = client.post("/api/v1/execute", json={"code": "print(1)"}).get_json()["job_id"]
+    connection, client, job_id = queued_job(private_redis)
     path = f"/api/v1/execute/{job_id}"
-    client.get(path)  # the first read loads the script
     time.sleep(PACE_S)
     before = {name: int(stats["calls"]) for name, stats in connection.info("commandstats").items()}
     first, held = client.get(path), client.get(path)  # the second comes at once: held for the pace
