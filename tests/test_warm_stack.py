@@ -26,3 +26,5 @@ def test_a_worker_with_warm_starts_on_runs_python_warm_and_bash_cold(
     assert second["stdout"] == "again\n"
     bash = poll_until(client, submit(client, "echo $$", language="bash"), {"success"})
     assert bash["stdout"] == "2\n"
+    # The cold run's clean-up left the zygote serving.
+    assert poll_until(client, submit(client, PID), {"success"})["stdout"] == "1\n"
