@@ -9,8 +9,11 @@ from typing import Any
 
 import psutil
 import pytest
+from flask.testing import FlaskClient
+from redis import Redis
 
-from tests.stack import REPO, WORKER_SECRET, processes_with_token
+from executor.settings import Settings
+from tests.stack import REPO, WORKER_SECRET, WorkerProcesses, own_queue, processes_with_token
 
 Run = Callable[..., dict[str, Any]]
 
@@ -22,11 +25,37 @@ def assert_nothing_left(token: str) -> None:
     assert processes_with_token(token) == []
 
 
-@pytest.fixture
-def hostile(run: Run) -> Iterator[Run]:
-    """Run a hostile program, then prove the service still runs an ordinary one."""
-    yield run
-    canary = run("print('canary')")
+@pytest.fixture(scope="module")
+def warm_client(settings: Settings, stack_env: dict[str, str], redis_client: Redis) -> Iterator[FlaskClient]:
+    """An app on a queue of its own, whose two workers start Python programs warm (docs/warm-start.md)."""
+    if os.geteuid() != 0:
+        pytest.skip("warm starts run as a root worker's slots do")
+    pool = WorkerProcesses({**stack_env, "EXECUTOR_WARM_START": "1"})
+    try:
+        client, _ = own_queue(settings, pool, redis_client, 2)
+        yield client
+    finally:
+        pool.stop_all()
+
+
+def waiting(client: FlaskClient) -> Run:
+    """Submit a program with ?wait=true through `client` and return its terminal view."""
+
+    def submit_and_wait(code: str, **fields: Any) -> dict[str, Any]:
+        response = client.post("/api/v1/execute?wait=true", json={"code": code, **fields})
+        assert response.status_code == 200, response.get_json()
+        body: dict[str, Any] = response.get_json()
+        return body
+
+    return submit_and_wait
+
+
+@pytest.fixture(params=["cold", "warm"])
+def hostile(request: pytest.FixtureRequest, run: Run) -> Iterator[Run]:
+    """Run a hostile program, started cold or warm, then prove the service still runs an ordinary one."""
+    runner = run if request.param == "cold" else waiting(request.getfixturevalue("warm_client"))
+    yield runner
+    canary = runner("print('canary')")
     assert (canary["status"], canary["stdout"]) == ("success", "canary\n")
 
 

@@ -119,6 +119,9 @@ def _child(worker: socket.socket, fds: list[int]) -> None:
 def _grandchild(worker: socket.socket, fds: list[int]) -> None:
     """Pid 1 of the run: in the run's cgroup, its own filesystem and user, then the program."""
     request_fd, stdin, stdout, stderr, release = fds
+    # A session and process group of its own: kill(0) reaches a caller's whole process group,
+    # whatever pid namespace its members are in, and the zygote's is the one it was forked in.
+    os.setsid()
     pidfd = os.pidfd_open(os.getpid())
     socket.send_fds(worker, [b"pidfd"], [pidfd])
     os.close(pidfd)
