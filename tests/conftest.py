@@ -15,7 +15,7 @@ from devtools.local_redis import RedisServer, start_redis, stop_redis
 from devtools.run_local import procfile_command
 from executor.settings import Settings
 from executor.web.app import create_app
-from tests.stack import REPO, WEBHOOK_SECRET, WORKER_SECRET, WorkerProcesses, stop_process
+from tests.stack import REPO, WEBHOOK_SECRET, WORKER_SECRET, WorkerProcesses, own_queue, stop_process, waiting
 from workers import tasks
 
 
@@ -100,14 +100,30 @@ def client(app: Flask, workers: WorkerProcesses) -> FlaskClient:
 @pytest.fixture
 def run(client: FlaskClient) -> Callable[..., dict[str, Any]]:
     """Submit a program with ?wait=true and return its terminal view."""
+    return waiting(client)
 
-    def submit_and_wait(code: str, **fields: Any) -> dict[str, Any]:
-        response = client.post("/api/v1/execute?wait=true", json={"code": code, **fields})
-        assert response.status_code == 200, response.get_json()
-        body: dict[str, Any] = response.get_json()
-        return body
 
-    return submit_and_wait
+@pytest.fixture(scope="module")
+def warm_client(settings: Settings, stack_env: dict[str, str], redis_client: Redis) -> Iterator[FlaskClient]:
+    """An app on a queue of its own, whose two workers start Python programs warm
+    (docs/warm-start.md); skipped where the warm path cannot run (not root)."""
+    if os.geteuid() != 0:
+        pytest.skip("warm starts run as a root worker's slots do")
+    pool = WorkerProcesses({**stack_env, "EXECUTOR_WARM_START": "1"})
+    try:
+        client, _ = own_queue(settings, pool, redis_client, 2)
+        yield client
+    finally:
+        pool.stop_all()
+
+
+@pytest.fixture(params=["cold", "warm"])
+def either_client(request: pytest.FixtureRequest) -> FlaskClient:
+    """A client whose workers start Python programs cold, then one whose workers start them warm:
+    a test that takes it runs on both paths."""
+    name = "client" if request.param == "cold" else "warm_client"
+    found: FlaskClient = request.getfixturevalue(name)
+    return found
 
 
 @pytest.fixture(scope="session")

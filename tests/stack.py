@@ -5,6 +5,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,18 @@ def submit(client: FlaskClient, code: str, **fields: Any) -> str:
 def python_queue(settings: Settings) -> str:
     """The queue where the python jobs of apps built with `settings` wait."""
     return language_queue(settings.queue_name, "python")
+
+
+def waiting(client: FlaskClient) -> Callable[..., dict[str, Any]]:
+    """A function that submits a program through `client` with ?wait=true and returns its terminal view."""
+
+    def submit_and_wait(code: str, **fields: Any) -> dict[str, Any]:
+        response = client.post("/api/v1/execute?wait=true", json={"code": code, **fields})
+        assert response.status_code == 200, response.get_json()
+        body: dict[str, Any] = response.get_json()
+        return body
+
+    return submit_and_wait
 
 
 def own_queue(

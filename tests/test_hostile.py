@@ -10,10 +10,8 @@ from typing import Any
 import psutil
 import pytest
 from flask.testing import FlaskClient
-from redis import Redis
 
-from executor.settings import Settings
-from tests.stack import REPO, WORKER_SECRET, WorkerProcesses, own_queue, processes_with_token
+from tests.stack import REPO, WORKER_SECRET, processes_with_token, waiting
 
 Run = Callable[..., dict[str, Any]]
 
@@ -25,35 +23,10 @@ def assert_nothing_left(token: str) -> None:
     assert processes_with_token(token) == []
 
 
-@pytest.fixture(scope="module")
-def warm_client(settings: Settings, stack_env: dict[str, str], redis_client: Redis) -> Iterator[FlaskClient]:
-    """An app on a queue of its own, whose two workers start Python programs warm (docs/warm-start.md)."""
-    if os.geteuid() != 0:
-        pytest.skip("warm starts run as a root worker's slots do")
-    pool = WorkerProcesses({**stack_env, "EXECUTOR_WARM_START": "1"})
-    try:
-        client, _ = own_queue(settings, pool, redis_client, 2)
-        yield client
-    finally:
-        pool.stop_all()
-
-
-def waiting(client: FlaskClient) -> Run:
-    """Submit a program with ?wait=true through `client` and return its terminal view."""
-
-    def submit_and_wait(code: str, **fields: Any) -> dict[str, Any]:
-        response = client.post("/api/v1/execute?wait=true", json={"code": code, **fields})
-        assert response.status_code == 200, response.get_json()
-        body: dict[str, Any] = response.get_json()
-        return body
-
-    return submit_and_wait
-
-
-@pytest.fixture(params=["cold", "warm"])
-def hostile(request: pytest.FixtureRequest, run: Run) -> Iterator[Run]:
+@pytest.fixture
+def hostile(either_client: FlaskClient) -> Iterator[Run]:
     """Run a hostile program, started cold or warm, then prove the service still runs an ordinary one."""
-    runner = run if request.param == "cold" else waiting(request.getfixturevalue("warm_client"))
+    runner = waiting(either_client)
     yield runner
     canary = runner("print('canary')")
     assert (canary["status"], canary["stdout"]) == ("success", "canary\n")

@@ -296,3 +296,14 @@ def test_a_zygote_that_died_is_replaced_and_its_run_starts_cold(warm_sandbox: Sa
     zygote.process.wait()
     assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "2\n"  # cold, this once
     assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "1\n"  # a new zygote
+
+
+def test_a_warm_program_shows_the_command_line_of_a_cold_one(
+    sandbox: Sandbox, warm_sandbox: Sandbox, run_bwrap: Run
+) -> None:
+    """/proc/<pid>/cmdline (what `ps` and the host see) names the interpreter, main.py and its
+    arguments, as a cold start's does, not the zygote's."""
+    probe = "print(open('/proc/self/cmdline', 'rb').read().rstrip(bytes(1)).split(bytes(1)))\n"
+    cold = run_bwrap(probe, args=("one", "two"))
+    warm = run_program(Program(probe, args=("one", "two")), Limits(), warm_sandbox)
+    assert "main.py" in cold.stdout and warm.stdout == cold.stdout

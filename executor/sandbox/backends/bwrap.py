@@ -49,6 +49,9 @@ DEVICE_LINKS = (
 # RLIMIT_NPROC and the run's cgroup count bwrap's own processes too: the monitor and pid 1.
 BWRAP_PROCESSES = 2
 _SIGNALS = frozenset(signal.valid_signals())
+# A warm program's command line is written over the zygote's arguments, the last of which is this much
+# padding: longer command lines are cut there.
+ZYGOTE_COMMAND_LINE_ROOM = 4096
 
 
 def installed_path() -> str:
@@ -216,6 +219,8 @@ def zygote_command(
         *interpreter[1:],
         inside,
         str(socket_fd),
+        # Room each program's command line is written over (zygote_main._show_command_line).
+        " " * ZYGOTE_COMMAND_LINE_ROOM,
     ]
 
 

@@ -194,6 +194,7 @@ def _run_as_main(request: dict) -> None:  # type: ignore[type-arg]
     os.environ.update(request["env"])
     os.chdir("/work")
     sys.argv = ["main.py", *request["args"]]
+    _show_command_line([sys.executable, *sys.orig_argv[1:-3], "main.py", *request["args"]])
     sys.path[0] = "/work"
     with open(PROGRAM, "rb") as source:
         code = compile(source.read(), PROGRAM, "exec")
@@ -218,6 +219,20 @@ def _run_as_main(request: dict) -> None:  # type: ignore[type-arg]
         sys.excepthook(type(error), error.with_traceback(program_frames), program_frames)
         status = 1
     os._exit(_finish(status))
+
+
+def _show_command_line(words: list[str]) -> None:
+    """Make /proc/<pid>/cmdline say what a cold start's says (`python3 -E -s main.py args`), as far
+    as the room the zygote's arguments leave (its last one is padding for this,
+    `backends.bwrap.ZYGOTE_COMMAND_LINE_ROOM`): written over the process's own argument strings,
+    whose place /proc/self/stat gives (arg_start, arg_end), as setproctitle does, so `ps` and the
+    host see the program."""
+    with open("/proc/self/stat", "rb") as stat:
+        fields = stat.read().rpartition(b")")[2].split()
+    # proc(5) numbers the fields from 1, the command (2) included; after it, field n is at n - 3.
+    start, end = int(fields[48 - 3]), int(fields[49 - 3])
+    text = b"\0".join(word.encode(errors="replace") for word in words)[: end - start - 1]
+    ctypes.memmove(start, text.ljust(end - start, b"\0"), end - start)
 
 
 def _program_frames(traceback):  # type: ignore[no-untyped-def]
