@@ -114,6 +114,14 @@ def python_queue(settings: Settings) -> str:
     return language_queue(settings.queue_name, "python")
 
 
+# Prints what runs as pid 1 of the program's namespace, the first 5 letters of its name: "bwrap" on
+# the cold path, "pytho" on the warm one (the run's init, a fork of the zygote, docs/warm-start.md).
+PID_1 = (
+    "import os\n"
+    "print(os.path.basename(open('/proc/1/cmdline', 'rb').read().split(bytes(1))[0].decode())[:5])\n"
+)
+
+
 def waiting(client: FlaskClient) -> Callable[..., dict[str, Any]]:
     """A function that submits a program through `client` with ?wait=true and returns its terminal view."""
 

@@ -3,6 +3,7 @@
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from executor.sandbox.cgroups import find_hierarchy
 from executor.sandbox.processes import process_table
 from executor.sandbox.scratch import can_mount
 from executor.sandbox.seccomp import build_seccomp_filter
+from executor.sandbox.warm.backend import stop_zygotes
 
 # Host uids programs run as when the tests run as root, apart from any a real worker uses. Two test
 # runs at once on one machine need bases of their own: a sandbox kills whatever runs as its uid.
@@ -104,12 +106,19 @@ def rlimits_only_sandbox(languages: Mapping[str, Language]) -> Sandbox:
     )
 
 
-@pytest.fixture(params=[Isolation.BWRAP, Isolation.RLIMITS_ONLY], ids=str)
-def sandbox(request: pytest.FixtureRequest) -> Sandbox:
-    """Each test taking this runs once per isolation level."""
-    name = "bwrap_sandbox" if request.param is Isolation.BWRAP else "rlimits_only_sandbox"
+@pytest.fixture(params=[Isolation.BWRAP, "bwrap-warm", Isolation.RLIMITS_ONLY], ids=str)
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Each test taking this runs once per isolation level, and under bubblewrap once more with its
+    Python programs started warm (docs/warm-start.md; root only)."""
+    name = "rlimits_only_sandbox" if request.param is Isolation.RLIMITS_ONLY else "bwrap_sandbox"
     chosen: Sandbox = request.getfixturevalue(name)
-    return chosen
+    if request.param != "bwrap-warm":
+        yield chosen
+        return
+    if not IS_ROOT:
+        pytest.skip("warm starts run as a root worker's slots do")
+    yield replace(chosen, warm_start=True)
+    stop_zygotes()
 
 
 def runner(sandbox: Sandbox) -> Run:

@@ -17,6 +17,7 @@ import pytest
 from executor.sandbox import Limits, Outcome, Program, RunResult, Sandbox, run_program
 from executor.sandbox.backends import bwrap
 from executor.sandbox.limits import MIB
+from executor.sandbox.warm import backend as warm
 from tests.sandbox.conftest import processes_with
 
 # The program holds still long enough for the host to read it, then ends on its own.
@@ -102,7 +103,10 @@ def _assert_limits_hold(sandbox: Sandbox) -> None:
     result, limits, status = _read_while_running(sandbox)
     assert result.outcome is Outcome.SUCCESS, result
     assert limits, "the program was not seen running"
+    # The sandbox's own processes of the program's uid: bwrap's two, or a warm run's init.
     own = bwrap.BWRAP_PROCESSES if sandbox.isolation == "bwrap" else 0
+    if sandbox.warm_start:
+        own = warm.WARM_PROCESSES
     # Without a program uid (not root) RLIMIT_NPROC also counts the worker uid's tasks: not exact.
     if sandbox.program_uid is not None:
         assert limits["nproc"] == (str(LIMITS.max_processes + own),) * 2

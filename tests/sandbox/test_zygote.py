@@ -25,6 +25,7 @@ from executor.sandbox.warm import backend
 from executor.sandbox.warm.backend import stop_zygotes
 from executor.sandbox.warm.zygote import ZYGOTE_MAIN, RunRequest, Zygote, host_pid
 from tests.sandbox.conftest import Run
+from tests.stack import PID_1
 
 PYTHON = build_languages(default_python())["python"]
 ENVIRONMENT = program_environment(PYTHON, home=WORK_DIR, tmpdir="/tmp")
@@ -67,7 +68,8 @@ def warm_run(
         args=args,
         env=ENVIRONMENT,
         rlimits=program_rlimits(limits, 4, memory_in_cgroup=True),
-        sizes={"/work": 16 * MIB, "/tmp": 16 * MIB, "/dev/shm": 4 * MIB},
+        disk_bytes=32 * MIB,
+        disk_inodes=1024,
         seccomp_filter=sandbox.seccomp_filter,
     )
     cgroup = sandbox.cgroups.make(f"zygote-test-{uuid.uuid4().hex[:8]}", CgroupLimits(256 * MIB, 64))
@@ -123,9 +125,8 @@ def test_a_run_sees_its_own_pid_namespace_a_fresh_disk_uid_1000_and_no_privilege
     )
     ran = warm_run(zygote, sandbox, probe)
     no_capability = "0000000000000000"
-    expected = (
-        f"['1'] [] ['main.py'] 1000 1000 /work /work {no_capability} {no_capability} {no_capability} 1 2\n"
-    )
+    capabilities = f"{no_capability} {no_capability} {no_capability}"
+    expected = f"['1', '2'] [] ['main.py'] 1000 1000 /work /work {capabilities} 1 2\n"
     assert ran.stdout == expected, ran.stderr
 
 
@@ -160,7 +161,7 @@ def test_nothing_a_run_leaves_reaches_the_next(zygote: Zygote, sandbox: Sandbox)
         "print(found, os.environ.get('LEFT'), 'json' in sys.modules, hasattr(__import__('json'), 'left'),"
         " sorted(p for p in os.listdir('/proc') if p.isdigit()))\n"
     )
-    assert warm_run(zygote, sandbox, look).stdout == "[] None False False ['1']\n"
+    assert warm_run(zygote, sandbox, look).stdout == "[] None False False ['1', '2']\n"
 
 
 def test_a_run_that_kills_every_process_it_can_leaves_the_zygote_serving(
@@ -280,22 +281,20 @@ def test_the_runner_s_warm_start_ends_a_program_as_its_cold_start_does(
 def test_the_runner_starts_python_warm_where_it_may_and_cold_where_files_are_read_back(
     warm_sandbox: Sandbox,
 ) -> None:
-    """A warm program is pid 1 of its namespace (a cold one is bwrap's child, pid 2); a run whose
+    """A warm program's pid 1 is its init in the zygote (a cold one's is bubblewrap); a run whose
     files are read back afterwards starts cold."""
-    probe = "import os\nprint(os.getpid())\n"
-    assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "1\n"
-    with_outputs = run_program(Program(probe, outputs=("*.txt",)), Limits(), warm_sandbox)
-    assert with_outputs.stdout == "2\n"
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
+    with_outputs = run_program(Program(PID_1, outputs=("*.txt",)), Limits(), warm_sandbox)
+    assert with_outputs.stdout == "bwrap\n"
 
 
 def test_a_zygote_that_died_is_replaced_and_its_run_starts_cold(warm_sandbox: Sandbox) -> None:
-    probe = "import os\nprint(os.getpid())\n"
-    assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "1\n"
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
     (zygote,) = backend._ZYGOTES.values()
     os.killpg(zygote.process.pid, signal.SIGKILL)
     zygote.process.wait()
-    assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "2\n"  # cold, this once
-    assert run_program(Program(probe), Limits(), warm_sandbox).stdout == "1\n"  # a new zygote
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "bwrap\n"  # cold, this once
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"  # a new zygote
 
 
 def test_a_warm_program_shows_the_command_line_of_a_cold_one(

@@ -12,18 +12,19 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 
 from executor.languages import Language
-from executor.sandbox.backends.bwrap import WORK_DIR, zygote_command
+from executor.sandbox.backends.bwrap import WORK_DIR, program_status, zygote_command
 from executor.sandbox.isolation import Isolation, Sandbox
 from executor.sandbox.launch import ProcessEnd, ReapedOnce, Run, Stdio, end_of, program_environment, text_args
+from executor.sandbox.limits import MIB
 from executor.sandbox.processes import send_kill
 from executor.sandbox.rlimits import program_rlimits
-from executor.sandbox.scratch import split_sizes
 from executor.sandbox.warm.zygote import ZYGOTE_MAIN, RunRequest, Zygote, ZygoteFailed, host_pid
 
 # The languages that start warm: an interpreter that can fork a program it has not started yet.
 WARM_LANGUAGES = frozenset({"python"})
-# A run's own processes in its cgroup: the program alone (its parent and the zygote are outside).
-WARM_PROCESSES = 0
+# A run's own processes in its cgroup besides the program's: its init, pid 1 (the zygote and the
+# init's parent are outside).
+WARM_PROCESSES = 1
 # How long the zygote has, after the program ended, to report its status.
 STATUS_TIMEOUT_S = 5.0
 _ZYGOTES: dict[str, Zygote] = {}
@@ -80,7 +81,8 @@ def stop_zygotes() -> None:
 
 
 class WarmProcess(ReapedOnce):
-    """A program the zygote forked: pid 1 of its own namespaces, which its death ends."""
+    """A run the zygote forked: its init, pid 1 of its own namespaces, whose death ends them, and the
+    program, its child."""
 
     def __init__(self, zygote: Zygote, pidfd: int) -> None:
         self._zygote = zygote
@@ -104,7 +106,7 @@ class WarmProcess(ReapedOnce):
         self.kill_tree()
 
     def kill_tree(self) -> None:
-        """SIGKILL pid 1 of the run's namespace, which takes every process in it along."""
+        """SIGKILL the run's init, pid 1 of its namespace, which takes every process in it along."""
         send_kill(self._pidfd)
 
     def _collect(self) -> ProcessEnd:
@@ -113,7 +115,11 @@ class WarmProcess(ReapedOnce):
             status = self._zygote.run_status(STATUS_TIMEOUT_S)
         except ZygoteFailed as failure:
             return ProcessEnd(sandbox_error=f"the zygote failed: {failure}")
-        return_code, signal_number = end_of(status)
+        exit_code, signal_number = end_of(status)
+        if exit_code is None:  # the init itself was killed (a timeout, a cancel)
+            return ProcessEnd(None, signal_number)
+        # The init reports the program's end as bubblewrap's pid 1 does: a signal N as 128 + N.
+        return_code, signal_number = program_status(exit_code)
         return ProcessEnd(return_code, signal_number)
 
     def _release(self) -> None:
@@ -127,7 +133,8 @@ def _request(run: Run) -> RunRequest:
         args=text_args(run.program.args),
         env=program_environment(run.language, home=WORK_DIR, tmpdir="/tmp"),
         rlimits=program_rlimits(run.limits, WARM_PROCESSES, memory_in_cgroup=True),
-        sizes=split_sizes(run.limits),
+        disk_bytes=run.limits.max_disk_mb * MIB,
+        disk_inodes=run.limits.max_disk_inodes,
         seccomp_filter=run.sandbox.seccomp_filter,
     )
 

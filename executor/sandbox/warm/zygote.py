@@ -35,7 +35,9 @@ class RunRequest:
     args: tuple[str, ...]
     env: Mapping[str, str]
     rlimits: RlimitSettings
-    sizes: Mapping[str, int]
+    # The run's disk, one tmpfs holding /work, /tmp and /dev/shm: its size and its inode count.
+    disk_bytes: int
+    disk_inodes: int
     seccomp_filter: bytes
 
     def encoded(self) -> bytes:
@@ -45,7 +47,7 @@ class RunRequest:
                 "args": list(self.args),
                 "env": dict(self.env),
                 "rlimits": [(int(number), soft, hard) for number, (soft, hard) in self.rlimits],
-                "sizes": dict(self.sizes),
+                "disk": {"bytes": self.disk_bytes, "inodes": self.disk_inodes},
                 "seccomp": self.seccomp_filter.hex(),
             }
         ).encode()

@@ -36,8 +36,8 @@ import types  # noqa: E402
 
 FRESH = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000  # mnt, uts, ipc, pid, net
 NEW_USER = 0x10000000
-MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV = 0x4000, 1 << 18, 0x2, 0x4
-PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_BIND = 0x4000, 1 << 18, 0x2, 0x4, 0x1000
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
 PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
 CAP_LAST = 63
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -117,7 +117,11 @@ def _child(worker: socket.socket, fds: list[int]) -> None:
 
 
 def _grandchild(worker: socket.socket, fds: list[int]) -> None:
-    """Pid 1 of the run: in the run's cgroup, its own filesystem and user, then the program."""
+    """Pid 1 of the run, in the run's cgroup, with its own filesystem and user: the run's init, as
+    bubblewrap's is on the cold path. It forks the program (pid 2), reaps what ends, and when the
+    program ends, exits with its exit code, or 128 + the signal that killed it, as bubblewrap reports
+    (a pid 1 cannot die by a signal it sends itself). The program being pid 2 keeps a cold start's
+    signals: a pid 1 is spared every signal it has no handler for."""
     request_fd, stdin, stdout, stderr, release = fds
     # A session and process group of its own: kill(0) reaches a caller's whole process group,
     # whatever pid namespace its members are in, and the zygote's is the one it was forked in.
@@ -133,18 +137,35 @@ def _grandchild(worker: socket.socket, fds: list[int]) -> None:
         request = json.loads(request_file.read())
     _filesystem(request)
     _drop_to_program_user(request)
-    for target, fd in enumerate((stdin, stdout, stderr)):
-        os.dup2(fd, target)
-    os.closerange(3, 1 << 16)
-    _run_as_main(request)
+    program = os.fork()
+    if program == 0:
+        # Dies with its init, as bubblewrap's program does; then the filter, which refuses changing it.
+        _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "parent-death signal")
+        _load_seccomp(request["seccomp"])
+        for target, fd in enumerate((stdin, stdout, stderr)):
+            os.dup2(fd, target)
+        os.closerange(3, 1 << 16)
+        _run_as_main(request)
+    os.closerange(0, 1 << 16)  # the program's streams end with the program, not with its init
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == program:
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
 def _filesystem(request: dict) -> None:  # type: ignore[type-arg]
-    """Private mounts; a fresh /proc; /work, /tmp and /dev/shm fresh and size-bounded; the files."""
+    """Private mounts; a fresh /proc; one tmpfs of the run's disk size and inode count holding /work,
+    /tmp and /dev/shm, whose bounds they share, as the cold path's scratch disk does; the files."""
     _mount("none", "/", "", MS_REC | MS_PRIVATE)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)
-    for place, size in request["sizes"].items():
-        _mount("tmpfs", place, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+    disk = request["disk"]
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={disk['bytes']},nr_inodes={disk['inodes']}")
+    for folder in ("work", "tmp", "shm"):
+        os.mkdir(f"/tmp/{folder}", 0o1777 if folder != "work" else 0o755)
+        os.chmod(f"/tmp/{folder}", 0o1777 if folder != "work" else 0o755)
+    _mount("/tmp/work", "/work", "", MS_BIND)
+    _mount("/tmp/shm", "/dev/shm", "", MS_BIND)
+    _mount("/tmp/tmp", "/tmp", "", MS_BIND)  # over the disk's root, which nothing shows any longer
     for path, text in request["files"]:
         target = os.path.join("/work", path)
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -155,7 +176,7 @@ def _filesystem(request: dict) -> None:  # type: ignore[type-arg]
 
 def _drop_to_program_user(request: dict) -> None:  # type: ignore[type-arg]
     """uid and gid 1000 in a user namespace of its own, no capabilities, the rlimits, no new
-    privileges, the seccomp filter: from here on the program's own rules."""
+    privileges: from here on the program's own rules (the seccomp filter is the program's alone)."""
     _check(_libc.unshare(NEW_USER), "unshare user")
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{PROGRAM_UID} 0 1")
@@ -166,7 +187,11 @@ def _drop_to_program_user(request: dict) -> None:  # type: ignore[type-arg]
     for number, soft, hard in request["rlimits"]:
         resource.setrlimit(number, (soft, hard))
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    bpf = bytes.fromhex(request["seccomp"])
+
+
+def _load_seccomp(hex_filter: str) -> None:
+    """The worker's seccomp filter (BPF), from here on for good."""
+    bpf = bytes.fromhex(hex_filter)
     if bpf:
         buffer = ctypes.create_string_buffer(bpf, len(bpf))
         program = _SockFprog(len(bpf) // 8, ctypes.cast(buffer, ctypes.c_void_p))
