@@ -32,6 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -389,8 +390,10 @@ def measure_throughput(
 
 @dataclass
 class Sandboxed:
-    """The processes a worker runs a program in (bubblewrap's and the program's), told apart from later
-    processes that reuse a pid by their start times."""
+    """The processes a worker runs a program in, told apart from later processes that reuse a pid by
+    their start times: its descendants in a cgroup other than the worker's own, the run's (bubblewrap's
+    and the program's on the cold path; the run's init and the program on the warm one, whose
+    zygote, long-lived, stays in the worker's cgroup)."""
 
     started: dict[int, float]
     program_pid: int | None
@@ -398,8 +401,11 @@ class Sandboxed:
     @classmethod
     def of(cls, worker_pid: int) -> "Sandboxed":
         started, program = {}, None
+        own_cgroup = _cgroup_of(worker_pid)
         for process in psutil.Process(worker_pid).children(recursive=True):
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error, OSError):
+                if _cgroup_of(process.pid) == own_cgroup:
+                    continue
                 started[process.pid] = process.create_time()
                 if any(arg.endswith("main.py") for arg in process.cmdline()):
                     program = process.pid
@@ -413,6 +419,11 @@ class Sandboxed:
                 if psutil.Process(pid).create_time() == created:
                     found.append(pid)
         return found
+
+
+def _cgroup_of(pid: int) -> str:
+    """The cgroups a process is in, as /proc says."""
+    return Path(f"/proc/{pid}/cgroup").read_text()
 
 
 def _job_field(client: Redis, job_id: str, name: str) -> str | None:

@@ -87,6 +87,7 @@ def test_a_worker_killed_after_its_program_rewrote_pid_1_leaves_nothing_within_t
     settings: Settings,
     redis_client: Redis,
 ) -> None:
+    pool.env = {**pool.env, "EXECUTOR_WARM_START": "0"}  # the attack is on bubblewrap's pid 1
     lost_client, started = own_queue(settings, pool, redis_client, 2)
     token = uuid.uuid4().hex
     job_id = submit(lost_client, ATTACK, timeout=30, args=[token])
@@ -110,6 +111,32 @@ def test_a_worker_killed_after_its_program_rewrote_pid_1_leaves_nothing_within_t
             "the job's cgroup outlived the window"
         )
         time.sleep(0.05)
+
+
+@needs_root
+def test_a_warm_worker_killed_mid_job_leaves_nothing_within_the_lost_worker_window(
+    pool: WorkerProcesses, settings: Settings, redis_client: Redis
+) -> None:
+    """The zygote dies with its worker (bubblewrap's --die-with-parent), but a run it forked is not
+    its child's to end: the surviving worker's sweep kills the run's cgroup, within the window."""
+    pool.env = {**pool.env, "EXECUTOR_WARM_START": "1"}
+    lost_client, started = own_queue(settings, pool, redis_client, 2)
+    token = uuid.uuid4().hex
+    job_id = submit(lost_client, TREE, timeout=30, args=[token])
+    poll_until(lost_client, job_id, {"started"})
+    deadline = time.monotonic() + 10
+    while len(processes_with_token(token)) < 5:  # the program, 3 children, the daemon
+        assert time.monotonic() < deadline, "the program never forked"
+        time.sleep(0.02)
+    worker_name = Job.fetch(job_id, connection=redis_client).worker_name
+    worker = Worker.find_by_key(
+        Worker.redis_worker_namespace_prefix + str(worker_name), connection=redis_client
+    )
+    assert worker is not None
+    (victim,) = [process for process in started if process.pid == worker.pid]
+    pool.stop(victim, signal.SIGKILL)
+    assert wait_gone(token, within_s=settings.worker_lost_after_s) == []
+    assert poll_until(lost_client, job_id, {"internal_error"})["status"] == "internal_error"
 
 
 def idle_live_workers(redis_client: Redis) -> list[str]:

@@ -306,3 +306,11 @@ def test_a_warm_program_shows_the_command_line_of_a_cold_one(
     cold = run_bwrap(probe, args=("one", "two"))
     warm = run_program(Program(probe, args=("one", "two")), Limits(), warm_sandbox)
     assert "main.py" in cold.stdout and warm.stdout == cold.stdout
+
+
+def test_a_zygote_is_replaced_after_its_runs(warm_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its runs share its hash seed: after RUNS_PER_ZYGOTE of them, a new zygote, a new seed."""
+    monkeypatch.setattr(backend, "RUNS_PER_ZYGOTE", 2)
+    probe = "print(hash('seed'))\n"
+    seeds = [run_program(Program(probe), Limits(), warm_sandbox).stdout for _ in range(3)]
+    assert seeds[0] == seeds[1] != seeds[2]

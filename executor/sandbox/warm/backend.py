@@ -27,6 +27,8 @@ WARM_LANGUAGES = frozenset({"python"})
 WARM_PROCESSES = 1
 # How long the zygote has, after the program ended, to report its status.
 STATUS_TIMEOUT_S = 5.0
+# A zygote's runs share its hash seed, fixed when its interpreter started: after this many, a new one.
+RUNS_PER_ZYGOTE = 1000
 _ZYGOTES: dict[str, Zygote] = {}
 
 
@@ -58,6 +60,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
     cleanup.callback(os.close, release_write)
     try:
         pidfd = zygote.start_run(_request(run), stdio.stdin, stdio.stdout, stdio.stderr, release_read)
+        zygote.runs += 1
     except (OSError, ZygoteFailed) as error:
         _replace(run.language.id)
         raise ZygoteFailed(str(error)) from error
@@ -140,8 +143,11 @@ def _request(run: Run) -> RunRequest:
 
 
 def _zygote_for(run: Run) -> Zygote:
-    """The language's zygote, started if there is none yet."""
+    """The language's zygote, started if there is none yet or the one there has run its share."""
     zygote = _ZYGOTES.get(run.language.id)
+    if zygote is not None and zygote.runs >= RUNS_PER_ZYGOTE:
+        _replace(run.language.id)
+        zygote = None
     if zygote is None:
         # The interpreter and its flags, as the language runs its programs: what precedes the source.
         interpreter = run.command[: run.command.index(run.language.source_file)]

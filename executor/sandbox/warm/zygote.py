@@ -62,6 +62,8 @@ class Zygote:
         # A pidfd of the zygote itself (bubblewrap's child): if bubblewrap dies first, the zygote is
         # reparented to this worker (a subreaper), which must reap it.
         self.zygote_pidfd: int | None = None
+        # How many runs it has forked.
+        self.runs = 0
 
     @classmethod
     def start(cls, command_for: Callable[[int], list[str]]) -> "Zygote":
@@ -98,6 +100,8 @@ class Zygote:
         for a byte on `release` before it does anything the program asked for."""
         with _memfd(request.encoded()) as request_fd:
             socket.send_fds(self.connection, [b"run"], [request_fd, stdin, stdout, stderr, release])
+        if not select.select([self.connection], [], [], ANSWER_TIMEOUT_S)[0]:
+            raise ZygoteFailed(f"the zygote did not answer a run within {ANSWER_TIMEOUT_S} s")
         message, fds, _, _ = socket.recv_fds(self.connection, 256, 1)
         if message != b"pidfd" or len(fds) != 1:
             for fd in fds:
