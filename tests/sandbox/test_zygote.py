@@ -314,3 +314,15 @@ def test_a_zygote_is_replaced_after_its_runs(warm_sandbox: Sandbox, monkeypatch:
     probe = "print(hash('seed'))\n"
     seeds = [run_program(Program(probe), Limits(), warm_sandbox).stdout for _ in range(3)]
     assert seeds[0] == seeds[1] != seeds[2]
+
+
+def test_a_run_cannot_trace_any_process(zygote: Zygote, sandbox: Sandbox) -> None:
+    """PTRACE_ATTACH to every pid a run could name fails (its namespace shows only its init and
+    itself, and the seccomp filter refuses ptrace), and the zygote serves on."""
+    attach_all = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(sum(libc.ptrace(16, pid, 0, 0) == 0 for pid in range(1, 4097)))\n"
+    )
+    assert warm_run(zygote, sandbox, attach_all).stdout == "0\n"
+    zygote.check()
