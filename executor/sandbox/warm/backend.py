@@ -116,7 +116,7 @@ class WarmProcess(ReapedOnce):
         self.kill_tree()
         try:
             status = self._zygote.run_status(STATUS_TIMEOUT_S)
-        except ZygoteFailed as failure:
+        except (ZygoteFailed, OSError, ValueError) as failure:  # ValueError: its socket closed (replaced)
             return ProcessEnd(sandbox_error=f"the zygote failed: {failure}")
         exit_code, signal_number = end_of(status)
         if exit_code is None:  # the init itself was killed (a timeout, a cancel)
