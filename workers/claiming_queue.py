@@ -85,11 +85,12 @@ class ClaimingQueue(Queue):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DequeueTimeout(timeout, list(by_key))
-            # A wake pops the mark; a worker that looks by itself may still have one to remove.
+            # A wake pops the mark, but a push left over from a wake this worker beat to its job does
+            # not, and a worker that looks by itself keeps its mark: the claim after a wait removes it.
             # (BLPOP's timeout 0 would block for ever: never below 10 ms.)
             wait_s = max(0.01, min(remaining, LOOK_AGAIN_S))
-            woken = connection.blpop([wake_list(claimant.name)], timeout=wait_s)
-            look, unmark = True, woken is None
+            connection.blpop([wake_list(claimant.name)], timeout=wait_s)
+            look, unmark = True, True
 
 
 class FullLooks:

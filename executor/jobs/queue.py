@@ -84,9 +84,12 @@ local job = {}
 for at = 1, #flat, 2 do
     job[flat[at]] = flat[at + 1]
 end
+local waiting = {"""
+    + ", ".join(f"['{status.value}'] = true" for status in sorted(WAITING_STATUSES))
+    + """}
 local status, now, pace = job['status'], tonumber(ARGV[5]), tonumber(ARGV[6])
 local place, served, newest, alive, held = false, 1, false, 1, 0
-if status == 'queued' or status == 'deferred' or status == 'scheduled' or status == 'created' then
+if waiting[status] then
     local origin = job['origin'] or ''
     place = redis.call('LPOS', ARGV[2] .. origin, ARGV[1], 'MAXLEN', ARGV[4])
     local base = ARGV[3] .. '.'
@@ -235,11 +238,21 @@ class JobQueue:
         return self._snapshot(job_id, owner, self._read_snapshot(self.connection, job_id, pace_ms=pace_ms))
 
     def find_many(self, job_ids: Sequence[str], owner: str | None) -> list[Snapshot]:
-        """The client's jobs with these ids, as `find` reads one, all in one round trip."""
-        with self.connection.pipeline(transaction=False) as pipeline:
-            for job_id in job_ids:
-                self._read_snapshot(pipeline, job_id)
-            replies = pipeline.execute()
+        """The client's jobs with these ids, as `find` reads one, all in one round trip: bare
+        EVALSHAs (a Script on a pipeline first asks Redis whether it exists, a round trip more),
+        and once more after loading the script where Redis has lost it (a restart)."""
+        for attempt in range(2):
+            with self.connection.pipeline(transaction=False) as pipeline:
+                for job_id in job_ids:
+                    keys, arguments = self._snapshot_call(job_id)
+                    pipeline.evalsha(self._snapshot_script.sha, len(keys), *keys, *arguments)
+                try:
+                    replies = pipeline.execute()
+                    break
+                except NoScriptError:
+                    if attempt:
+                        raise
+                    self.connection.script_load(_SNAPSHOT)
         return [self._snapshot(job_id, owner, reply) for job_id, reply in zip(job_ids, replies, strict=True)]
 
     def view(self, snapshot: Snapshot) -> JobView:

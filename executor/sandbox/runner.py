@@ -197,14 +197,17 @@ def _sandbox_failure(error: Exception) -> RunResult:
 def _stage(run: Run, name: str) -> RunResult:
     """One process tree in its own cgroup, from spawn to its result; whatever happens, it is cleaned up.
     A warm run whose zygote fails before its program could start starts cold instead."""
-    if run.warm:
-        try:
-            return _stage_started(run, name, warm.start, warm.WARM_PROCESSES)
-        except ZygoteFailed as failure:
-            _logger.warning("a warm start failed (%s); the run starts cold", failure)
-            run = replace(run, warm=False)
     isolation = Isolation(run.sandbox.isolation)
-    return _stage_started(run, name, _STARTERS[isolation], _OWN_PROCESSES[isolation])
+    if not run.warm:
+        return _stage_started(run, name, _STARTERS[isolation], _OWN_PROCESSES[isolation])
+    try:
+        return _stage_started(run, name, warm.start, warm.WARM_PROCESSES)
+    except ZygoteFailed as failure:
+        _logger.warning("a warm start failed (%s); the run starts cold", failure)
+    with ExitStack() as cleanup:  # with the disk a cold run gets, which a warm one has no need of
+        scratch = _scratch_disk(name, run.sandbox, run.limits, cleanup)
+        cold = replace(run, warm=False, scratch=scratch)
+        return _stage_started(cold, name, _STARTERS[isolation], _OWN_PROCESSES[isolation])
 
 
 def _stage_started(run: Run, name: str, start: _Start, own_processes: int) -> RunResult:

@@ -144,10 +144,16 @@ def client_gone_check(client: socket.socket | None) -> Callable[[], bool]:
         return lambda: False
 
     def gone() -> bool:
+        # poll, not select: select refuses an fd of 1024 or more, which a busy process reaches.
+        watch = select.poll()
+        watch.register(client, select.POLLIN | select.POLLHUP)
         try:
-            readable, _, _ = select.select([client], [], [], 0)
-            return bool(readable) and client.recv(1, socket.MSG_PEEK) == b""
-        except (OSError, ValueError):
+            if not watch.poll(0):
+                return False
+            return client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:  # reset, or the socket closed under us: the client is gone
             return True
 
     return gone

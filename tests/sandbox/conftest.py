@@ -117,8 +117,11 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
         return
     if not IS_ROOT:
         pytest.skip("warm starts run as a root worker's slots do")
+    log = request.getfixturevalue("caplog")
     yield replace(chosen, warm_start=True)
     stop_zygotes()
+    # The warm runs did start warm: a fallback to cold would compare the cold path with itself.
+    assert not [record for record in log.records if "warm start failed" in record.getMessage()]
 
 
 def runner(sandbox: Sandbox) -> Run:

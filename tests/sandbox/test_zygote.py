@@ -190,7 +190,8 @@ def test_a_run_cannot_find_an_earlier_run_s_data_in_its_memory(zygote: Zygote, s
     """The zygote never reads a run's code, stdin or files: none of them is in the memory the next
     run inherits."""
     secret = uuid.uuid4().hex
-    warm_run(zygote, sandbox, f"print('{secret}', input())", secret.encode() + b"\n")
+    # In the code, stdin and the arguments (which travel as they are, the code hex-encoded).
+    warm_run(zygote, sandbox, f"print('{secret}', input())", secret.encode() + b"\n", (secret,))
     # The marker is looked for in two halves, so the scan itself never holds it whole.
     first, second = secret[:16].encode().hex(), secret[16:].encode().hex()
     scan = (
@@ -260,6 +261,7 @@ SAME_BOTH_WAYS = [
     ("raise ValueError('boom')", "", {}, ENDING),
     ("while True:\n    pass", "", {"wall_time_s": 1.0}, ("outcome", "stdout")),
     ("x = bytearray(512 * 1024 * 1024)", "", {"memory_mb": 64}, ENDING),
+    ("print('unclosed'", "", {}, ENDING),
     ("import sys\nsys.stdout.write('x' * 10_000_000)", "", {"max_output_bytes": 4096}, ENDING),
     ("import os\nwhile True:\n    os.fork()", "", {"max_processes": 16, "wall_time_s": 2.0}, ("outcome",)),
 ]
@@ -273,9 +275,11 @@ def test_the_runner_s_warm_start_ends_a_program_as_its_cold_start_does(
     limits = Limits(**settings)
     cold = run_program(Program(code, stdin=stdin), limits, sandbox)
     warm = run_program(Program(code, stdin=stdin), limits, warm_sandbox)
+    assert backend._ZYGOTES["python"].runs == 1  # it did start warm: no silent fallback to cold
     assert [getattr(warm, name) for name in same] == [getattr(cold, name) for name in same], (cold, warm)
     if same == ENDING:
         assert warm.stderr.splitlines()[-1:] == cold.stderr.splitlines()[-1:]
+        assert "zygote" not in warm.stderr
 
 
 def test_the_runner_starts_python_warm_where_it_may_and_cold_where_files_are_read_back(
@@ -326,3 +330,23 @@ def test_a_run_cannot_trace_any_process(zygote: Zygote, sandbox: Sandbox) -> Non
     )
     assert warm_run(zygote, sandbox, attach_all).stdout == "0\n"
     zygote.check()
+
+
+def test_a_run_cannot_reach_its_init_s_memory_or_end_it_with_sigint(zygote: Zygote, sandbox: Sandbox) -> None:
+    """The run's init (pid 1) shares the program's uid: non-dumpable, its memory is out of reach, and
+    it ignores SIGINT, which Python's own handler would otherwise turn into its end."""
+    attack = (
+        "import os, signal, time\n"
+        "try:\n"
+        "    open('/proc/1/mem', 'r+b')\n"
+        "    print('opened')\n"
+        "except OSError as error:\n"
+        "    print(type(error).__name__)\n"
+        "os.kill(1, signal.SIGINT)\n"
+        "time.sleep(0.2)\n"
+        "print('init alive', flush=True)\n"
+    )
+    ran = warm_run(zygote, sandbox, attack)
+    assert (os.waitstatus_to_exitcode(ran.status), ran.stdout) == (0, "PermissionError\ninit alive\n"), (
+        ran.stderr
+    )

@@ -93,7 +93,7 @@ class WarmProcess(ReapedOnce):
 
     @property
     def pidfd(self) -> int:
-        """A pidfd of the program, readable once it has ended."""
+        """A pidfd of the run's init, readable once the run has ended (the init exits with the program)."""
         return self._pidfd
 
     @property
@@ -101,22 +101,19 @@ class WarmProcess(ReapedOnce):
         """None: the program's end is read from the zygote's report, after the pidfd says it came."""
         return {}
 
-    def kill(self) -> None:
-        self.kill_tree()
-
-    def end_program(self) -> None:
-        """Kill the program; its cgroup keeps its CPU time and peak memory either way."""
-        self.kill_tree()
-
     def kill_tree(self) -> None:
-        """SIGKILL the run's init, pid 1 of its namespace, which takes every process in it along."""
+        """SIGKILL the run's init, pid 1 of its namespace, which takes every process in it along; its
+        cgroup keeps the program's CPU time and peak memory."""
         send_kill(self._pidfd)
+
+    kill = end_program = kill_tree
 
     def _collect(self) -> ProcessEnd:
         self.kill_tree()
         try:
             status = self._zygote.run_status(STATUS_TIMEOUT_S)
         except (ZygoteFailed, OSError, ValueError) as failure:  # ValueError: its socket closed (replaced)
+            stop_zygote_of(self._zygote)  # the next run gets a new one, not this one's stale report
             return ProcessEnd(sandbox_error=f"the zygote failed: {failure}")
         exit_code, signal_number = end_of(status)
         if exit_code is None:  # the init itself was killed (a timeout, a cancel)
@@ -156,6 +153,13 @@ def _zygote_for(run: Run) -> Zygote:
         )
         _ZYGOTES[run.language.id] = zygote
     return zygote
+
+
+def stop_zygote_of(zygote: Zygote) -> None:
+    """Stop `zygote` if it is still a language's zygote of this process."""
+    for language, current in list(_ZYGOTES.items()):
+        if current is zygote:
+            _replace(language)
 
 
 def _replace(language: str) -> None:

@@ -1,8 +1,8 @@
 """The worker's side of a zygote (docs/warm-start.md): start it, check it, and run programs through it.
 
 A `Zygote` is started once per worker slot and language, by the command `backends.bwrap` gives for
-it. `Zygote.start_run` hands it a run's fds and gets back a pidfd of the run's program, which the
-caller puts in the run's cgroup before releasing it.
+it. `Zygote.start_run` hands it a run's fds and gets back a pidfd of the run's init, which the caller
+puts in the run's cgroup before releasing it.
 """
 
 import contextlib
@@ -12,7 +12,6 @@ import select
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +95,8 @@ class Zygote:
             raise ZygoteFailed("the zygote did not answer its ping")
 
     def start_run(self, request: RunRequest, stdin: int, stdout: int, stderr: int, release: int) -> int:
-        """Hand the zygote a run; a pidfd of the run's program (pid 1 of its namespaces), which waits
-        for a byte on `release` before it does anything the program asked for."""
+        """Hand the zygote a run; a pidfd of the run's init (pid 1 of its namespaces), which waits for
+        a byte on `release` before it does anything the program asked for."""
         with _memfd(request.encoded()) as request_fd:
             socket.send_fds(self.connection, [b"run"], [request_fd, stdin, stdout, stderr, release])
         if not select.select([self.connection], [], [], ANSWER_TIMEOUT_S)[0]:
@@ -110,7 +109,7 @@ class Zygote:
         return fds[0]
 
     def run_status(self, timeout_s: float) -> int:
-        """The wait status of the run's program, once it has ended (as its parent reports it)."""
+        """The wait status of the run's init, once it has ended (as its parent reports it)."""
         answer = self._answer(timeout_s)
         word, _, value = answer.partition(b" ")
         if word != b"status":
@@ -149,11 +148,6 @@ def host_pid(pidfd: int) -> int:
         if line.startswith("Pid:"):
             return int(line.split()[1])
     raise ZygoteFailed("a pidfd without a pid")
-
-
-def wait_for_exit(pidfd: int, deadline: float) -> bool:
-    """Whether the process of `pidfd` ended before `deadline` (time.monotonic())."""
-    return bool(select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))[0])
 
 
 @contextlib.contextmanager

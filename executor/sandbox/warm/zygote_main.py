@@ -6,16 +6,17 @@ never runs user code itself.
 
 The fd its one argument names is a SOCK_SEQPACKET socket to the worker. Each message from the
 worker is `run`, with five fds: the run's request (a memfd of JSON: code, arguments, files,
-rlimits, sizes, environment, the seccomp filter), the program's stdin, stdout and stderr, and the
+rlimits, the disk's bounds, environment, the seccomp filter), the program's stdin, stdout and stderr, and the
 read end of the pipe the worker releases the program with. The zygote passes them on unread: a
 forked program inherits a copy of the zygote's memory, so the zygote must never have held another
 run's data. `ping` is answered `pong`.
 
 For each run, the zygote's child takes fresh mount, pid, network, ipc and uts namespaces and forks the
-grandchild, pid 1 of its pid namespace, which sends the worker a pidfd of itself, waits until the
+run's init, pid 1 of its pid namespace, which sends the worker a pidfd of itself, waits until the
 worker has put it in the run's cgroup, sets up its filesystem, drops to uid 1000 in a user namespace of
-its own, loads the filter and runs the program as `__main__`. The child reports the grandchild's wait
-status (`status <n>`) and exits; the zygote reaps it and waits for the next message.
+its own and forks the program (pid 2), which loads the filter and runs as `__main__`. The child
+reports the init's wait status (`status <n>`) and exits; the zygote reaps it and waits for the next
+message.
 """
 
 import sys
@@ -31,13 +32,14 @@ import importlib.machinery  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import types  # noqa: E402
 
 FRESH = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000  # mnt, uts, ipc, pid, net
 NEW_USER = 0x10000000
 MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_BIND = 0x4000, 1 << 18, 0x2, 0x4, 0x1000
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 4, 38, 22, 2
 PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
 CAP_LAST = 63
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -137,15 +139,25 @@ def _grandchild(worker: socket.socket, fds: list[int]) -> None:
         request = json.loads(request_file.read())
     _filesystem(request)
     _drop_to_program_user(request)
+    # The program runs as the init's uid: non-dumpable, the init's memory (/proc/1/mem) is not its to
+    # read or write, and with SIGINT ignored, Python's handler cannot be made to end it.
+    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     program = os.fork()
     if program == 0:
-        # Dies with its init, as bubblewrap's program does; then the filter, which refuses changing it.
-        _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "parent-death signal")
-        _load_seccomp(request["seccomp"])
-        for target, fd in enumerate((stdin, stdout, stderr)):
-            os.dup2(fd, target)
-        os.closerange(3, 1 << 16)
-        _run_as_main(request)
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
+            # Dies with its init, as bubblewrap's program does; then the filter, which refuses that.
+            _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "parent-death signal")
+            _load_seccomp(request["seccomp"])
+            for target, fd in enumerate((stdin, stdout, stderr)):
+                os.dup2(fd, target)
+            os.closerange(3, 1 << 16)
+            _run_as_main(request)
+        finally:
+            os._exit(1)  # set-up failed: nothing of the zygote's reaches the program's streams
+    _load_seccomp(request["seccomp"])  # the init too: it runs nothing of the client's, but who knows
     os.closerange(0, 1 << 16)  # the program's streams end with the program, not with its init
     while True:
         pid, status = os.waitpid(-1, 0)
@@ -221,8 +233,6 @@ def _run_as_main(request: dict) -> None:  # type: ignore[type-arg]
     sys.argv = ["main.py", *request["args"]]
     _show_command_line([sys.executable, *sys.orig_argv[1:-3], "main.py", *request["args"]])
     sys.path[0] = "/work"
-    with open(PROGRAM, "rb") as source:
-        code = compile(source.read(), PROGRAM, "exec")
     main = types.ModuleType("__main__")
     main.__dict__.update(
         __file__=PROGRAM,
@@ -236,6 +246,8 @@ def _run_as_main(request: dict) -> None:  # type: ignore[type-arg]
         del sys.modules[name]
     status = 0
     try:
+        with open(PROGRAM, "rb") as source:
+            code = compile(source.read(), PROGRAM, "exec")  # a SyntaxError is reported as cold
         exec(code, main.__dict__)
     except SystemExit as exit_request:
         status = _exit_code(exit_request.code)
