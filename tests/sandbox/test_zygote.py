@@ -1,6 +1,7 @@
 """The warm path's zygote (docs/warm-start.md), driven directly: what a run sees and what it cannot
 reach. Needs root, bubblewrap and cgroups, as the cold path's containment tests do."""
 
+import errno
 import os
 import shutil
 import signal
@@ -128,6 +129,20 @@ def test_a_run_sees_its_own_pid_namespace_a_fresh_disk_uid_1000_and_no_privilege
     capabilities = f"{no_capability} {no_capability} {no_capability}"
     expected = f"['1', '2'] [] ['main.py'] 1000 1000 /work /work {capabilities} 1 2\n"
     assert ran.stdout == expected, ran.stderr
+
+
+def test_a_run_has_the_sandbox_s_hostname_and_cannot_change_it_for_the_next(
+    zygote: Zygote, sandbox: Sandbox
+) -> None:
+    # Runs share the zygote's uts namespace: what keeps them apart is that no program may set it.
+    probe = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(os.uname().nodename, libc.sethostname(b'taken', 5), ctypes.get_errno())\n"
+    )
+    first = warm_run(zygote, sandbox, probe)
+    second = warm_run(zygote, sandbox, probe)
+    assert first.stdout == second.stdout == f"sandbox -1 {errno.EPERM}\n", first.stderr
 
 
 def test_an_uncaught_exception_shows_only_the_program_s_frames_and_exits_1(

@@ -11,12 +11,11 @@ read end of the pipe the worker releases the program with. The zygote passes the
 forked program inherits a copy of the zygote's memory, so the zygote must never have held another
 run's data. `ping` is answered `pong`.
 
-For each run, the zygote's child takes fresh mount, pid, network, ipc and uts namespaces and forks the
-run's init, pid 1 of its pid namespace, which sends the worker a pidfd of itself, waits until the
+For each run, the zygote forks the run's init into a fresh pid namespace (pid 1 there). The init
+takes fresh mount, network and ipc namespaces, sends the worker a pidfd of itself, waits until the
 worker has put it in the run's cgroup, sets up its filesystem, drops to uid 1000 in a user namespace of
-its own and forks the program (pid 2), which loads the filter and runs as `__main__`. The child
-reports the init's wait status (`status <n>`) and exits; the zygote reaps it and waits for the next
-message.
+its own and forks the program (pid 2), which loads the filter and runs as `__main__`. The zygote reaps
+the init, reports its wait status (`status <n>`) and waits for the next message.
 """
 
 import sys
@@ -28,6 +27,7 @@ COLD_START_MODULES = frozenset(sys.modules)
 import atexit  # noqa: E402
 import builtins  # noqa: E402
 import ctypes  # noqa: E402
+import gc  # noqa: E402
 import importlib.machinery  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -36,7 +36,10 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import types  # noqa: E402
 
-FRESH = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000  # mnt, uts, ipc, pid, net
+# mnt, ipc, net. Not uts: the zygote's hostname is bubblewrap's, which no program can change (it
+# holds no capability over that namespace), so each run would only set the same one again.
+FRESH = 0x00020000 | 0x08000000 | 0x40000000
+NEW_PID = 0x20000000
 NEW_USER = 0x10000000
 MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_BIND = 0x4000, 1 << 18, 0x2, 0x4, 0x1000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 4, 38, 22, 2
@@ -82,6 +85,13 @@ def _write(path: str, text: str) -> None:
 
 def serve(worker: socket.socket) -> None:
     """Answer the worker's messages until it closes the socket."""
+    # Its own pid namespace, entered again after each run's fork: unshare(CLONE_NEWPID) puts only the
+    # caller's next child in a new one, and cannot be repeated until the caller's children are back in
+    # its own.
+    own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    # What the zygote allocated is never collected again: a collection in a run would write to every
+    # page of it, each a copy-on-write fault.
+    gc.freeze()
     while True:
         message, fds, _, _ = socket.recv_fds(worker, 64, 5)
         if not message:
@@ -89,46 +99,54 @@ def serve(worker: socket.socket) -> None:
         if message == b"ping":
             worker.send(b"pong")
         elif message == b"run" and len(fds) == 5:
-            child = os.fork()
-            if child == 0:
-                _child(worker, fds)
-            for fd in fds:
-                os.close(fd)
-            os.waitpid(child, 0)
+            _run(worker, fds, own_pid_namespace)
         else:
             for fd in fds:
                 os.close(fd)
             worker.send(b"error unexpected message")
 
 
-def _child(worker: socket.socket, fds: list[int]) -> None:
-    """Fresh namespaces, then the grandchild; report its end. Never returns."""
+def _run(worker: socket.socket, fds: list[int], own_pid_namespace: int) -> None:
+    """Fork the run's init into a pid namespace of its own, wait for it, and report its end."""
     try:
-        _check(_libc.unshare(FRESH), "unshare")
-        grandchild = os.fork()
-        if grandchild == 0:
-            _grandchild(worker, fds)
-        for fd in fds:
-            os.close(fd)
-        _, status = os.waitpid(grandchild, 0)
-        worker.send(f"status {status}".encode())
-        os._exit(0)
-    except BaseException as error:  # reported to the worker, whatever it was
+        _check(_libc.unshare(NEW_PID), "unshare pid")
+        init = -1
+        try:
+            init = os.fork()
+        finally:
+            if init != 0:  # the zygote's next child in the zygote's own pid namespace again
+                _check(_libc.setns(own_pid_namespace, NEW_PID), "enter the zygote's pid namespace")
+    except OSError as error:
         worker.send(f"error {error}".encode())
-        os._exit(1)
+        init = None
+    if init == 0:
+        try:
+            _init(worker, fds)
+        finally:
+            os._exit(1)  # set-up failed: the worker hears it from the status (or the missing pidfd)
+    for fd in fds:
+        os.close(fd)
+    if init is not None:
+        _, status = os.waitpid(init, 0)
+        worker.send(f"status {status}".encode())
 
 
-def _grandchild(worker: socket.socket, fds: list[int]) -> None:
-    """Pid 1 of the run, in the run's cgroup, with its own filesystem and user: the run's init, as
-    bubblewrap's is on the cold path. It forks the program (pid 2), reaps what ends, and when the
-    program ends, exits with its exit code, or 128 + the signal that killed it, as bubblewrap reports
-    (a pid 1 cannot die by a signal it sends itself). The program being pid 2 keeps a cold start's
-    signals: a pid 1 is spared every signal it has no handler for."""
+def _init(worker: socket.socket, fds: list[int]) -> None:
+    """Pid 1 of the run, in the run's cgroup, with its own namespaces, filesystem and user: the run's
+    init, as bubblewrap's is on the cold path. It forks the program (pid 2), reaps what ends, and when
+    the program ends, exits with its exit code, or 128 + the signal that killed it, as bubblewrap
+    reports (a pid 1 cannot die by a signal it sends itself). The program being pid 2 keeps a cold
+    start's signals: a pid 1 is spared every signal it has no handler for."""
     request_fd, stdin, stdout, stderr, release = fds
     # A session and process group of its own: kill(0) reaches a caller's whole process group,
     # whatever pid namespace its members are in, and the zygote's is the one it was forked in.
     os.setsid()
-    pidfd = os.pidfd_open(os.getpid())
+    try:
+        _check(_libc.unshare(FRESH), "unshare")
+        pidfd = os.pidfd_open(os.getpid())
+    except OSError as error:
+        worker.send(f"error {error}".encode())
+        raise
     socket.send_fds(worker, [b"pidfd"], [pidfd])
     os.close(pidfd)
     worker.close()
@@ -183,7 +201,6 @@ def _filesystem(request: dict) -> None:  # type: ignore[type-arg]
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as file:
             file.write(bytes.fromhex(text))
-    _check(_libc.sethostname(b"sandbox", 7), "sethostname")
 
 
 def _drop_to_program_user(request: dict) -> None:  # type: ignore[type-arg]
