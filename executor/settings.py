@@ -57,8 +57,9 @@ class Settings(BaseSettings):
     compile_timeout: float = Field(10.0, gt=0)
     compile_memory_mb: int = Field(512, ge=16)
     require_isolation: bool = False
-    # Python programs start from a zygote instead of a fresh interpreter (docs/warm-start.md).
-    warm_start: bool = False
+    # Python programs start from a zygote instead of a fresh interpreter where the sandbox allows it
+    # (docs/warm-start.md); EXECUTOR_WARM_START=0 starts every program cold.
+    warm_start: bool = True
     # Host uids [sandbox_uid_base, sandbox_uid_base + sandbox_slots) run programs when the worker is root.
     sandbox_uid_base: int = Field(62000, gt=1000)
     sandbox_slots: int = Field(64, gt=0)

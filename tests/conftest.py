@@ -104,12 +104,10 @@ def run(client: FlaskClient) -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def warm_client(settings: Settings, stack_env: dict[str, str], redis_client: Redis) -> Iterator[FlaskClient]:
-    """An app on a queue of its own, whose two workers start Python programs warm
-    (docs/warm-start.md); skipped where the warm path cannot run (not root)."""
-    if os.geteuid() != 0:
-        pytest.skip("warm starts run as a root worker's slots do")
-    pool = WorkerProcesses({**stack_env, "EXECUTOR_WARM_START": "1"})
+def cold_client(settings: Settings, stack_env: dict[str, str], redis_client: Redis) -> Iterator[FlaskClient]:
+    """An app on a queue of its own, whose two workers start every program cold
+    (EXECUTOR_WARM_START=0), where the session's workers start Python programs warm by default."""
+    pool = WorkerProcesses({**stack_env, "EXECUTOR_WARM_START": "0"})
     try:
         client, _ = own_queue(settings, pool, redis_client, 2)
         yield client
@@ -119,9 +117,12 @@ def warm_client(settings: Settings, stack_env: dict[str, str], redis_client: Red
 
 @pytest.fixture(params=["cold", "warm"])
 def either_client(request: pytest.FixtureRequest) -> FlaskClient:
-    """A client whose workers start Python programs cold, then one whose workers start them warm:
-    a test that takes it runs on both paths."""
-    name = "client" if request.param == "cold" else "warm_client"
+    """A client whose workers start Python programs cold, then the session's, which start them warm
+    (docs/warm-start.md): a test that takes it runs on both paths. The warm one is skipped where the
+    warm path cannot run (not root), rather than run cold twice."""
+    if request.param == "warm" and os.geteuid() != 0:
+        pytest.skip("warm starts run as a root worker's slots do")
+    name = "cold_client" if request.param == "cold" else "client"
     found: FlaskClient = request.getfixturevalue(name)
     return found
 
