@@ -141,6 +141,7 @@ def _suite(args: argparse.Namespace, deadline: Deadline) -> int:
         item["service"]["wrong_or_failed"]
         or item["service"]["unexpected_codes"]
         or item["floor"]["wrong_or_failed"]
+        or (item["warm_floor"] or {}).get("wrong_or_failed")
         or item["bare"]["wrong_or_failed"]
         for item in document["comparisons"]
     )

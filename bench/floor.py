@@ -66,9 +66,11 @@ def compile_ms() -> dict[str, float]:
     return {language: statistics.median(times) * 1000 for language, times in _COMPILE_SECONDS.items()}
 
 
-def sandbox_runner(workload: Workload, starter: bool = True) -> Runner:
-    """`run_program` with the limits `workers.tasks.run_job` gives a request with this workload's timeout;
-    without `starter`, bwrap is started through prlimit and setpriv instead of executor-start."""
+def sandbox_runner(workload: Workload, starter: bool = True, warm: bool = False) -> Runner:
+    """`run_program` with the limits `workers.tasks.run_job` gives a request with this workload's timeout,
+    starting programs cold; with `warm`, as a worker does by default (docs/warm-start.md), from a
+    zygote per runner; without `starter`, bwrap is started through prlimit and setpriv instead of
+    executor-start."""
     from dataclasses import replace
 
     from executor.jobs.request import execute_request_model
@@ -84,13 +86,29 @@ def sandbox_runner(workload: Workload, starter: bool = True) -> Runner:
 
     def run(token: str, index: int) -> tuple[str, str]:
         program = Program(code=workload.code(token), language=workload.language)
-        sandbox = _sandbox(index) if starter else replace(_sandbox(index), starter_fd=None)
+        sandbox = replace(_sandbox(index), warm_start=warm)
+        if not starter:
+            sandbox = replace(sandbox, starter_fd=None)
         result = run_program(program, limits, sandbox)
         if result.compile_time is not None:
             _COMPILE_SECONDS.setdefault(workload.language, []).append(result.compile_time)
         return str(result.outcome.value), str(result.stdout)
 
     return run
+
+
+def warm_runner(workload: Workload) -> Runner | None:
+    """The warm floor: `sandbox_runner` starting programs warm, or None where this workload's runs
+    cannot start warm (its language, or a sandbox without bubblewrap, cgroups or a uid per slot)."""
+    from dataclasses import replace
+
+    from executor.sandbox.warm.backend import starts_warm
+
+    sandbox = replace(_sandbox(0), warm_start=True)
+    language = sandbox.languages[workload.language]
+    if not starts_warm(sandbox, language, collects_files=False, compiled=language.compiled):
+        return None
+    return sandbox_runner(workload, warm=True)
 
 
 def bare_runner(workload: Workload) -> Runner:
@@ -265,16 +283,24 @@ def _serve(runner: Runner, requests: "queue.Queue[_Request | None]", index: int)
 
 
 def floor_ratios(
-    floor: dict[str, Any], plain_bwrap: dict[str, Any] | None, bare: dict[str, Any]
+    floor: dict[str, Any],
+    plain_bwrap: dict[str, Any] | None,
+    bare: dict[str, Any],
+    warm_floor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The sandbox floor's throughput over plain bwrap's and over the bare interpreter's, of one round."""
+    """The sandbox floor's throughput over plain bwrap's and over the bare interpreter's, and the warm
+    floor's over the (cold) sandbox floor's, of one round."""
 
-    def ratio(base: dict[str, Any] | None) -> float | None:
-        if base is None or not floor.get("jobs_per_s") or not base.get("jobs_per_s"):
+    def ratio(measured: dict[str, Any] | None, base: dict[str, Any] | None) -> float | None:
+        if measured is None or base is None or not measured.get("jobs_per_s") or not base.get("jobs_per_s"):
             return None
-        return float(floor["jobs_per_s"] / base["jobs_per_s"])
+        return float(measured["jobs_per_s"] / base["jobs_per_s"])
 
-    return {"floor_to_plain_bwrap": ratio(plain_bwrap), "floor_to_bare": ratio(bare)}
+    return {
+        "floor_to_plain_bwrap": ratio(floor, plain_bwrap),
+        "floor_to_bare": ratio(floor, bare),
+        "warm_floor_to_floor": ratio(warm_floor, floor),
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,6 @@
 """One measured phase: the service through HTTP, or the floor through the runner, with its CPU and memory."""
 
+import os
 import resource
 import sys
 from functools import partial
@@ -7,7 +8,7 @@ from functools import partial
 from bench.client import run_clients
 from bench.floor import Runner, run_floor
 from bench.pool import Deadline
-from bench.procstat import idle_s, own_cpu_s
+from bench.procstat import idle_s, own_cpu_s, zygote_cpu_s
 from bench.report import Phase
 from bench.stack import Stack
 from bench.workloads import Workload
@@ -78,12 +79,12 @@ def floor_phase(
     """Direct runs from `clients` threads, `parallel` at a time; CPU of this process and its children."""
     _progress(f"{name} {workload.name} parallel={parallel} C={clients} jobs={jobs}")
     run_floor(runner, workload, jobs=parallel, clients=parallel, parallel=parallel, deadline=deadline)
-    own_before, children_before = own_cpu_s(resource.RUSAGE_SELF), own_cpu_s(resource.RUSAGE_CHILDREN)
+    own_before, children_before = own_cpu_s(resource.RUSAGE_SELF), _programs_cpu_s()
     idle_before = idle_s()
     samples, elapsed = run_floor(
         runner, workload, jobs=jobs, clients=clients, parallel=parallel, deadline=deadline
     )
-    own_after, children_after = own_cpu_s(resource.RUSAGE_SELF), own_cpu_s(resource.RUSAGE_CHILDREN)
+    own_after, children_after = own_cpu_s(resource.RUSAGE_SELF), _programs_cpu_s()
     idle_after = idle_s()
     done = max(1, len(samples))
     resources = {
@@ -92,6 +93,11 @@ def floor_phase(
         "idle_cores": (idle_after - idle_before) / elapsed if elapsed > 0 else None,
     }
     return Phase(samples, elapsed, jobs, resources)
+
+
+def _programs_cpu_s() -> float:
+    """CPU of the floor's programs: this process's reaped children, and its live zygotes with theirs."""
+    return own_cpu_s(resource.RUSAGE_CHILDREN) + zygote_cpu_s([os.getpid()])
 
 
 def _progress(message: str) -> None:

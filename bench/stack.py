@@ -23,7 +23,15 @@ from pathlib import Path
 from redis import Redis
 
 from bench.pool import Deadline
-from bench.procstat import children, cpu_times, rss_mib
+from bench.procstat import (
+    children,
+    cpu_times,
+    descendants,
+    reap_orphans,
+    rss_mib,
+    zygote_cpu_s,
+    zygote_memory_mib,
+)
 from devtools.local_redis import RedisServer, free_port, start_redis, stop_redis
 from devtools.run_local import procfile_command
 
@@ -76,12 +84,13 @@ class Stack:
 
     def usage(self) -> StackUsage:
         """Each process's utime+stime; the programs are the rq workers' reaped children (cutime+cstime),
-        that is the sandbox and the program in it."""
+        that is the sandbox and the program in it, and the live zygotes with the runs they reaped."""
+        worker_pids = [worker.pid for worker in self.workers]
         return StackUsage(
             web_s=sum(cpu_times(pid).own_s for pid in self.web_pids()),
-            workers_s=sum(cpu_times(worker.pid).own_s for worker in self.workers),
+            workers_s=sum(cpu_times(pid).own_s for pid in worker_pids),
             redis_s=cpu_times(self.redis.process.pid).own_s,
-            program_s=sum(cpu_times(worker.pid).children_s for worker in self.workers),
+            program_s=sum(cpu_times(pid).children_s for pid in worker_pids) + zygote_cpu_s(worker_pids),
             redis_commands=int(self.redis_client().info("stats")["total_commands_processed"]),
         )
 
@@ -123,9 +132,11 @@ class Stack:
             raise StackDied(f"{reasons[0]} during the run; its figures are not valid\n{logs}")
 
     def memory(self) -> dict[str, float]:
-        """Resident memory in MiB: the largest rq worker, all of gunicorn, redis-server."""
+        """Resident memory in MiB: the largest rq worker, the largest zygote (a worker slot holds one
+        per warm language it ran), all of gunicorn, redis-server."""
         return {
             "worker_rss_mib": max((rss_mib(worker.pid) for worker in self.workers), default=0.0),
+            **zygote_memory_mib([worker.pid for worker in self.workers]),
             "web_rss_mib": sum(rss_mib(pid) for pid in self.web_pids()),
             "redis_rss_mib": rss_mib(self.redis.process.pid),
         }
@@ -264,6 +275,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
     helpers = children(process.pid)
+    left = descendants(process.pid)
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=STOP_TIMEOUT_S)
@@ -274,6 +286,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         for pid in helpers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    reap_orphans(left)
 
 
 def announce_every_language(connection: Redis) -> None:

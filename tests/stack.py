@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue, Worker
 
+from bench.procstat import descendants, reap_orphans
 from devtools.run_local import procfile_command
 from executor.jobs.routing import language_queue
 from executor.settings import Settings
@@ -71,14 +72,18 @@ class WorkerProcesses:
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-    """Stop a process a test started: `sig`, then SIGKILL if it has not ended within `timeout`."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Stop a process a test started: `sig`, then SIGKILL if it has not ended within `timeout`; then
+    reap what it left to this process (`bench.procstat.reap_orphans`: a killed worker's zygote)."""
+    if process.poll() is not None:
+        return
+    left = descendants(process.pid)
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    reap_orphans(left)
 
 
 def poll_until(client: FlaskClient, job_id: str, statuses: set[str]) -> dict[str, Any]:

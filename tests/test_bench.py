@@ -3,20 +3,20 @@ web-cost tools."""
 
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from bench import judging, measure, redis_ceiling, streams, warm_prototype, web_cost, worker_cost
-from bench.floor import bare_runner
+from bench import judging, measure, redis_ceiling, streams, web_cost, worker_cost
+from bench.floor import _sandbox, bare_runner, warm_runner
 from bench.pool import Deadline
-from bench.procstat import idle_s
+from bench.procstat import idle_s, zygote_cpu_s, zygote_memory_mib
 from bench.stack import running_stack
 from bench.suite import _median_round
 from bench.workloads import LANGUAGE_WORKLOADS, WORKLOADS, new_token
+from executor.sandbox.warm import backend
 from workers import worker as worker_module
 
 
@@ -113,6 +113,30 @@ def test_the_judging_floor_passes_every_case_of_its_workload(language: str) -> N
     assert judging.floor_seconds(judging.judging_request(language)) > 0
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="warm starts run as a root worker's slots do")
+def test_the_warm_floors_start_their_runs_warm_and_count_the_zygote_s_cpu_and_memory() -> None:
+    """The warm floor and the warm judging floor go through a zygote (not silently cold), and what it
+    and its runs spend is read from the zygote, since no run is this process's child."""
+    runner = warm_runner(WORKLOADS["hello"])
+    assert runner is not None
+    try:
+        cpu_before = zygote_cpu_s([os.getpid()])
+        for index in (0, 1):  # one zygote per runner (slot), as the floor's threads need
+            token = new_token()
+            assert runner(token, index)[0] == "success"
+        assert judging.starts_warm("python") and not judging.starts_warm("c")
+        assert judging.floor_seconds(judging.judging_request("python"), warm=True) > 0
+        # The judging floor runs in runner 0's slot (this process may hold other zygotes of its own).
+        runs = [backend._ZYGOTES[_sandbox(index).program_uid, "python"].runs for index in (0, 1)]
+        assert runs == [1 + judging.CASES, 1], runs
+        assert zygote_cpu_s([os.getpid()]) > cpu_before
+        memory = zygote_memory_mib([os.getpid()])
+        assert 0 < memory["zygote_pss_mib"] < memory["zygote_rss_mib"], memory
+    finally:
+        backend.stop_zygotes()
+    assert zygote_memory_mib([os.getpid()]) == {}
+
+
 def test_a_streams_round_holds_every_stream_open_while_it_times_submissions() -> None:
     deadline = Deadline(240)
     with running_stack(1, deadline) as stack:
@@ -131,14 +155,3 @@ def test_the_redis_ceiling_tool_runs_every_job_in_both_phases_and_counts_what_re
         assert figures[phase]["redis_commands_per_job"] > 20  # enqueue, claim, start, finish, wait
         assert figures[phase]["redis_cpu_s"] > 0
     assert worker_module.run_job is not worker_cost.canned_run_job  # this process's is untouched
-
-
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="the warm prototype runs under bubblewrap")
-def test_the_warm_prototype_runs_its_program_in_fresh_namespaces_as_uid_1000() -> None:
-    """The prototype's grandchild sees only its own pid namespace, a /tmp of its own and uid 1000:
-    the measurement is of the set-up it claims to measure."""
-    probe = (
-        "import os; assert sorted(p for p in os.listdir('/proc') if p.isdigit()) == ['1'];"
-        "assert os.listdir('/tmp') == []; assert (os.getuid(), os.getgid()) == (1000, 1000)"
-    )
-    assert warm_prototype.warm_ms(str(shutil.which("bwrap")), 3, probe) > 0

@@ -15,6 +15,7 @@ from rq import Worker
 from rq.job import Job
 
 from executor.jobs.liveness import live_workers
+from executor.jobs.routing import language_queue
 from executor.sandbox.cgroups import find_hierarchy
 from executor.settings import Settings
 from tests.stack import REPO, WorkerProcesses, own_queue, poll_until, processes_with_token, submit
@@ -139,13 +140,14 @@ def test_a_warm_worker_killed_mid_job_leaves_nothing_within_the_lost_worker_wind
     assert poll_until(lost_client, job_id, {"internal_error"})["status"] == "internal_error"
 
 
-def idle_live_workers(redis_client: Redis) -> list[str]:
-    """The workers alive (by their heartbeats) that RQ's records say are idle."""
+def idle_live_workers(redis_client: Redis, client: FlaskClient) -> list[str]:
+    """The workers of the client's queue alive (by their heartbeats) that RQ's records say are idle."""
+    python_queue = language_queue(client.application.extensions["executor"].settings.queue_name, "python")
     live = live_workers(redis_client)
     return [
         worker.name
         for worker in Worker.all(connection=redis_client)
-        if worker.name in live and worker.get_state() == "idle"
+        if worker.name in live and worker.get_state() == "idle" and python_queue in worker.queue_names()
     ]
 
 
@@ -154,9 +156,10 @@ def test_two_fork_bombs_at_once_on_two_workers_each_get_the_whole_process_budget
     either_client: FlaskClient, settings: Settings, redis_client: Redis
 ) -> None:
     client = either_client
-    # The premise: two workers idle (an earlier test's job may still be ending on one).
+    # The premise: two of its workers idle (an earlier test's job may still be ending on one, and its
+    # processes would count against that slot's budget).
     idle_before = time.monotonic() + 30
-    while len(idle_live_workers(redis_client)) < 2:
+    while len(idle_live_workers(redis_client, client)) < 2:
         assert time.monotonic() < idle_before, "fewer than two workers became idle"
         time.sleep(0.1)
     job_ids = [

@@ -128,6 +128,10 @@ class ExecutorWorker(TrimmedBookkeeping):
             self.cut_off = True
 
     def teardown(self) -> None:
+        # This host's own first, whatever Redis answers below: no program, and no zygote, outlives
+        # the worker (a zygote left to die with it would be reaped by someone else, or no one).
+        kill_running_programs()
+        stop_zygotes()
         self.give_back_claimed_job()
         with self.connection.pipeline(transaction=False) as pipeline:
             for idle in {idle_workers(queue.name, self.idle_group) for queue in self.queues}:
@@ -135,8 +139,6 @@ class ExecutorWorker(TrimmedBookkeeping):
             pipeline.delete(wake_list(self.name))
             pipeline.execute()
         self.heartbeat_thread.stop()
-        kill_running_programs()
-        stop_zygotes()
         super().teardown()
 
 

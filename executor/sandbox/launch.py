@@ -12,7 +12,7 @@ from executor.languages import Language
 from executor.sandbox.cgroups import JobCgroup
 from executor.sandbox.isolation import Sandbox
 from executor.sandbox.limits import Limits
-from executor.sandbox.processes import count_tasks
+from executor.sandbox.processes import count_tasks, resident_tasks
 from executor.sandbox.program import Program
 from executor.sandbox.scratch import Scratch
 from executor.sandbox.streams import OutputListener
@@ -125,13 +125,14 @@ class StartedProgram(Protocol):
 def process_allowance(sandbox: Sandbox, own_processes: int) -> int:
     """Tasks RLIMIT_NPROC must allow beyond the program's own.
 
-    The limit counts every task of a host uid. With a uid of its own per worker slot that is just
-    the program plus the sandbox's own processes; sharing the worker's uid, it also counts every
-    task that uid runs now, so the program gets its budget on top of those (shared, not exact).
+    The limit counts every task of a host uid. With a uid of its own per worker slot that is the
+    program, the sandbox's own processes and the slot's warm-start zygotes (`resident_tasks`);
+    sharing the worker's uid, it also counts every task that uid runs now, so the program gets its
+    budget on top of those (shared, not exact).
     """
     if sandbox.program_uid is None and os.geteuid() != 0:
         return own_processes + count_tasks(os.getuid())
-    return own_processes
+    return own_processes + resident_tasks(sandbox.program_uid)
 
 
 def program_environment(language: Language, home: str, tmpdir: str) -> dict[str, str]:

@@ -13,6 +13,26 @@ PR_SET_CHILD_SUBREAPER = 36
 _LIBC = ctypes.CDLL(None, use_errno=True)
 # A fork bomb refills the table while it is swept; each sweep kills all it sees, so few are needed.
 _MAX_SWEEPS = 50
+# Tasks that run as a program uid outside every run, by uid: a warm-start zygote's. RLIMIT_NPROC
+# counts them against each run of that uid, which is allowed them on top of its own budget.
+_RESIDENT_TASKS: dict[int, int] = {}
+_RESIDENT_LOCK = threading.Lock()
+
+
+def count_resident_tasks(uid: int, change: int) -> None:
+    """Record tasks that start (`change` > 0) or stop (< 0) running as `uid` outside every run."""
+    with _RESIDENT_LOCK:
+        count = _RESIDENT_TASKS.get(uid, 0) + change
+        if count > 0:
+            _RESIDENT_TASKS[uid] = count
+        else:
+            _RESIDENT_TASKS.pop(uid, None)
+
+
+def resident_tasks(uid: int | None) -> int:
+    """The tasks running as `uid` outside every run (`count_resident_tasks`)."""
+    with _RESIDENT_LOCK:
+        return 0 if uid is None else _RESIDENT_TASKS.get(uid, 0)
 
 
 def become_subreaper() -> None:

@@ -19,12 +19,13 @@ from executor.sandbox.cgroups import CgroupLimits
 from executor.sandbox.isolation import Sandbox
 from executor.sandbox.launch import program_environment
 from executor.sandbox.limits import MIB, Limits
+from executor.sandbox.processes import count_tasks
 from executor.sandbox.program import Program
 from executor.sandbox.rlimits import program_rlimits
 from executor.sandbox.runner import run_program
 from executor.sandbox.warm import backend
 from executor.sandbox.warm.backend import stop_zygotes
-from executor.sandbox.warm.zygote import ZYGOTE_MAIN, RunRequest, Zygote, host_pid
+from executor.sandbox.warm.zygote import ZYGOTE_MAIN, ZYGOTE_TASKS, RunRequest, Zygote, host_pid
 from tests.sandbox.conftest import Run
 from tests.stack import PID_1
 
@@ -290,7 +291,8 @@ def test_the_runner_s_warm_start_ends_a_program_as_its_cold_start_does(
     limits = Limits(**settings)
     cold = run_program(Program(code, stdin=stdin), limits, sandbox)
     warm = run_program(Program(code, stdin=stdin), limits, warm_sandbox)
-    assert backend._ZYGOTES["python"].runs == 1  # it did start warm: no silent fallback to cold
+    # It did start warm: no silent fallback to cold.
+    assert backend._ZYGOTES[warm_sandbox.program_uid, "python"].runs == 1
     assert [getattr(warm, name) for name in same] == [getattr(cold, name) for name in same], (cold, warm)
     if same == ENDING:
         assert warm.stderr.splitlines()[-1:] == cold.stderr.splitlines()[-1:]
@@ -305,6 +307,32 @@ def test_the_runner_starts_python_warm_where_it_may_and_cold_where_files_are_rea
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
     with_outputs = run_program(Program(PID_1, outputs=("*.txt",)), Limits(), warm_sandbox)
     assert with_outputs.stdout == "bwrap\n"
+
+
+FORKS_IT_CAN = """
+import os, time
+started = 0
+try:
+    for _ in range(200):
+        if os.fork() == 0:
+            time.sleep(2)
+            os._exit(0)
+        started += 1
+except OSError:
+    pass
+print(started)
+"""
+
+
+def test_a_cold_run_beside_its_slot_s_zygote_gets_the_whole_process_budget(warm_sandbox: Sandbox) -> None:
+    """The zygote runs as the slot's uid, which RLIMIT_NPROC counts: a cold run of that uid (here, one
+    whose files are read back) is allowed its tasks on top of its budget, as a warm run is."""
+    limits = Limits()
+    assert run_program(Program(FORKS_IT_CAN), limits, warm_sandbox).stdout == f"{limits.max_processes - 1}\n"
+    uid = warm_sandbox.program_uid
+    assert uid is not None and count_tasks(uid) == ZYGOTE_TASKS  # the zygote, resident between runs
+    cold = run_program(Program(FORKS_IT_CAN, outputs=("*.txt",)), limits, warm_sandbox)
+    assert cold.stdout == f"{limits.max_processes - 1}\n"
 
 
 def test_a_zygote_that_died_is_replaced_and_its_run_starts_cold(warm_sandbox: Sandbox) -> None:

@@ -2,8 +2,10 @@
 
 The runner calls `start` as it calls `backends.bwrap.start`, for the runs `starts_warm` says can
 start warm; a zygote that fails (`ZygoteFailed`) is replaced, and that run starts cold. Each worker
-process keeps one zygote per language, started at its first warm run and stopped with the process
-(`--die-with-parent`) or by `stop_zygotes`.
+process keeps one zygote per slot (the program uid its runs have) and language, started at its
+first warm run and stopped with the process (`--die-with-parent`) or by `stop_zygotes`. A worker
+process has one slot; a process that runs several slots at once (the bench's floor, one thread per
+slot) gets one zygote for each, since a zygote serves one run at a time.
 """
 
 import contextlib
@@ -16,9 +18,9 @@ from executor.sandbox.backends.bwrap import WORK_DIR, program_status, zygote_com
 from executor.sandbox.isolation import Isolation, Sandbox
 from executor.sandbox.launch import ProcessEnd, ReapedOnce, Run, Stdio, end_of, program_environment, text_args
 from executor.sandbox.limits import MIB
-from executor.sandbox.processes import send_kill
+from executor.sandbox.processes import count_resident_tasks, send_kill
 from executor.sandbox.rlimits import program_rlimits
-from executor.sandbox.warm.zygote import ZYGOTE_MAIN, RunRequest, Zygote, ZygoteFailed, host_pid
+from executor.sandbox.warm.zygote import ZYGOTE_MAIN, ZYGOTE_TASKS, RunRequest, Zygote, ZygoteFailed, host_pid
 
 # The languages that start warm: an interpreter that can fork a program it has not started yet.
 WARM_LANGUAGES = frozenset({"python"})
@@ -29,7 +31,8 @@ WARM_PROCESSES = 1
 STATUS_TIMEOUT_S = 5.0
 # A zygote's runs share its hash seed, fixed when its interpreter started: after this many, a new one.
 RUNS_PER_ZYGOTE = 1000
-_ZYGOTES: dict[str, Zygote] = {}
+# By (program uid, language id).
+_ZYGOTES: dict[tuple[int | None, str], Zygote] = {}
 
 
 def starts_warm(sandbox: Sandbox, language: Language, *, collects_files: bool, compiled: bool) -> bool:
@@ -62,7 +65,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
         pidfd = zygote.start_run(_request(run), stdio.stdin, stdio.stdout, stdio.stderr, release_read)
         zygote.runs += 1
     except (OSError, ZygoteFailed) as error:
-        _replace(run.language.id)
+        _replace(_key(run))
         raise ZygoteFailed(str(error)) from error
     finally:
         os.close(release_read)
@@ -71,7 +74,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
     try:
         run.cgroup.join(host_pid(pidfd))
     except OSError as error:  # never released: the program has not run, and never will
-        _replace(run.language.id)
+        _replace(_key(run))
         raise ZygoteFailed(f"could not put the warm run in its cgroup: {error}") from error
     os.write(release_write, b"1")
     return process
@@ -79,8 +82,8 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
 
 def stop_zygotes() -> None:
     """Stop every zygote of this process."""
-    for language in list(_ZYGOTES):
-        _replace(language)
+    for key in list(_ZYGOTES):
+        _replace(key)
 
 
 class WarmProcess(ReapedOnce):
@@ -140,10 +143,12 @@ def _request(run: Run) -> RunRequest:
 
 
 def _zygote_for(run: Run) -> Zygote:
-    """The language's zygote, started if there is none yet or the one there has run its share."""
-    zygote = _ZYGOTES.get(run.language.id)
+    """The slot's zygote of the run's language, started if there is none yet or the one there has
+    run its share."""
+    key = _key(run)
+    zygote = _ZYGOTES.get(key)
     if zygote is not None and zygote.runs >= RUNS_PER_ZYGOTE:
-        _replace(run.language.id)
+        _replace(key)
         zygote = None
     if zygote is None:
         # The interpreter and its flags, as the language runs its programs: what precedes the source.
@@ -151,20 +156,28 @@ def _zygote_for(run: Run) -> Zygote:
         zygote = Zygote.start(
             lambda fd: zygote_command(run.sandbox, interpreter, run.language, str(ZYGOTE_MAIN), fd)
         )
-        _ZYGOTES[run.language.id] = zygote
+        _ZYGOTES[key] = zygote
+        if key[0] is not None:
+            count_resident_tasks(key[0], ZYGOTE_TASKS)
     return zygote
+
+
+def _key(run: Run) -> tuple[int | None, str]:
+    return run.sandbox.program_uid, run.language.id
 
 
 def stop_zygote_of(zygote: Zygote) -> None:
     """Stop `zygote` if it is still a language's zygote of this process."""
-    for language, current in list(_ZYGOTES.items()):
+    for key, current in list(_ZYGOTES.items()):
         if current is zygote:
-            _replace(language)
+            _replace(key)
 
 
-def _replace(language: str) -> None:
-    """Stop the language's zygote; the next warm run starts a new one."""
-    zygote = _ZYGOTES.pop(language, None)
+def _replace(key: tuple[int | None, str]) -> None:
+    """Stop the zygote of this slot and language; the next warm run there starts a new one."""
+    zygote = _ZYGOTES.pop(key, None)
     if zygote is not None:
         with contextlib.suppress(OSError):
             zygote.stop()
+        if key[0] is not None:
+            count_resident_tasks(key[0], -ZYGOTE_TASKS)

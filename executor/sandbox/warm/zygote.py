@@ -20,6 +20,8 @@ from executor.sandbox.rlimits import RlimitSettings
 
 ZYGOTE_MAIN = Path(__file__).with_name("zygote_main.py")
 ANSWER_TIMEOUT_S = 2.0
+# The tasks a zygote runs as its slot's uid between runs: bubblewrap's and the zygote's.
+ZYGOTE_TASKS = 2
 
 
 class ZygoteFailed(Exception):
