@@ -5,6 +5,7 @@ import errno
 import os
 import shutil
 import signal
+import statistics
 import threading
 import uuid
 from collections.abc import Iterator
@@ -297,6 +298,32 @@ def test_the_runner_s_warm_start_ends_a_program_as_its_cold_start_does(
     if same == ENDING:
         assert warm.stderr.splitlines()[-1:] == cold.stderr.splitlines()[-1:]
         assert "zygote" not in warm.stderr
+
+
+# Programs whose peak memory a warm start must report as a cold start does: the interpreter alone,
+# with some of the standard library, and with 50 MiB of its own.
+MEMORY_PROBES = (
+    "print('hello')",
+    "import json, collections, re\nprint(json.dumps({'a': 1}))",
+    "data = bytearray(50 * 1024 * 1024)\ndata[::4096] = b'1' * len(data[::4096])\nprint(len(data))",
+)
+# How far apart the two may be: a warm run is charged the zygote's pages it writes to (copies),
+# a cold one those its interpreter's start writes, which differ by about a MiB.
+MEMORY_TOLERANCE_KB = 2048
+
+
+@pytest.mark.parametrize("code", MEMORY_PROBES)
+def test_a_warm_run_s_memory_kb_is_a_cold_run_s(sandbox: Sandbox, warm_sandbox: Sandbox, code: str) -> None:
+    """memory_kb is the run's cgroup peak on both paths (the medians of three runs each)."""
+
+    def peak(where: Sandbox) -> float:
+        found = [run_program(Program(code), Limits(), where).memory_kb for _ in range(3)]
+        assert None not in found
+        return statistics.median(value for value in found if value is not None)
+
+    cold, warm = peak(sandbox), peak(warm_sandbox)
+    assert backend._ZYGOTES[warm_sandbox.program_uid, "python"].runs == 3  # they did start warm
+    assert abs(warm - cold) <= MEMORY_TOLERANCE_KB, (cold, warm)
 
 
 def test_the_runner_starts_python_warm_where_it_may_and_cold_where_files_are_read_back(
