@@ -2,6 +2,7 @@
 
 import errno
 import os
+import signal
 import socket
 
 import pyseccomp as seccomp
@@ -117,11 +118,14 @@ ALLOWED_SOCKET_FAMILIES = frozenset({socket.AF_UNIX, socket.AF_INET, socket.AF_I
 # socket()'s type argument carries the type in its low bits (SOCK_TYPE_MASK), flags above them.
 SOCKET_TYPE_MASK = 0xF
 
-# prctl options (linux/prctl.h) refused: PR_SET_PDEATHSIG. The program gets SIGKILL as its parent-death
-# signal (kept across exec) before the filter is loaded: from bwrap's --die-with-parent (bwrap's pid 1
-# sets its own the same way) or from the rlimits-only child setup. Refused, the program cannot clear it
-# or choose another signal. PR_GET_PDEATHSIG and every other option stay allowed.
-REFUSED_PRCTL_OPTIONS = (1,)  # PR_SET_PDEATHSIG
+# prctl(PR_SET_PDEATHSIG) with any signal but SIGKILL is refused. The program gets SIGKILL as its
+# parent-death signal (kept across exec) before the filter is loaded: from bwrap's --die-with-parent
+# (bwrap's pid 1 sets its own the same way), from the rlimits-only child setup, or, on the warm path,
+# by itself under the filter its init loaded before forking it (docs/warm-start.md). Refused, the
+# program cannot clear it or choose another signal; setting SIGKILL again changes nothing, and a
+# process that sets it for itself only ends with its parent. PR_GET_PDEATHSIG and every other option
+# stay allowed.
+PR_SET_PDEATHSIG = 1
 
 
 def build_seccomp_filter() -> bytes:
@@ -165,8 +169,13 @@ def _add_process_rules(rules: seccomp.SyscallFilter) -> None:
     # Personality changes (no ASLR, READ_IMPLIES_EXEC, ...) are refused; only PER_LINUX is allowed.
     rules.add_rule(refuse, "personality", seccomp.Arg(0, seccomp.NE, 0))
     # The kernel reads the option as a 32-bit int: the mask keeps high bits from slipping one past.
-    for option in REFUSED_PRCTL_OPTIONS:
-        rules.add_rule(refuse, "prctl", seccomp.Arg(0, seccomp.MASKED_EQ, 0xFFFFFFFF, option))
+    # The signal is an unsigned long, compared whole.
+    rules.add_rule(
+        refuse,
+        "prctl",
+        seccomp.Arg(0, seccomp.MASKED_EQ, 0xFFFFFFFF, PR_SET_PDEATHSIG),
+        seccomp.Arg(1, seccomp.NE, signal.SIGKILL),
+    )
 
 
 def _add_socket_rules(rules: seccomp.SyscallFilter) -> None:

@@ -445,6 +445,17 @@ def test_prctl_set_pdeathsig_is_refused(run: Run, run_marked: Run, option: int) 
     assert_refused(run, run_marked, f"print(syscall({number('prctl')}, {option}, 15))", "EPERM")
 
 
+def test_prctl_set_pdeathsig_to_sigkill_is_allowed_and_changes_nothing(run: Run) -> None:
+    """The warm path's program sets it under its init's filter; anywhere, it is the signal it has."""
+    code = (
+        f"print(syscall({number('prctl')}, {PR_SET_PDEATHSIG}, 9))\n"
+        "death_signal = ctypes.c_int(-1)\n"
+        f"syscall({number('prctl')}, {PR_GET_PDEATHSIG}, ctypes.addressof(death_signal))\n"
+        "print(death_signal.value)\n"
+    )
+    assert answers(run, code) == ["OK", "9"]
+
+
 def test_other_prctl_options_work_and_the_death_signal_set_before_the_filter_stays(run: Run) -> None:
     code = (
         "death_signal = ctypes.c_int(-1)\n"

@@ -14,7 +14,7 @@ run's data. `ping` is answered `pong`.
 For each run, the zygote forks the run's init into a fresh pid namespace (pid 1 there). The init
 takes fresh mount, network and ipc namespaces, sends the worker a pidfd of itself, waits until the
 worker has put it in the run's cgroup, sets up its filesystem, drops to uid 1000 in a user namespace of
-its own and forks the program (pid 2), which loads the filter and runs as `__main__`. The zygote reaps
+its own, loads the filter and forks the program (pid 2), which runs as `__main__`. The zygote reaps
 the init, reports its wait status (`status <n>`) and waits for the next message.
 """
 
@@ -161,21 +161,22 @@ def _init(worker: socket.socket, fds: list[int]) -> None:
     # read or write, and with SIGINT ignored, Python's handler cannot be made to end it.
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The filter, for the init (it runs nothing of the client's, but who knows) and, inherited, the
+    # program: loaded once.
+    _load_seccomp(request["seccomp"])
     program = os.fork()
     if program == 0:
         try:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
-            # Dies with its init, as bubblewrap's program does; then the filter, which refuses that.
+            # Dies with its init, as bubblewrap's program does (the filter allows SIGKILL only).
             _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "parent-death signal")
-            _load_seccomp(request["seccomp"])
             for target, fd in enumerate((stdin, stdout, stderr)):
                 os.dup2(fd, target)
             os.closerange(3, 1 << 16)
             _run_as_main(request)
         finally:
             os._exit(1)  # set-up failed: nothing of the zygote's reaches the program's streams
-    _load_seccomp(request["seccomp"])  # the init too: it runs nothing of the client's, but who knows
     os.closerange(0, 1 << 16)  # the program's streams end with the program, not with its init
     while True:
         pid, status = os.waitpid(-1, 0)
