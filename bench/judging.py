@@ -47,7 +47,14 @@ PROGRAMS = {
 def judging_request(language: str) -> dict[str, Any]:
     """The program of `language` against CASES cases of a + b, each with its expected output."""
     tests = [{"stdin": f"{n} {n * 7}", "expected_output": str(n * 8)} for n in range(CASES)]
-    return {"code": PROGRAMS[language], "language": language, "tests": tests, "checker": {"type": "tokens"}}
+    # A case's timeout (2 s) such that 100 of them, with the compile's, fit a job's limit.
+    return {
+        "code": PROGRAMS[language],
+        "language": language,
+        "timeout": 2,
+        "tests": tests,
+        "checker": {"type": "tokens"},
+    }
 
 
 def starts_warm(language: str) -> bool:
