@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -108,7 +109,21 @@ def warm_runner(workload: Workload) -> Runner | None:
     language = sandbox.languages[workload.language]
     if not starts_warm(sandbox, language, collects_files=False, compiled=language.compiled):
         return None
-    return sandbox_runner(workload, warm=True)
+    runner = sandbox_runner(workload, warm=True)
+
+    def run(token: str, index: int) -> tuple[str, str]:
+        return _slot_thread(index).submit(runner, token, index).result()
+
+    return run
+
+
+@cache
+def _slot_thread(index: int) -> ThreadPoolExecutor:
+    """The one thread, for the life of this process, that runs the warm floor's runner `index`: a
+    zygote dies with the thread that started it (bubblewrap's --die-with-parent is a parent-death
+    signal, which follows the thread), and the floor's runner threads end with each phase. A worker
+    runs its jobs in its main thread."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"warm-floor-{index}")
 
 
 def bare_runner(workload: Workload) -> Runner:
