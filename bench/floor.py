@@ -320,8 +320,9 @@ def floor_ratios(
 
 def main(argv: list[str]) -> int:
     """`python -m bench.floor [--rounds R] [--jobs N] [--clients C] [--parallel P] [--workload W]`:
-    the three floors alone, back to back in each round; per round their jobs/s, then the medians of
-    the rounds' ratios. Exit 1 if a job failed or the time limit cut the run short."""
+    the floors alone (cold, warm where the workload starts warm, plain bwrap, bare), back to back in
+    each round; per round their jobs/s, then the medians of the rounds' ratios. Exit 1 if a job
+    failed or the time limit cut the run short."""
     import argparse
 
     from bench.measure import floor_phase
@@ -346,6 +347,7 @@ def main(argv: list[str]) -> int:
     deadline = Deadline(args.time_limit)
     runners: dict[str, Runner | None] = {
         "floor": sandbox_runner(workload),
+        "warm_floor": warm_runner(workload),
         **({"floor_chain": sandbox_runner(workload, starter=False)} if args.with_chain else {}),
         "plain_bwrap": plain_bwrap_runner(workload),
         "bare": bare_runner(workload),
@@ -369,7 +371,9 @@ def main(argv: list[str]) -> int:
             )
             figures[name] = summarize(phase)
             failed += figures[name]["wrong_or_failed"]
-        ratios = floor_ratios(figures["floor"], figures["plain_bwrap"], figures["bare"])
+        ratios = floor_ratios(
+            figures["floor"], figures["plain_bwrap"], figures["bare"], figures["warm_floor"]
+        )
         if args.with_chain:
             chain = floor_ratios(figures["floor_chain"], figures["plain_bwrap"], figures["bare"])
             ratios["floor_chain_to_plain_bwrap"] = chain["floor_to_plain_bwrap"]
@@ -379,7 +383,7 @@ def main(argv: list[str]) -> int:
         )
         listed = "  ".join(f"{key} {value:.3f}" for key, value in ratios.items() if value is not None)
         print(f"round {number}: jobs/s {rates}  |  {listed}", flush=True)
-    for key in ("floor_to_plain_bwrap", "floor_to_bare", "floor_chain_to_plain_bwrap"):
+    for key in ("floor_to_plain_bwrap", "floor_to_bare", "warm_floor_to_floor", "floor_chain_to_plain_bwrap"):
         known = [item[key] for item in rounds if item.get(key) is not None]
         if known:
             print(f"{key}: median {statistics.median(known):.3f} of {len(known)} rounds", flush=True)

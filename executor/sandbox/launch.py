@@ -135,6 +135,17 @@ def process_allowance(sandbox: Sandbox, own_processes: int) -> int:
     return own_processes + resident_tasks(sandbox.program_uid)
 
 
+def memfd_holding(name: str, data: bytes, cleanup: contextlib.ExitStack) -> int:
+    """An anonymous file holding `data`, to be read from its start by whoever gets the fd (bwrap, a
+    zygote's run); close-on-exec here, closed by `cleanup`."""
+    fd = os.memfd_create(name)
+    cleanup.callback(os.close, fd)
+    view = memoryview(data)
+    while view:
+        view = view[os.pwrite(fd, view, len(data) - len(view)) :]
+    return fd
+
+
 def program_environment(language: Language, home: str, tmpdir: str) -> dict[str, str]:
     """A program's whole environment, built from scratch: the language's variables, then the
     sandbox's own (which the language cannot override). Nothing of the worker's is inherited."""

@@ -5,11 +5,14 @@ import errno
 import os
 import shutil
 import signal
+import socket
 import statistics
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +28,9 @@ from executor.sandbox.program import Program
 from executor.sandbox.rlimits import program_rlimits
 from executor.sandbox.runner import run_program
 from executor.sandbox.warm import backend
+from executor.sandbox.warm import zygote as zygote_module
 from executor.sandbox.warm.backend import stop_zygotes
-from executor.sandbox.warm.zygote import ZYGOTE_MAIN, ZYGOTE_TASKS, RunRequest, Zygote, host_pid
+from executor.sandbox.warm.zygote import ZYGOTE_MAIN, ZYGOTE_TASKS, RunRequest, Zygote, ZygoteFailed, host_pid
 from tests.sandbox.conftest import Run
 from tests.stack import PID_1
 
@@ -60,21 +64,25 @@ def zygote(sandbox: Sandbox) -> Iterator[Zygote]:
     started.stop()
 
 
+def _request(sandbox: Sandbox, code: str = "pass", args: tuple[str, ...] = ()) -> RunRequest:
+    """A run's request, as the worker makes it (`warm.backend`), with the test's small disk."""
+    return RunRequest(
+        files=(("main.py", code.encode()),),
+        args=args,
+        env=ENVIRONMENT,
+        rlimits=program_rlimits(Limits(), 4, memory_in_cgroup=True),
+        disk_bytes=32 * MIB,
+        disk_inodes=1024,
+        seccomp_filter=sandbox.seccomp_filter,
+    )
+
+
 def warm_run(
     zygote: Zygote, sandbox: Sandbox, code: str, stdin: bytes = b"", args: tuple[str, ...] = ()
 ) -> Ran:
     """One run through the zygote, in a cgroup of its own, as the worker will make it."""
     assert sandbox.cgroups is not None
-    limits = Limits()
-    request = RunRequest(
-        files=(("main.py", code.encode()),),
-        args=args,
-        env=ENVIRONMENT,
-        rlimits=program_rlimits(limits, 4, memory_in_cgroup=True),
-        disk_bytes=32 * MIB,
-        disk_inodes=1024,
-        seccomp_filter=sandbox.seccomp_filter,
-    )
+    request = _request(sandbox, code, args)
     cgroup = sandbox.cgroups.make(f"zygote-test-{uuid.uuid4().hex[:8]}", CgroupLimits(256 * MIB, 64))
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()
@@ -369,6 +377,49 @@ def test_a_zygote_that_died_is_replaced_and_its_run_starts_cold(warm_sandbox: Sa
     zygote.process.wait()
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "bwrap\n"  # cold, this once
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"  # a new zygote
+
+
+def test_a_zygote_that_answers_a_run_late_is_replaced_and_its_run_starts_cold(
+    warm_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
+    (zygote,) = backend._ZYGOTES.values()
+    (zygote_pid,) = map(
+        int, Path(f"/proc/{zygote.process.pid}/task/{zygote.process.pid}/children").read_text().split()
+    )
+    monkeypatch.setattr(zygote_module, "ANSWER_TIMEOUT_S", 0.3)
+    os.kill(zygote_pid, signal.SIGSTOP)  # it will answer nothing
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "bwrap\n"  # cold, this once
+    assert not backend._ZYGOTES and not os.path.exists(f"/proc/{zygote_pid}")  # replaced, and gone
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"  # a new zygote
+
+
+def test_a_zygote_that_answers_a_run_wrong_fails_it(sandbox: Sandbox) -> None:
+    """Anything but a pidfd for a run is a failure (the runner then replaces the zygote and starts
+    the run cold, as for a late answer above)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    stand_in = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    zygote = Zygote(stand_in, ours)
+
+    def answer_wrong() -> None:
+        _, fds, _, _ = socket.recv_fds(theirs, 64, 5)
+        for fd in fds:
+            os.close(fd)
+        theirs.send(b"pong")
+
+    answering = threading.Thread(target=answer_wrong)
+    answering.start()
+    read, write = os.pipe()
+    try:
+        with pytest.raises(ZygoteFailed, match="answered b'pong' to a run"):
+            zygote.start_run(_request(sandbox), read, write, write, read)
+    finally:
+        answering.join()
+        for fd in (read, write):
+            os.close(fd)
+        theirs.close()
+        stand_in.kill()
+        zygote.stop()
 
 
 def test_a_warm_program_shows_the_command_line_of_a_cold_one(

@@ -20,6 +20,7 @@ from executor.sandbox.launch import (
     Run,
     Stdio,
     end_of,
+    memfd_holding,
     process_allowance,
     program_environment,
     program_user,
@@ -66,11 +67,11 @@ def is_installed(path: str) -> bool:
 
 def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "BwrapProcess":
     """Spawn bwrap with the run's files and the filter passed as fds; `cleanup` closes what this opens."""
-    file_fds = [_memfd("file", data, cleanup) for _, data in run.files]
+    file_fds = [memfd_holding("file", data, cleanup) for _, data in run.files]
     pass_fds = list(file_fds)
     seccomp_args: list[str] = []
     if run.sandbox.seccomp_filter:
-        seccomp_fd = _memfd("seccomp", run.sandbox.seccomp_filter, cleanup)
+        seccomp_fd = memfd_holding("seccomp", run.sandbox.seccomp_filter, cleanup)
         pass_fds.append(seccomp_fd)
         seccomp_args = ["--seccomp", str(seccomp_fd)]
     status_read, status_write = os.pipe2(os.O_CLOEXEC)
@@ -251,16 +252,6 @@ def _files(files: tuple[tuple[str, bytes], ...], fds: list[int]) -> list[str]:
                 args += ["--dir", f"{WORK_DIR}/{folder}"]
         args += ["--perms", "0644", "--file", str(fd), f"{WORK_DIR}/{path}"]
     return args
-
-
-def _memfd(name: str, data: bytes, cleanup: ExitStack) -> int:
-    """An anonymous file holding `data`, read from its start by bwrap (close-on-exec here)."""
-    fd = os.memfd_create(name)
-    cleanup.callback(os.close, fd)
-    view = memoryview(data)
-    while view:
-        view = view[os.pwrite(fd, view, len(data) - len(view)) :]
-    return fd
 
 
 def program_status(exit_code: int) -> tuple[int | None, int | None]:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from executor.sandbox.launch import memfd_holding
 from executor.sandbox.rlimits import RlimitSettings
 
 ZYGOTE_MAIN = Path(__file__).with_name("zygote_main.py")
@@ -99,7 +100,8 @@ class Zygote:
     def start_run(self, request: RunRequest, stdin: int, stdout: int, stderr: int, release: int) -> int:
         """Hand the zygote a run; a pidfd of the run's init (pid 1 of its namespaces), which waits for
         a byte on `release` before it does anything the program asked for."""
-        with _memfd(request.encoded()) as request_fd:
+        with contextlib.ExitStack() as cleanup:
+            request_fd = memfd_holding("run", request.encoded(), cleanup)
             socket.send_fds(self.connection, [b"run"], [request_fd, stdin, stdout, stderr, release])
         if not select.select([self.connection], [], [], ANSWER_TIMEOUT_S)[0]:
             raise ZygoteFailed(f"the zygote did not answer a run within {ANSWER_TIMEOUT_S} s")
@@ -150,14 +152,3 @@ def host_pid(pidfd: int) -> int:
         if line.startswith("Pid:"):
             return int(line.split()[1])
     raise ZygoteFailed("a pidfd without a pid")
-
-
-@contextlib.contextmanager
-def _memfd(data: bytes):  # type: ignore[no-untyped-def]
-    fd = os.memfd_create("run")
-    try:
-        os.write(fd, data)
-        os.lseek(fd, 0, os.SEEK_SET)
-        yield fd
-    finally:
-        os.close(fd)
