@@ -67,6 +67,19 @@ class _CapData(ctypes.Structure):
     ]
 
 
+class Ready:
+    """What the zygote works out once for all its runs, before it forks any (a plain class: the
+    zygote imports no more than it needs)."""
+
+    __slots__ = ("argument_area", "zygote_modules")
+
+    def __init__(self, zygote_modules: tuple[str, ...], argument_area: tuple[int, int]) -> None:
+        # The modules it imported beyond a cold start's, which each program drops.
+        self.zygote_modules = zygote_modules
+        # Where its argument strings lie (arg_start, arg_end), which a program writes its command over.
+        self.argument_area = argument_area
+
+
 def _check(result: int, what: str) -> None:
     if result != 0:
         error = ctypes.get_errno()
@@ -89,6 +102,8 @@ def serve(worker: socket.socket) -> None:
     # caller's next child in a new one, and cannot be repeated until the caller's children are back in
     # its own.
     own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    _warm_up()
+    ready = Ready(tuple(set(sys.modules) - COLD_START_MODULES), _argument_area())
     # What the zygote allocated is never collected again: a collection in a run would write to every
     # page of it, each a copy-on-write fault.
     gc.freeze()
@@ -99,14 +114,26 @@ def serve(worker: socket.socket) -> None:
         if message == b"ping":
             worker.send(b"pong")
         elif message == b"run" and len(fds) == 5:
-            _run(worker, fds, own_pid_namespace)
+            _run(worker, fds, own_pid_namespace, ready)
         else:
             for fd in fds:
                 os.close(fd)
             worker.send(b"error unexpected message")
 
 
-def _run(worker: socket.socket, fds: list[int], own_pid_namespace: int) -> None:
+def _warm_up() -> None:
+    """Do once here the first uses every run would otherwise pay for in its init and its program
+    (the compiler's, the JSON decoder's, each C function's lookup in libc): a first use writes to
+    pages of the zygote's heap, and each such page written after a fork is a copy-on-write fault.
+    None of it reads a run's data."""
+    compile("pass\n", PROGRAM, "exec")
+    json.loads('{"files": [["main.py", "00"]], "args": [], "rlimits": [[0, 1, 1]], "seccomp": ""}')
+    bytes.fromhex("00")
+    for name in ("mount", "unshare", "setns", "prctl", "capset"):
+        getattr(_libc, name)
+
+
+def _run(worker: socket.socket, fds: list[int], own_pid_namespace: int, ready: "Ready") -> None:
     """Fork the run's init into a pid namespace of its own, wait for it, and report its end."""
     try:
         _check(_libc.unshare(NEW_PID), "unshare pid")
@@ -121,7 +148,7 @@ def _run(worker: socket.socket, fds: list[int], own_pid_namespace: int) -> None:
         init = None
     if init == 0:
         try:
-            _init(worker, fds)
+            _init(worker, fds, ready)
         finally:
             os._exit(1)  # set-up failed: the worker hears it from the status (or the missing pidfd)
     for fd in fds:
@@ -131,7 +158,7 @@ def _run(worker: socket.socket, fds: list[int], own_pid_namespace: int) -> None:
         worker.send(f"status {status}".encode())
 
 
-def _init(worker: socket.socket, fds: list[int]) -> None:
+def _init(worker: socket.socket, fds: list[int], ready: "Ready") -> None:
     """Pid 1 of the run, in the run's cgroup, with its own namespaces, filesystem and user: the run's
     init, as bubblewrap's is on the cold path. It forks the program (pid 2), reaps what ends, and when
     the program ends, exits with its exit code, or 128 + the signal that killed it, as bubblewrap
@@ -174,7 +201,7 @@ def _init(worker: socket.socket, fds: list[int]) -> None:
             for target, fd in enumerate((stdin, stdout, stderr)):
                 os.dup2(fd, target)
             os.closerange(3, 1 << 16)
-            _run_as_main(request)
+            _run_as_main(request, ready)
         finally:
             os._exit(1)  # set-up failed: nothing of the zygote's reaches the program's streams
     os.closerange(0, 1 << 16)  # the program's streams end with the program, not with its init
@@ -240,16 +267,19 @@ def _drop_capabilities() -> None:
     _check(_libc.capset(ctypes.byref(header), ctypes.byref((_CapData * 2)())), "capset")
 
 
-def _run_as_main(request: dict) -> None:  # type: ignore[type-arg]
+def _run_as_main(request: dict, ready: "Ready") -> None:  # type: ignore[type-arg]
     """Run /work/main.py as a cold `python3 main.py` would (a fresh `__main__` module, the program's
     own folder first on sys.path, argv[0] as given), and end as it would. What the zygote imported
     is dropped from sys.modules first: a program that imports it gets a fresh module (`random` with
     a fresh seed), as a cold start would."""
-    os.environ.clear()
-    os.environ.update(request["env"])
+    if dict(os.environ) != request["env"]:  # the zygote's is a program's already
+        os.environ.clear()
+        os.environ.update(request["env"])
     os.chdir("/work")
     sys.argv = ["main.py", *request["args"]]
-    _show_command_line([sys.executable, *sys.orig_argv[1:-3], "main.py", *request["args"]])
+    _show_command_line(
+        [sys.executable, *sys.orig_argv[1:-3], "main.py", *request["args"]], ready.argument_area
+    )
     sys.path[0] = "/work"
     main = types.ModuleType("__main__")
     main.__dict__.update(
@@ -260,7 +290,7 @@ def _run_as_main(request: dict) -> None:  # type: ignore[type-arg]
         __annotations__={},
     )
     sys.modules["__main__"] = main
-    for name in set(sys.modules) - COLD_START_MODULES:
+    for name in ready.zygote_modules:
         del sys.modules[name]
     status = 0
     try:
@@ -276,16 +306,21 @@ def _run_as_main(request: dict) -> None:  # type: ignore[type-arg]
     os._exit(_finish(status))
 
 
-def _show_command_line(words: list[str]) -> None:
-    """Make /proc/<pid>/cmdline say what a cold start's says (`python3 -E -s main.py args`), as far
-    as the room the zygote's arguments leave (its last one is padding for this,
-    `backends.bwrap.ZYGOTE_COMMAND_LINE_ROOM`): written over the process's own argument strings,
-    whose place /proc/self/stat gives (arg_start, arg_end), as setproctitle does, so `ps` and the
-    host see the program."""
+def _argument_area() -> tuple[int, int]:
+    """Where the process's argument strings lie (arg_start, arg_end, from /proc/self/stat): the
+    same in every process forked from it."""
     with open("/proc/self/stat", "rb") as stat:
         fields = stat.read().rpartition(b")")[2].split()
     # proc(5) numbers the fields from 1, the command (2) included; after it, field n is at n - 3.
-    start, end = int(fields[48 - 3]), int(fields[49 - 3])
+    return int(fields[48 - 3]), int(fields[49 - 3])
+
+
+def _show_command_line(words: list[str], area: tuple[int, int]) -> None:
+    """Make /proc/<pid>/cmdline say what a cold start's says (`python3 -E -s main.py args`), as far
+    as the room the zygote's arguments leave (its last one is padding for this,
+    `backends.bwrap.ZYGOTE_COMMAND_LINE_ROOM`): written over the process's own argument strings
+    (`area`), as setproctitle does, so `ps` and the host see the program."""
+    start, end = area
     text = b"\0".join(word.encode(errors="replace") for word in words)[: end - start - 1]
     ctypes.memmove(start, text.ljust(end - start, b"\0"), end - start)
 
