@@ -37,20 +37,8 @@ print('forked', flush=True)
 time.sleep(60)
 """
 # Forks until refused, holds the children while the other job does the same, reports how many it got.
-BOMB = """
-import os, time
-started = 0
-try:
-    for _ in range(200):
-        if os.fork() == 0:
-            time.sleep(3)
-            os._exit(0)
-        started += 1
-except OSError:
-    pass
-time.sleep(1.5)
-print(started)
-"""
+BOMB = (REPO / "tests" / "programs" / "fork_until_refused.py").read_text()
+BOMB_ARGS = ["3", "1.5"]
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="job cgroups and program uids need root")
 
@@ -162,10 +150,8 @@ def test_two_fork_bombs_at_once_on_two_workers_each_get_the_whole_process_budget
     while len(idle_live_workers(redis_client, client)) < 2:
         assert time.monotonic() < idle_before, "fewer than two workers became idle"
         time.sleep(0.1)
-    job_ids = [
-        client.post("/api/v1/execute", json={"code": BOMB, "timeout": 10}).get_json()["job_id"]
-        for _ in range(2)
-    ]
+    bomb = {"code": BOMB, "args": BOMB_ARGS, "timeout": 10}
+    job_ids = [client.post("/api/v1/execute", json=bomb).get_json()["job_id"] for _ in range(2)]
     views = [poll_until(client, job_id, {"success", "failed", "timeout"}) for job_id in job_ids]
     # Each program is one of its own budget's processes; a budget shared by both would give 63 in all.
     assert [int(view["stdout"]) for view in views] == [settings.max_processes - 1] * 2

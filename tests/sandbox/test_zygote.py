@@ -32,7 +32,7 @@ from executor.sandbox.warm import zygote as zygote_module
 from executor.sandbox.warm.backend import stop_zygotes
 from executor.sandbox.warm.zygote import ZYGOTE_MAIN, ZYGOTE_TASKS, RunRequest, Zygote, ZygoteFailed, host_pid
 from tests.sandbox.conftest import Run
-from tests.stack import PID_1
+from tests.stack import PID_1, REPO
 
 PYTHON = build_languages(default_python())["python"]
 ENVIRONMENT = program_environment(PYTHON, home=WORK_DIR, tmpdir="/tmp")
@@ -344,29 +344,18 @@ def test_the_runner_starts_python_warm_where_it_may_and_cold_where_files_are_rea
     assert with_outputs.stdout == "bwrap\n"
 
 
-FORKS_IT_CAN = """
-import os, time
-started = 0
-try:
-    for _ in range(200):
-        if os.fork() == 0:
-            time.sleep(2)
-            os._exit(0)
-        started += 1
-except OSError:
-    pass
-print(started)
-"""
+FORKS_IT_CAN = (REPO / "tests" / "programs" / "fork_until_refused.py").read_text()
 
 
 def test_a_cold_run_beside_its_slot_s_zygote_gets_the_whole_process_budget(warm_sandbox: Sandbox) -> None:
     """The zygote runs as the slot's uid, which RLIMIT_NPROC counts: a cold run of that uid (here, one
     whose files are read back) is allowed its tasks on top of its budget, as a warm run is."""
     limits = Limits()
-    assert run_program(Program(FORKS_IT_CAN), limits, warm_sandbox).stdout == f"{limits.max_processes - 1}\n"
+    forks = Program(FORKS_IT_CAN, args=("2", "0"))
+    assert run_program(forks, limits, warm_sandbox).stdout == f"{limits.max_processes - 1}\n"
     uid = warm_sandbox.program_uid
     assert uid is not None and count_tasks(uid) == ZYGOTE_TASKS  # the zygote, resident between runs
-    cold = run_program(Program(FORKS_IT_CAN, outputs=("*.txt",)), limits, warm_sandbox)
+    cold = run_program(replace(forks, outputs=("*.txt",)), limits, warm_sandbox)
     assert cold.stdout == f"{limits.max_processes - 1}\n"
 
 

@@ -76,7 +76,8 @@ class Ready:
     def __init__(self, zygote_modules: tuple[str, ...], argument_area: tuple[int, int]) -> None:
         # The modules it imported beyond a cold start's, which each program drops.
         self.zygote_modules = zygote_modules
-        # Where its argument strings lie (arg_start, arg_end), which a program writes its command over.
+        # Where its argument strings lie (arg_start, arg_end), the same in every process it forks:
+        # each program writes its command line over them.
         self.argument_area = argument_area
 
 
@@ -277,9 +278,8 @@ def _run_as_main(request: dict, ready: "Ready") -> None:  # type: ignore[type-ar
         os.environ.update(request["env"])
     os.chdir("/work")
     sys.argv = ["main.py", *request["args"]]
-    _show_command_line(
-        [sys.executable, *sys.orig_argv[1:-3], "main.py", *request["args"]], ready.argument_area
-    )
+    command = [sys.executable, *sys.orig_argv[1:-3], "main.py", *request["args"]]
+    _show_command_line(command, ready.argument_area)
     sys.path[0] = "/work"
     main = types.ModuleType("__main__")
     main.__dict__.update(
@@ -290,8 +290,12 @@ def _run_as_main(request: dict, ready: "Ready") -> None:  # type: ignore[type-ar
         __annotations__={},
     )
     sys.modules["__main__"] = main
+    # What the zygote imported, then anything imported since (a first use may import lazily).
     for name in ready.zygote_modules:
         del sys.modules[name]
+    if len(sys.modules) != len(COLD_START_MODULES):
+        for name in set(sys.modules) - COLD_START_MODULES:
+            del sys.modules[name]
     status = 0
     try:
         with open(PROGRAM, "rb") as source:
