@@ -134,7 +134,7 @@ def _warm_up() -> None:
         getattr(_libc, name)
 
 
-def _run(worker: socket.socket, fds: list[int], own_pid_namespace: int, ready: "Ready") -> None:
+def _run(worker: socket.socket, fds: list[int], own_pid_namespace: int, ready: Ready) -> None:
     """Fork the run's init into a pid namespace of its own, wait for it, and report its end."""
     try:
         _check(_libc.unshare(NEW_PID), "unshare pid")
@@ -159,7 +159,7 @@ def _run(worker: socket.socket, fds: list[int], own_pid_namespace: int, ready: "
         worker.send(f"status {status}".encode())
 
 
-def _init(worker: socket.socket, fds: list[int], ready: "Ready") -> None:
+def _init(worker: socket.socket, fds: list[int], ready: Ready) -> None:
     """Pid 1 of the run, in the run's cgroup, with its own namespaces, filesystem and user: the run's
     init, as bubblewrap's is on the cold path. It forks the program (pid 2), reaps what ends, and when
     the program ends, exits with its exit code, or 128 + the signal that killed it, as bubblewrap
@@ -268,7 +268,7 @@ def _drop_capabilities() -> None:
     _check(_libc.capset(ctypes.byref(header), ctypes.byref((_CapData * 2)())), "capset")
 
 
-def _run_as_main(request: dict, ready: "Ready") -> None:  # type: ignore[type-arg]
+def _run_as_main(request: dict, ready: Ready) -> None:  # type: ignore[type-arg]
     """Run /work/main.py as a cold `python3 main.py` would (a fresh `__main__` module, the program's
     own folder first on sys.path, argv[0] as given), and end as it would. What the zygote imported
     is dropped from sys.modules first: a program that imports it gets a fresh module (`random` with
