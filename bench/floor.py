@@ -98,16 +98,22 @@ def sandbox_runner(workload: Workload, starter: bool = True, warm: bool = False)
     return run
 
 
-def warm_runner(workload: Workload) -> Runner | None:
-    """The warm floor: `sandbox_runner` starting programs warm, or None where this workload's runs
-    cannot start warm (its language, or a sandbox without bubblewrap, cgroups or a uid per slot)."""
+def starts_warm_here(language: str) -> bool:
+    """Whether a worker with its default settings starts this language's programs warm here (the
+    language, and a sandbox with bubblewrap, cgroups and a uid per slot)."""
     from dataclasses import replace
 
     from executor.sandbox.warm.backend import starts_warm
 
     sandbox = replace(_sandbox(0), warm_start=True)
-    language = sandbox.languages[workload.language]
-    if not starts_warm(sandbox, language, collects_files=False, compiled=language.compiled):
+    found = sandbox.languages[language]
+    return starts_warm(sandbox, found, collects_files=False, compiled=found.compiled)
+
+
+def warm_runner(workload: Workload) -> Runner | None:
+    """The warm floor: `sandbox_runner` starting programs warm, or None where this workload's runs
+    cannot start warm (`starts_warm_here`)."""
+    if not starts_warm_here(workload.language):
         return None
     runner = sandbox_runner(workload, warm=True)
 
@@ -204,7 +210,7 @@ def plain_bwrap_runner(workload: Workload) -> Runner | None:
         "--ro-bind",
         "/usr",
         "/usr",
-        *_root_links(bwrap.ROOT_LINKS),
+        *bwrap.root_links(),
         "--proc",
         "/proc",
         *(arg for device in bwrap.DEVICES for arg in ("--dev-bind", device, device)),
@@ -233,17 +239,6 @@ def plain_bwrap_runner(workload: Workload) -> Runner | None:
         return status, done.stdout.decode(errors="replace")
 
     return run
-
-
-def _root_links(paths: tuple[str, ...]) -> list[str]:
-    """The merged-usr links as the sandbox shows them: symlinks where the host has them."""
-    args: list[str] = []
-    for path in paths:
-        if os.path.islink(path):
-            args += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            args += ["--ro-bind", path, path]
-    return args
 
 
 @dataclass

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from bench.client import Connection
-from bench.floor import _sandbox
+from bench.floor import _sandbox, starts_warm_here
 from bench.pool import Deadline
 from bench.report import json_line
 from bench.stack import running_stack
@@ -55,17 +55,6 @@ def judging_request(language: str) -> dict[str, Any]:
         "tests": tests,
         "checker": {"type": "tokens"},
     }
-
-
-def starts_warm(language: str) -> bool:
-    """Whether the workers (with their default settings) start this language's cases warm here."""
-    from dataclasses import replace
-
-    from executor.sandbox.warm.backend import starts_warm as may_start_warm
-
-    sandbox = replace(_sandbox(0), warm_start=True)
-    found = sandbox.languages[language]
-    return may_start_warm(sandbox, found, collects_files=False, compiled=found.compiled)
 
 
 def floor_seconds(request: dict[str, Any], warm: bool = False) -> float:
@@ -117,7 +106,7 @@ def run_judging(workers: int, rounds: int, deadline: Deadline) -> dict[str, Any]
         connection = Connection(stack.base_url)
         for language in PROGRAMS:
             request = judging_request(language)
-            warm = starts_warm(language)
+            warm = starts_warm_here(language)
             service_seconds(connection, request)  # warm: the workers' first job of a language
             floor_seconds(request, warm)
             ratios, floors, services, cold_floors = [], [], [], []

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bench import judging, measure, redis_ceiling, streams, web_cost, worker_cost
-from bench.floor import _sandbox, bare_runner, warm_runner
+from bench.floor import _sandbox, bare_runner, starts_warm_here, warm_runner
 from bench.pool import Deadline
 from bench.procstat import idle_s, zygote_cpu_s, zygote_memory_mib
 from bench.stack import running_stack
@@ -124,7 +124,7 @@ def test_the_warm_floors_start_their_runs_warm_and_count_the_zygote_s_cpu_and_me
         for index in (0, 1):  # one zygote per runner (slot), as the floor's threads need
             token = new_token()
             assert runner(token, index)[0] == "success"
-        assert judging.starts_warm("python") and not judging.starts_warm("c")
+        assert starts_warm_here("python") and not starts_warm_here("c")
         assert judging.floor_seconds(judging.judging_request("python"), warm=True) > 0
         # The judging floor runs in runner 0's slot (this process may hold other zygotes of its own).
         runs = [backend._ZYGOTES[_sandbox(index).program_uid, "python"].runs for index in (0, 1)]

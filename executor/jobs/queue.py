@@ -238,14 +238,13 @@ class JobQueue:
         return self._snapshot(job_id, owner, self._read_snapshot(self.connection, job_id, pace_ms=pace_ms))
 
     def find_many(self, job_ids: Sequence[str], owner: str | None) -> list[Snapshot]:
-        """The client's jobs with these ids, as `find` reads one, all in one round trip: bare
-        EVALSHAs (a Script on a pipeline first asks Redis whether it exists, a round trip more),
-        and once more after loading the script where Redis has lost it (a restart)."""
+        """The client's jobs with these ids, as `find` reads one, all in one round trip
+        (`_queue_snapshot`), and once more after loading the script where Redis has lost it (a
+        restart)."""
         for attempt in range(2):
             with self.connection.pipeline(transaction=False) as pipeline:
                 for job_id in job_ids:
-                    keys, arguments = self._snapshot_call(job_id)
-                    pipeline.evalsha(self._snapshot_script.sha, len(keys), *keys, *arguments)
+                    self._queue_snapshot(pipeline, job_id)
                 try:
                     replies = pipeline.execute()
                     break
@@ -282,14 +281,12 @@ class JobQueue:
         first read."""
         while True:
             remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
-            keys, arguments = self._snapshot_call(job_id, result_read=True)
             with self.connection.pipeline(transaction=False) as pipeline:
                 pipeline.xread(
                     {result_stream(job_id): "0-0"}, block=min(remaining_ms, self.settings.wait_slice_ms)
                 )
-                # Sent as a bare EVALSHA: a Script on a pipeline first asks Redis whether it exists, a
-                # round trip more. The poll's first read ran it a moment ago, so it is loaded.
-                pipeline.evalsha(self._snapshot_script.sha, len(keys), *keys, *arguments)
+                # The poll's first read ran the script a moment ago, so it is loaded.
+                self._queue_snapshot(pipeline, job_id, result_read=True)
                 try:
                     reply, read = pipeline.execute()
                 except NoScriptError:  # Redis lost its scripts since (a restart): read it unpiped
@@ -472,6 +469,13 @@ class JobQueue:
         its scripts exist before it runs them, a command more."""
         keys, arguments = self._snapshot_call(job_id, pace_ms=pace_ms, full=full)
         return self._snapshot_script(keys=keys, args=arguments, client=client)
+
+    def _queue_snapshot(self, pipeline: Pipeline, job_id: str, *, result_read: bool = False) -> None:
+        """Queue the snapshot script on `pipeline` as a bare EVALSHA: a Script on a pipeline first asks
+        Redis whether it exists, a round trip more. The caller handles NoScriptError (a restarted
+        Redis has lost its scripts)."""
+        keys, arguments = self._snapshot_call(job_id, result_read=result_read)
+        pipeline.evalsha(self._snapshot_script.sha, len(keys), *keys, *arguments)
 
     def _snapshot_call(
         self, job_id: str, *, pace_ms: int = 0, full: bool = False, result_read: bool = False

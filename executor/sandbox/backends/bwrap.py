@@ -122,20 +122,24 @@ def _starter(sandbox: Sandbox) -> str | None:
     return None if sandbox.starter_fd is None else starter_path(sandbox.starter_fd)
 
 
-def _namespaces(language: Language) -> list[str]:
-    """A new namespace of every kind, no capabilities, a clean environment, and death with the worker."""
+def _namespaces(
+    language: Language, uid: int = SANDBOX_UID, gid: int = SANDBOX_GID, capabilities: str = "--cap-drop"
+) -> list[str]:
+    """A new namespace of every kind, a program's user in it with no capabilities (or, for a zygote,
+    uid 0 with every capability: `capabilities` "--cap-add"), a clean environment, and death with
+    the worker."""
     variables = program_environment(language, home=WORK_DIR, tmpdir="/tmp")
     environment = [arg for name, value in variables.items() for arg in ("--setenv", name, value)]
     return [
         "--unshare-all",
         "--die-with-parent",
         "--new-session",
-        "--cap-drop",
+        capabilities,
         "ALL",
         "--uid",
-        str(SANDBOX_UID),
+        str(uid),
         "--gid",
-        str(SANDBOX_GID),
+        str(gid),
         "--hostname",
         SANDBOX_HOSTNAME,
         "--clearenv",
@@ -152,15 +156,22 @@ def _filesystem(executable: str, run: Run, file_fds: list[int]) -> list[str]:
     return args
 
 
-def _host_view(executable: str, language: Language) -> list[str]:
-    """What a program sees of the host: /usr read-only and the merged-/usr links, the interpreter's
-    prefix and the language's own paths read-only, a fresh /proc and a few devices."""
-    args = ["--ro-bind", "/usr", "/usr"]
+def root_links() -> list[str]:
+    """The merged-/usr links (ROOT_LINKS) as the sandbox shows them: a symlink where the host has
+    one, the folder read-only where the host has a folder."""
+    args: list[str] = []
     for path in ROOT_LINKS:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
+    return args
+
+
+def _host_view(executable: str, language: Language) -> list[str]:
+    """What a program sees of the host: /usr read-only and the merged-/usr links, the interpreter's
+    prefix and the language's own paths read-only, a fresh /proc and a few devices."""
+    args = ["--ro-bind", "/usr", "/usr", *root_links()]
     if os.path.isabs(executable) and not executable.startswith("/usr/"):
         # An interpreter outside /usr (e.g. /opt/python/bin/python3) needs its prefix, read-only.
         prefix = os.path.dirname(os.path.dirname(executable))
@@ -187,25 +198,12 @@ def zygote_command(
     outside), which each run needs for its namespaces and mounts and drops before user code.
     /work, /tmp and /dev/shm are bare mount points, where each run mounts its own."""
     executable = os.path.realpath(interpreter[0])
-    variables = program_environment(language, home=WORK_DIR, tmpdir="/tmp")
     inside = "/zygote/" + os.path.basename(zygote_file)
     return [
         *exec_prefix((), program_user(sandbox), _starter(sandbox)),
         sandbox.bwrap_path,
-        "--unshare-all",
+        *_namespaces(language, 0, 0, "--cap-add"),
         "--as-pid-1",
-        "--die-with-parent",
-        "--new-session",
-        "--uid",
-        "0",
-        "--gid",
-        "0",
-        "--cap-add",
-        "ALL",
-        "--hostname",
-        SANDBOX_HOSTNAME,
-        "--clearenv",
-        *(arg for name, value in variables.items() for arg in ("--setenv", name, value)),
         *_host_view(executable, language),
         *(arg for place in (WORK_DIR, "/tmp", "/dev/shm") for arg in ("--dir", place)),
         "--ro-bind",
