@@ -20,10 +20,11 @@ from executor.jobs.routing import idle_group, idle_groups, idle_workers, languag
 from executor.jobs.serializer import JobSerializer
 from executor.jobs.wakes import wake_list
 from executor.languages import build_languages
+from executor.metrics import figures
 from executor.sandbox.result import Outcome, RunResult
 from executor.settings import Settings
 from tests.stack import python_queue
-from workers import bookkeeping, claiming_queue
+from workers import bookkeeping, claiming_queue, tasks
 from workers import worker as worker_module
 from workers.claiming_queue import ClaimingQueue
 from workers.redis_scripts import Finished
@@ -222,6 +223,29 @@ def test_a_job_canceled_after_it_was_claimed_is_never_run(
     assert ran == []
     assert (job.get_status(), in_process.view(job)["status"]) == ("canceled", "canceled")
     assert redis_client.llen(in_process.queue.intermediate_queue_key) == 0
+
+
+def test_a_cancel_that_read_the_job_before_its_worker_started_it_stops_it_and_counts_it_once(
+    in_process: InProcessWorker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel's poll read the job queued, and a worker started it before the cancel's write:
+    the cancel must read it again, stop its program (the worker's stop flag is set), and leave the
+    count of its end to the worker, which counts the result it saves as canceled."""
+    counted_before = figures.read(redis_client).finished.get(("python", "canceled"), 0)
+    job = in_process.submit("print('stopped')")
+    read_while_queued = in_process.jobs.find(job.id, None)
+    assert read_while_queued.job.get_status(refresh=False) == "queued"
+    stopped: list[bool] = []
+
+    def cancel_with_the_old_read(job_id: str) -> None:
+        assert in_process.jobs.cancel(read_while_queued).status == "canceled"
+        stopped.append(tasks.STOPPING.wait(SETTLE_LIMIT_S))
+
+    stub_program(monkeypatch, cancel_with_the_old_read)
+    in_process.work()
+    assert stopped == [True]
+    assert in_process.view(job)["status"] == "canceled"
+    assert figures.read(redis_client).finished[("python", "canceled")] - counted_before == 1
 
 
 def test_a_job_wakes_one_idle_worker_the_most_recently_idle_and_drops_expired_marks(

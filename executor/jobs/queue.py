@@ -19,7 +19,7 @@ from typing import Any
 
 from redis import Redis, RedisError
 from redis.client import Pipeline
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, WatchError
 from rq import Queue, Retry
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation
@@ -316,22 +316,38 @@ class JobQueue:
     def cancel(self, snapshot: Snapshot) -> JobView:
         """Stop a job: a queued one never runs, a started one's program is killed."""
         job = snapshot.job
-        status = job.get_status(refresh=False)  # just read
         if self.view(snapshot).status in TERMINAL_STATUSES:
             raise JobAlreadyEnded(f"job {job.id} has already ended")
-        try:
-            job.cancel()
-        except InvalidJobOperation as error:
-            raise JobAlreadyEnded(f"job {job.id} has already ended") from error
-        if status == JobStatus.STARTED:
-            # If it ended between the two reads, the worker still relabels it canceled.
+        if self._mark_canceled(job) == JobStatus.STARTED:
+            # If it ended since, the worker still relabels it canceled.
             with contextlib.suppress(InvalidJobOperation):
                 send_stop_job_command(self.connection, job.id, serializer=JobSerializer)
-        else:  # it never runs: it ends here, where the worker would have counted it
-            with self.connection.pipeline(transaction=False) as pipeline:
-                count_finished(pipeline, language_of_job(job), CANCELED)
-                pipeline.execute()
         return self._view_of(job)
+
+    def _mark_canceled(self, job: Job) -> str | None:
+        """Mark the job canceled and return the status it had; JobAlreadyEnded if it had ended.
+
+        The status is read again here, not taken from the poll's snapshot: a worker may have
+        started the job since. Read and write are one transaction watched on the job's hash, so a
+        start landing between them makes it read again. A job that had not started never runs
+        (the worker's start script drops a canceled job) and is counted canceled here; a started
+        one is counted by its worker, when it saves the result relabeled canceled.
+        """
+        with self.connection.pipeline() as transaction:
+            while True:
+                try:
+                    transaction.watch(job.key)
+                    status = job.get_status(refresh=True)
+                    if status not in UNFINISHED_STATUSES:
+                        raise JobAlreadyEnded(f"job {job.id} has already ended")
+                    transaction.multi()
+                    job.cancel(pipeline=transaction)
+                    if status != JobStatus.STARTED:
+                        count_finished(transaction, language_of_job(job), CANCELED)
+                    transaction.execute()
+                    return status
+                except WatchError:
+                    continue
 
     def running_among(self, job_ids: Sequence[str]) -> list[str]:
         """The jobs of `job_ids` that have not ended (an expired one has), read in one round trip."""
