@@ -9,6 +9,7 @@ import socket
 import statistics
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -269,8 +270,10 @@ def test_a_run_finds_the_modules_a_cold_start_has_and_no_more(
 
 
 @pytest.fixture
-def warm_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """The sandbox with warm starts on: the runner starts python programs through a zygote."""
+def warm_sandbox(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    """The sandbox with warm starts on: the runner starts python programs through a zygote, with no
+    failures counted from another test."""
+    monkeypatch.setattr(backend, "START_FAILURES", backend.StartFailures())
     yield replace(sandbox, warm_start=True)
     stop_zygotes()
 
@@ -381,6 +384,35 @@ def test_a_zygote_that_answers_a_run_late_is_replaced_and_its_run_starts_cold(
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "bwrap\n"  # cold, this once
     assert not backend._ZYGOTES and not os.path.exists(f"/proc/{zygote_pid}")  # replaced, and gone
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"  # a new zygote
+
+
+def test_a_zygote_that_keeps_failing_is_tried_again_at_once_then_after_a_growing_pause(
+    warm_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zygote that cannot start: each run starts cold, the first failure is retried at once, and
+    from the second in a row runs start cold without trying, for a pause that doubles; a warm start
+    after the pause ends the streak."""
+    monkeypatch.setattr(backend, "FIRST_PAUSE_S", 0.5)
+    key = (warm_sandbox.program_uid, "python")
+    tries: list[int] = []
+
+    def failing_zygote(*args: Any) -> list[str]:
+        tries.append(1)
+        return ["/bin/false"]
+
+    monkeypatch.setattr(backend, "zygote_command", failing_zygote)
+    for _ in range(4):
+        assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "bwrap\n"
+    assert len(tries) == 2  # the first try, and one at once after it; then paused
+    assert 0 < backend.START_FAILURES.paused_for(key) <= 0.5
+    time.sleep(backend.START_FAILURES.paused_for(key) + 0.01)
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "bwrap\n"
+    assert len(tries) == 3 and 0.5 < backend.START_FAILURES.paused_for(key) <= 1.0  # twice as long
+    monkeypatch.setattr(backend, "zygote_command", zygote_command)
+    time.sleep(backend.START_FAILURES.paused_for(key) + 0.01)
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
+    assert backend.START_FAILURES.paused_for(key) == 0
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
 
 
 def test_a_zygote_that_answers_a_run_wrong_fails_it(sandbox: Sandbox) -> None:

@@ -1,7 +1,8 @@
 """A run started warm: forked by the worker slot's zygote for its language, instead of exec'd cold.
 
 The runner calls `start` as it calls `backends.bwrap.start`, for the runs `starts_warm` says can
-start warm; a zygote that fails (`ZygoteFailed`) is replaced, and that run starts cold. Each worker
+start warm; a zygote that fails (`ZygoteFailed`) is replaced, and that run starts cold (after failures
+in a row, not at once: `StartFailures`). Each worker
 process keeps one zygote per slot (the program uid its runs have) and language, started at its
 first warm run and stopped with the process (`--die-with-parent`) or by `stop_zygotes`. A worker
 process has one slot; a process that runs several slots at once (the bench's floor, one thread per
@@ -9,7 +10,9 @@ slot) gets one zygote for each, since a zygote serves one run at a time.
 """
 
 import contextlib
+import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 
@@ -31,8 +34,51 @@ WARM_PROCESSES = 1
 STATUS_TIMEOUT_S = 5.0
 # A zygote's runs share its hash seed, fixed when its interpreter started: after this many, a new one.
 RUNS_PER_ZYGOTE = 1000
+# After the second failure in a row, warm starts pause this long, doubled at each further failure.
+FIRST_PAUSE_S = 1.0
+LONGEST_PAUSE_S = 60.0
+_logger = logging.getLogger(__name__)
 # By (program uid, language id).
 _ZYGOTES: dict[tuple[int | None, str], Zygote] = {}
+
+
+class StartFailures:
+    """Failed warm starts in a row, per slot and language, and when warm starts may be tried again.
+
+    One failure is replaced at once: a zygote killed, or late once on a loaded machine, is worth a
+    new one for the next run. A zygote that keeps failing (one that cannot start here, or answers
+    every run late) would cost each run its failure (up to ANSWER_TIMEOUT_S) before the cold start:
+    from the second failure in a row, runs start cold without trying for FIRST_PAUSE_S, then twice
+    as long after each further failure, up to LONGEST_PAUSE_S. A warm run that starts ends the streak.
+    """
+
+    def __init__(self) -> None:
+        self._streaks: dict[tuple[int | None, str], tuple[int, float]] = {}
+
+    def paused_for(self, key: tuple[int | None, str]) -> float:
+        """Seconds until warm starts may be tried again for `key` (0: now)."""
+        _, resume_at = self._streaks.get(key, (0, 0.0))
+        return max(0.0, resume_at - time.monotonic())
+
+    def failed(self, key: tuple[int | None, str]) -> None:
+        """Count a failure, and pause warm starts from the second in a row."""
+        count = self._streaks.get(key, (0, 0.0))[0] + 1
+        pause_s = 0.0 if count == 1 else min(LONGEST_PAUSE_S, FIRST_PAUSE_S * 2 ** (count - 2))
+        self._streaks[key] = (count, time.monotonic() + pause_s)
+        if pause_s:
+            _logger.warning(
+                "warm starts of %s failed %d times in a row: runs start cold for %.0f s",
+                key[1],
+                count,
+                pause_s,
+            )
+
+    def started(self, key: tuple[int | None, str]) -> None:
+        """A warm run started: the streak is over."""
+        self._streaks.pop(key, None)
+
+
+START_FAILURES = StartFailures()
 
 
 def starts_warm(sandbox: Sandbox, language: Language, *, collects_files: bool, compiled: bool) -> bool:
@@ -55,6 +101,22 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
     """Hand the run to its language's zygote, put the program in the run's cgroup, and let it go;
     ZygoteFailed (the zygote replaced) when that fails before the program could run."""
     assert run.cgroup is not None
+    key = _key(run)
+    paused_s = START_FAILURES.paused_for(key)
+    if paused_s:
+        raise ZygoteFailed(f"warm starts are paused for {paused_s:.1f} s after failures in a row")
+    try:
+        process = _start_warm(run, key, stdio, cleanup)
+    except ZygoteFailed:
+        START_FAILURES.failed(key)
+        raise
+    START_FAILURES.started(key)
+    return process
+
+
+def _start_warm(run: Run, key: tuple[int | None, str], stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
+    """`start`, once warm starts are not paused."""
+    assert run.cgroup is not None
     try:
         zygote = _zygote_for(run)
     except (OSError, ValueError) as error:
@@ -65,7 +127,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
         pidfd = zygote.start_run(_request(run), stdio.stdin, stdio.stdout, stdio.stderr, release_read)
         zygote.runs += 1
     except (OSError, ZygoteFailed) as error:
-        _replace(_key(run))
+        _replace(key)
         raise ZygoteFailed(str(error)) from error
     finally:
         os.close(release_read)
@@ -74,7 +136,7 @@ def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
     try:
         run.cgroup.join(host_pid(pidfd))
     except OSError as error:  # never released: the program has not run, and never will
-        _replace(_key(run))
+        _replace(key)
         raise ZygoteFailed(f"could not put the warm run in its cgroup: {error}") from error
     os.write(release_write, b"1")
     return process
