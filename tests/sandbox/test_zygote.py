@@ -3,6 +3,7 @@ reach. Needs root, bubblewrap and cgroups, as the cold path's containment tests 
 
 import errno
 import os
+import select
 import shutil
 import signal
 import socket
@@ -31,7 +32,15 @@ from executor.sandbox.runner import run_program
 from executor.sandbox.warm import backend
 from executor.sandbox.warm import zygote as zygote_module
 from executor.sandbox.warm.backend import stop_zygotes
-from executor.sandbox.warm.zygote import ZYGOTE_MAIN, ZYGOTE_TASKS, RunRequest, Zygote, ZygoteFailed, host_pid
+from executor.sandbox.warm.zygote import (
+    ZYGOTE_MAIN,
+    ZYGOTE_TASKS,
+    RunRequest,
+    Spare,
+    Zygote,
+    ZygoteFailed,
+    host_pid,
+)
 from tests.sandbox.conftest import Run
 from tests.stack import PID_1, REPO
 
@@ -81,21 +90,20 @@ def _request(sandbox: Sandbox, code: str = "pass", args: tuple[str, ...] = ()) -
 def warm_run(
     zygote: Zygote, sandbox: Sandbox, code: str, stdin: bytes = b"", args: tuple[str, ...] = ()
 ) -> Ran:
-    """One run through the zygote, in a cgroup of its own, as the worker will make it."""
+    """One run through the zygote's spare, in a cgroup of its own, as the worker makes it; its status
+    is what the init reported (the program's exit code, or 128 + the signal that killed it)."""
     assert sandbox.cgroups is not None
     request = _request(sandbox, code, args)
     cgroup = sandbox.cgroups.make(f"zygote-test-{uuid.uuid4().hex[:8]}", CgroupLimits(256 * MIB, 64))
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()
     stderr_read, stderr_write = os.pipe()
-    release_read, release_write = os.pipe()
+    spare = zygote.take_spare()
     try:
-        pidfd = zygote.start_run(request, stdin_read, stdout_write, stderr_write, release_read)
-        for fd in (stdin_read, stdout_write, stderr_write, release_read):
+        cgroup.join(host_pid(spare.pidfd))
+        spare.hand(request, stdin_read, stdout_write, stderr_write)
+        for fd in (stdin_read, stdout_write, stderr_write):
             os.close(fd)
-        cgroup.join(host_pid(pidfd))
-        os.write(release_write, b"1")
-        os.close(release_write)
         os.write(stdin_write, stdin)
         os.close(stdin_write)
         collected: dict[int, bytes] = {}
@@ -109,10 +117,12 @@ def warm_run(
             reader.start()
         for reader in readers:
             reader.join(20)
-        status = zygote.run_status(20)
-        os.close(pidfd)
+        assert select.select([spare.pidfd], [], [], 20)[0], "the run's init did not end"
+        status = spare.reported_exit()
+        assert status is not None
         return Ran(status, collected[stdout_read].decode(), collected[stderr_read].decode())
     finally:
+        spare.close()
         cgroup.kill()
         cgroup.remove()
 
@@ -121,7 +131,7 @@ def test_a_run_prints_reads_its_stdin_and_ends_with_its_exit_code(zygote: Zygote
     ran = warm_run(
         zygote, sandbox, "import sys\nprint(input().upper(), sys.argv)\nsys.exit(3)", b"hi\n", ("a",)
     )
-    assert (os.waitstatus_to_exitcode(ran.status), ran.stdout) == (3, "HI ['main.py', 'a']\n")
+    assert (ran.status, ran.stdout) == (3, "HI ['main.py', 'a']\n")
 
 
 def test_a_run_sees_its_own_pid_namespace_a_fresh_disk_uid_1000_and_no_privilege(
@@ -160,7 +170,7 @@ def test_an_uncaught_exception_shows_only_the_program_s_frames_and_exits_1(
     zygote: Zygote, sandbox: Sandbox
 ) -> None:
     ran = warm_run(zygote, sandbox, "def f():\n    raise ValueError('boom')\nf()\n")
-    assert os.waitstatus_to_exitcode(ran.status) == 1
+    assert ran.status == 1
     assert ran.stderr.startswith('Traceback (most recent call last):\n  File "/work/main.py", line 3'), (
         ran.stderr
     )
@@ -180,7 +190,7 @@ def test_nothing_a_run_leaves_reaches_the_next(zygote: Zygote, sandbox: Sandbox)
         f"json.left = '{marker}'\n"
         f"subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
     )
-    assert os.waitstatus_to_exitcode(warm_run(zygote, sandbox, leave).status) == 0
+    assert warm_run(zygote, sandbox, leave).status == 0
     look = (
         "import os, sys\n"
         f"found = [p for p in ('/tmp', '/work', '/dev/shm') if '{marker}' in os.listdir(p)]\n"
@@ -201,7 +211,6 @@ def test_a_run_that_kills_every_process_it_can_leaves_the_zygote_serving(
     )
     ran = warm_run(zygote, sandbox, kill_all)
     assert ran.stdout == "alive\n", (ran.status, ran.stderr)  # nothing outside its namespace is in reach
-    zygote.check()
     assert warm_run(zygote, sandbox, "print('next')").stdout == "next\n"
 
 
@@ -357,7 +366,10 @@ def test_a_cold_run_beside_its_slot_s_zygote_gets_the_whole_process_budget(warm_
     forks = Program(FORKS_IT_CAN, args=("2", "0"))
     assert run_program(forks, limits, warm_sandbox).stdout == f"{limits.max_processes - 1}\n"
     uid = warm_sandbox.program_uid
-    assert uid is not None and count_tasks(uid) == ZYGOTE_TASKS  # the zygote, resident between runs
+    assert uid is not None
+    (zygote,) = backend._ZYGOTES.values()
+    assert select.select([zygote.connection], [], [], 2)[0]  # the next run's spare is ready
+    assert count_tasks(uid) == ZYGOTE_TASKS  # bubblewrap, the zygote and its spare, between runs
     cold = run_program(replace(forks, outputs=("*.txt",)), limits, warm_sandbox)
     assert cold.stdout == f"{limits.max_processes - 1}\n"
 
@@ -367,6 +379,8 @@ def test_a_zygote_that_died_is_replaced_and_its_run_starts_cold(warm_sandbox: Sa
     (zygote,) = backend._ZYGOTES.values()
     os.killpg(zygote.process.pid, signal.SIGKILL)
     zygote.process.wait()
+    # The zygote, pid 1 of its namespace, has ended once every process in it has: its spare too.
+    assert zygote.zygote_pidfd is not None and select.select([zygote.zygote_pidfd], [], [], 2)[0]
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "bwrap\n"  # cold, this once
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"  # a new zygote
 
@@ -374,13 +388,16 @@ def test_a_zygote_that_died_is_replaced_and_its_run_starts_cold(warm_sandbox: Sa
 def test_a_zygote_that_answers_a_run_late_is_replaced_and_its_run_starts_cold(
     warm_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A spare it sent before it stopped still runs its run; the next run finds none in time."""
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
     (zygote,) = backend._ZYGOTES.values()
     (zygote_pid,) = map(
         int, Path(f"/proc/{zygote.process.pid}/task/{zygote.process.pid}/children").read_text().split()
     )
     monkeypatch.setattr(zygote_module, "ANSWER_TIMEOUT_S", 0.3)
-    os.kill(zygote_pid, signal.SIGSTOP)  # it will answer nothing
+    assert select.select([zygote.connection], [], [], 2)[0]  # its next spare is sent
+    os.kill(zygote_pid, signal.SIGSTOP)  # it will fork and send nothing more
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"  # the spare it sent
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "bwrap\n"  # cold, this once
     assert not backend._ZYGOTES and not os.path.exists(f"/proc/{zygote_pid}")  # replaced, and gone
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"  # a new zygote
@@ -415,32 +432,43 @@ def test_a_zygote_that_keeps_failing_is_tried_again_at_once_then_after_a_growing
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
 
 
-def test_a_zygote_that_answers_a_run_wrong_fails_it(sandbox: Sandbox) -> None:
-    """Anything but a pidfd for a run is a failure (the runner then replaces the zygote and starts
-    the run cold, as for a late answer above)."""
+def test_a_zygote_that_sends_anything_but_a_spare_fails_the_run() -> None:
+    """Anything but a spare (a pidfd and a socket) is a failure (the runner then replaces the zygote
+    and starts the run cold, as for a late one above)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     stand_in = subprocess.Popen(["sleep", "60"], start_new_session=True)
     zygote = Zygote(stand_in, ours)
-
-    def answer_wrong() -> None:
-        _, fds, _, _ = socket.recv_fds(theirs, 64, 5)
-        for fd in fds:
-            os.close(fd)
-        theirs.send(b"pong")
-
-    answering = threading.Thread(target=answer_wrong)
-    answering.start()
-    read, write = os.pipe()
     try:
-        with pytest.raises(ZygoteFailed, match="answered b'pong' to a run"):
-            zygote.start_run(_request(sandbox), read, write, write, read)
-    finally:
-        answering.join()
-        for fd in (read, write):
-            os.close(fd)
+        theirs.send(b"pong")
+        with pytest.raises(ZygoteFailed, match="sent b'pong' for a spare"):
+            zygote.take_spare()
         theirs.close()
+        with pytest.raises(ZygoteFailed, match="the zygote has gone"):
+            zygote.take_spare()
+    finally:
         stand_in.kill()
         zygote.stop()
+
+
+def test_a_spare_s_report_is_its_exit_code_none_when_killed_and_a_failure_when_garbled() -> None:
+    """The init reports `status <code>` before it exits; an init that ended without one was killed
+    (only SIGKILL ends it unannounced); anything else fails the run."""
+    reports = []
+    for sent, closed in ((b"status 3", True), (None, False), (None, True), (b"status -1", True)):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if sent is not None:
+            theirs.send(sent)
+        if closed:  # as the init's end is once it has exited
+            theirs.close()
+        spare = Spare(os.pidfd_open(os.getpid()), ours)
+        try:
+            reports.append(spare.reported_exit())
+        except ZygoteFailed as failure:
+            reports.append(str(failure))
+        finally:
+            spare.close()
+            theirs.close()
+    assert reports == [3, None, None, "a run's init reported b'status -1'"]
 
 
 def test_a_warm_program_shows_the_command_line_of_a_cold_one(
@@ -471,7 +499,7 @@ def test_a_run_cannot_trace_any_process(zygote: Zygote, sandbox: Sandbox) -> Non
         "print(sum(libc.ptrace(16, pid, 0, 0) == 0 for pid in range(1, 4097)))\n"
     )
     assert warm_run(zygote, sandbox, attach_all).stdout == "0\n"
-    zygote.check()
+    assert warm_run(zygote, sandbox, "print('next')").stdout == "next\n"  # the zygote serves on
 
 
 def test_a_run_cannot_reach_its_init_s_memory_or_end_it_with_sigint(zygote: Zygote, sandbox: Sandbox) -> None:
@@ -489,6 +517,4 @@ def test_a_run_cannot_reach_its_init_s_memory_or_end_it_with_sigint(zygote: Zygo
         "print('init alive', flush=True)\n"
     )
     ran = warm_run(zygote, sandbox, attack)
-    assert (os.waitstatus_to_exitcode(ran.status), ran.stdout) == (0, "PermissionError\ninit alive\n"), (
-        ran.stderr
-    )
+    assert (ran.status, ran.stdout) == (0, "PermissionError\ninit alive\n"), ran.stderr

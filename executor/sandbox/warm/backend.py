@@ -11,7 +11,7 @@ slot) gets one zygote for each, since a zygote serves one run at a time.
 
 import contextlib
 import logging
-import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -19,19 +19,25 @@ from contextlib import ExitStack
 from executor.languages import Language
 from executor.sandbox.backends.bwrap import WORK_DIR, program_status, zygote_command
 from executor.sandbox.isolation import Isolation, Sandbox
-from executor.sandbox.launch import ProcessEnd, ReapedOnce, Run, Stdio, end_of, program_environment, text_args
+from executor.sandbox.launch import ProcessEnd, ReapedOnce, Run, Stdio, program_environment, text_args
 from executor.sandbox.limits import MIB
 from executor.sandbox.processes import count_resident_tasks, send_kill
 from executor.sandbox.rlimits import program_rlimits
-from executor.sandbox.warm.zygote import ZYGOTE_MAIN, ZYGOTE_TASKS, RunRequest, Zygote, ZygoteFailed, host_pid
+from executor.sandbox.warm.zygote import (
+    ZYGOTE_MAIN,
+    ZYGOTE_TASKS,
+    RunRequest,
+    Spare,
+    Zygote,
+    ZygoteFailed,
+    host_pid,
+)
 
 # The languages that start warm: an interpreter that can fork a program it has not started yet.
 WARM_LANGUAGES = frozenset({"python"})
 # A run's own processes in its cgroup besides the program's: its init, pid 1 (the zygote and the
 # init's parent are outside).
 WARM_PROCESSES = 1
-# How long the zygote has, after the program ended, to report its status.
-STATUS_TIMEOUT_S = 5.0
 # A zygote's runs share its hash seed, fixed when its interpreter started: after this many, a new one.
 RUNS_PER_ZYGOTE = 1000
 # After the second failure in a row, warm starts pause this long, doubled at each further failure.
@@ -121,24 +127,22 @@ def _start_warm(run: Run, key: tuple[int | None, str], stdio: Stdio, cleanup: Ex
         zygote = _zygote_for(run)
     except (OSError, ValueError) as error:
         raise ZygoteFailed(f"could not start the zygote: {error}") from error
-    release_read, release_write = os.pipe2(os.O_CLOEXEC)
-    cleanup.callback(os.close, release_write)
     try:
-        pidfd = zygote.start_run(_request(run), stdio.stdin, stdio.stdout, stdio.stderr, release_read)
-        zygote.runs += 1
+        spare = zygote.take_spare()
     except (OSError, ZygoteFailed) as error:
         _replace(key)
         raise ZygoteFailed(str(error)) from error
-    finally:
-        os.close(release_read)
-    process = WarmProcess(zygote, pidfd)
-    cleanup.callback(process.close)
     try:
-        run.cgroup.join(host_pid(pidfd))
-    except OSError as error:  # never released: the program has not run, and never will
+        run.cgroup.join(host_pid(spare.pidfd))
+        # Only now, in its cgroup, does the init learn its run: the program has not run before.
+        spare.hand(_request(run), stdio.stdin, stdio.stdout, stdio.stderr)
+    except (OSError, ZygoteFailed) as error:  # a spare that died, or a zygote gone with its spares
+        spare.close()
         _replace(key)
-        raise ZygoteFailed(f"could not put the warm run in its cgroup: {error}") from error
-    os.write(release_write, b"1")
+        raise ZygoteFailed(f"could not start the warm run: {error}") from error
+    zygote.runs += 1
+    process = WarmProcess(spare)
+    cleanup.callback(process.close)
     return process
 
 
@@ -152,43 +156,40 @@ class WarmProcess(ReapedOnce):
     """A run the zygote forked: its init, pid 1 of its own namespaces, whose death ends them, and the
     program, its child."""
 
-    def __init__(self, zygote: Zygote, pidfd: int) -> None:
-        self._zygote = zygote
-        self._pidfd = pidfd
+    def __init__(self, spare: Spare) -> None:
+        self._spare = spare
 
     @property
     def pidfd(self) -> int:
         """A pidfd of the run's init, readable once the run has ended (the init exits with the program)."""
-        return self._pidfd
+        return self._spare.pidfd
 
     @property
     def listeners(self) -> Mapping[int, Callable[[bytes], None]]:
-        """None: the program's end is read from the zygote's report, after the pidfd says it came."""
+        """None: the program's end is read from the init's report, after the pidfd says it came."""
         return {}
 
     def kill_tree(self) -> None:
         """SIGKILL the run's init, pid 1 of its namespace, which takes every process in it along; its
         cgroup keeps the program's CPU time and peak memory."""
-        send_kill(self._pidfd)
+        send_kill(self._spare.pidfd)
 
     kill = end_program = kill_tree
 
     def _collect(self) -> ProcessEnd:
         self.kill_tree()
         try:
-            status = self._zygote.run_status(STATUS_TIMEOUT_S)
-        except (ZygoteFailed, OSError, ValueError) as failure:  # ValueError: its socket closed (replaced)
-            stop_zygote_of(self._zygote)  # the next run gets a new one, not this one's stale report
-            return ProcessEnd(sandbox_error=f"the zygote failed: {failure}")
-        exit_code, signal_number = end_of(status)
-        if exit_code is None:  # the init itself was killed (a timeout, a cancel)
-            return ProcessEnd(None, signal_number)
+            exit_code = self._spare.reported_exit()
+        except ZygoteFailed as failure:
+            return ProcessEnd(sandbox_error=str(failure))
+        if exit_code is None:  # the init itself was killed (a timeout, a cancel, the OOM killer)
+            return ProcessEnd(None, signal.SIGKILL)
         # The init reports the program's end as bubblewrap's pid 1 does: a signal N as 128 + N.
         return_code, signal_number = program_status(exit_code)
         return ProcessEnd(return_code, signal_number)
 
     def _release(self) -> None:
-        os.close(self._pidfd)
+        self._spare.close()
 
 
 def _request(run: Run) -> RunRequest:
@@ -226,13 +227,6 @@ def _zygote_for(run: Run) -> Zygote:
 
 def _key(run: Run) -> tuple[int | None, str]:
     return run.sandbox.program_uid, run.language.id
-
-
-def stop_zygote_of(zygote: Zygote) -> None:
-    """Stop `zygote` if it is still a language's zygote of this process."""
-    for key, current in list(_ZYGOTES.items()):
-        if current is zygote:
-            _replace(key)
 
 
 def _replace(key: tuple[int | None, str]) -> None:

@@ -1,8 +1,9 @@
-"""The worker's side of a zygote (docs/warm-start.md): start it, check it, and run programs through it.
+"""The worker's side of a zygote (docs/warm-start.md): start it, check it, and take the spare inits it
+keeps ready.
 
 A `Zygote` is started once per worker slot and language, by the command `backends.bwrap` gives for
-it. `Zygote.start_run` hands it a run's fds and gets back a pidfd of the run's init, which the caller
-puts in the run's cgroup before releasing it.
+it. `Zygote.take_spare` gets the init it has forked ahead for the next run: a `Spare`, which the
+caller puts in the run's cgroup before it hands the spare the run (`Spare.hand`).
 """
 
 import contextlib
@@ -21,8 +22,8 @@ from executor.sandbox.rlimits import RlimitSettings
 
 ZYGOTE_MAIN = Path(__file__).with_name("zygote_main.py")
 ANSWER_TIMEOUT_S = 2.0
-# The tasks a zygote runs as its slot's uid between runs: bubblewrap's and the zygote's.
-ZYGOTE_TASKS = 2
+# The tasks a zygote runs as its slot's uid between runs: bubblewrap's, the zygote's and its spare's.
+ZYGOTE_TASKS = 3
 
 
 class ZygoteFailed(Exception):
@@ -97,28 +98,19 @@ class Zygote:
         if self._answer() != b"pong":
             raise ZygoteFailed("the zygote did not answer its ping")
 
-    def start_run(self, request: RunRequest, stdin: int, stdout: int, stderr: int, release: int) -> int:
-        """Hand the zygote a run; a pidfd of the run's init (pid 1 of its namespaces), which waits for
-        a byte on `release` before it does anything the program asked for."""
-        with contextlib.ExitStack() as cleanup:
-            request_fd = memfd_holding("run", request.encoded(), cleanup)
-            socket.send_fds(self.connection, [b"run"], [request_fd, stdin, stdout, stderr, release])
+    def take_spare(self) -> "Spare":
+        """The init the zygote has forked ahead for the next run: ZygoteFailed unless it comes within
+        ANSWER_TIMEOUT_S."""
         if not select.select([self.connection], [], [], ANSWER_TIMEOUT_S)[0]:
-            raise ZygoteFailed(f"the zygote did not answer a run within {ANSWER_TIMEOUT_S} s")
-        message, fds, _, _ = socket.recv_fds(self.connection, 256, 1)
-        if message != b"pidfd" or len(fds) != 1:
+            raise ZygoteFailed(f"the zygote had no spare for a run within {ANSWER_TIMEOUT_S} s")
+        message, fds, _, _ = socket.recv_fds(self.connection, 64, 2)
+        if message != b"spare" or len(fds) != 2:
             for fd in fds:
                 os.close(fd)
-            raise ZygoteFailed(f"the zygote answered {message!r} to a run")
-        return fds[0]
-
-    def run_status(self, timeout_s: float) -> int:
-        """The wait status of the run's init, once it has ended (as its parent reports it)."""
-        answer = self._answer(timeout_s)
-        word, _, value = answer.partition(b" ")
-        if word != b"status":
-            raise ZygoteFailed(f"the zygote reported {answer!r} for a run")
-        return int(value)
+            raise ZygoteFailed(
+                f"the zygote sent {message!r} for a spare" if message else "the zygote has gone"
+            )
+        return Spare(fds[0], socket.socket(fileno=fds[1]))
 
     def stop(self) -> None:
         """End the zygote: closing its socket ends its loop, and bwrap exits once it has; one that
@@ -144,6 +136,41 @@ class Zygote:
         if not answer:
             raise ZygoteFailed("the zygote has gone")
         return answer
+
+
+class Spare:
+    """A run's init, forked by the zygote ahead of the run: a pidfd of it, and the socket it waits on
+    for its run and reports the program's end on."""
+
+    def __init__(self, pidfd: int, channel: socket.socket) -> None:
+        self.pidfd = pidfd
+        self.channel = channel
+
+    def hand(self, request: RunRequest, stdin: int, stdout: int, stderr: int) -> None:
+        """Send the init its run, once it is in the run's cgroup: from here on it runs the program."""
+        with contextlib.ExitStack() as cleanup:
+            request_fd = memfd_holding("run", request.encoded(), cleanup)
+            socket.send_fds(self.channel, [b"run"], [request_fd, stdin, stdout, stderr])
+
+    def reported_exit(self) -> int | None:
+        """What the init reported once its program ended (its exit code, or 128 + the signal that
+        killed it), or None if it ended without a report: killed, which only SIGKILL does (the
+        worker's, or the cgroup's OOM killer). Read once the init has exited."""
+        try:
+            report = self.channel.recv(64, socket.MSG_DONTWAIT)
+        except (BlockingIOError, ConnectionResetError):  # reset: killed before it read its run
+            return None
+        if not report:  # the init's end of the socket closed with nothing in it
+            return None
+        word, _, value = report.partition(b" ")
+        if word != b"status" or not value.isdigit():
+            raise ZygoteFailed(f"a run's init reported {report!r}")
+        return int(value)
+
+    def close(self) -> None:
+        """Give the init up: it ends when its socket closes, if it has not had its run."""
+        os.close(self.pidfd)
+        self.channel.close()
 
 
 def host_pid(pidfd: int) -> int:

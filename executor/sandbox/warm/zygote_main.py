@@ -1,21 +1,21 @@
-"""The zygote: an interpreter started once in a sandbox, that forks each run's program (docs/warm-start.md).
+"""The zygote: an interpreter started once in a sandbox, that forks each run's init ahead of the run
+(docs/warm-start.md).
 
 It runs under the sandbox's interpreter, not the service's virtualenv, so it uses the standard library
 only, and it imports no more than it needs. It holds capabilities in its own user namespace only, and
 never runs user code itself.
 
-The fd its one argument names is a SOCK_SEQPACKET socket to the worker. Each message from the
-worker is `run`, with five fds: the run's request (a memfd of JSON: code, arguments, files,
-rlimits, the disk's bounds, environment, the seccomp filter), the program's stdin, stdout and stderr, and the
-read end of the pipe the worker releases the program with. The zygote passes them on unread: a
-forked program inherits a copy of the zygote's memory, so the zygote must never have held another
-run's data. `ping` is answered `pong`.
-
-For each run, the zygote forks the run's init into a fresh pid namespace (pid 1 there). The init
-takes fresh mount, network and ipc namespaces, sends the worker a pidfd of itself, waits until the
-worker has put it in the run's cgroup, sets up its filesystem, drops to uid 1000 in a user namespace of
-its own, loads the filter and forks the program (pid 2), which runs as `__main__`. The zygote reaps
-the init, reports its wait status (`status <n>`) and waits for the next message.
+The fd its one argument names is a SOCK_SEQPACKET socket to the worker. The worker's first message is
+`ping`, answered `pong`. From then on the zygote keeps one *spare* ready: the init of the next run,
+forked into a fresh pid namespace (pid 1 there), which takes fresh mount, network and ipc namespaces
+and then waits. The zygote sends the worker `spare` with a pidfd of it and the worker's end of a
+socket pair of its own, and forks the next spare once this one has ended. The zygote never sees a
+run: the worker puts the spare in the run's cgroup and then sends it, on that socket, `run` with four
+fds (the request, a memfd of JSON: code, arguments, files, rlimits, the disk's bounds, environment,
+the seccomp filter; the program's stdin, stdout and stderr). The init sets up its filesystem, drops
+to uid 1000 in a user namespace of its own, loads the filter and forks the program (pid 2), which
+runs as `__main__`; when the program ends, the init reports `status <n>` on its socket and exits.
+Anything else from the worker, or its socket closing, ends the zygote.
 """
 
 import sys
@@ -32,6 +32,7 @@ import importlib.machinery  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
+import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import types  # noqa: E402
@@ -98,8 +99,8 @@ def _write(path: str, text: str) -> None:
 
 
 def serve(worker: socket.socket) -> None:
-    """Answer the worker's messages until it closes the socket."""
-    # Its own pid namespace, entered again after each run's fork: unshare(CLONE_NEWPID) puts only the
+    """Answer the worker's ping, then keep a spare init ready for it until its socket closes."""
+    # Its own pid namespace, entered again after each spare's fork: unshare(CLONE_NEWPID) puts only the
     # caller's next child in a new one, and cannot be repeated until the caller's children are back in
     # its own.
     own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -108,18 +109,43 @@ def serve(worker: socket.socket) -> None:
     # What the zygote allocated is never collected again: a collection in a run would write to every
     # page of it, each a copy-on-write fault.
     gc.freeze()
+    if worker.recv(64) != b"ping":
+        return
+    worker.send(b"pong")
     while True:
-        message, fds, _, _ = socket.recv_fds(worker, 64, 5)
-        if not message:
+        spare = _fork_spare(worker, own_pid_namespace, ready)
+        # Until the spare has ended (its run's program ended, or the worker gave it up), or the
+        # worker has said anything: a message, or its socket closing, ends the zygote.
+        readable, _, _ = select.select([worker, spare], [], [])
+        if worker in readable:
             return
-        if message == b"ping":
-            worker.send(b"pong")
-        elif message == b"run" and len(fds) == 5:
-            _run(worker, fds, own_pid_namespace, ready)
-        else:
-            for fd in fds:
-                os.close(fd)
-            worker.send(b"error unexpected message")
+        os.waitid(os.P_PIDFD, spare, os.WEXITED)
+        os.close(spare)
+
+
+def _fork_spare(worker: socket.socket, own_pid_namespace: int, ready: Ready) -> int:
+    """Fork the next run's init into a pid namespace of its own, send the worker a pidfd of it and
+    the worker's end of the init's socket, and return a pidfd of it."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    _check(_libc.unshare(NEW_PID), "unshare pid")
+    init = -1
+    try:
+        init = os.fork()
+    finally:
+        if init != 0:  # the zygote's next child in the zygote's own pid namespace again
+            _check(_libc.setns(own_pid_namespace, NEW_PID), "enter the zygote's pid namespace")
+    if init == 0:
+        try:
+            worker.close()
+            ours.close()
+            _init(theirs, ready)
+        finally:
+            os._exit(1)  # set-up failed: the worker hears it from the missing report
+    theirs.close()
+    pidfd = os.pidfd_open(init)
+    with ours:
+        socket.send_fds(worker, [b"spare"], [pidfd, ours.fileno()])
+    return pidfd
 
 
 def _warm_up() -> None:
@@ -134,53 +160,22 @@ def _warm_up() -> None:
         getattr(_libc, name)
 
 
-def _run(worker: socket.socket, fds: list[int], own_pid_namespace: int, ready: Ready) -> None:
-    """Fork the run's init into a pid namespace of its own, wait for it, and report its end."""
-    try:
-        _check(_libc.unshare(NEW_PID), "unshare pid")
-        init = -1
-        try:
-            init = os.fork()
-        finally:
-            if init != 0:  # the zygote's next child in the zygote's own pid namespace again
-                _check(_libc.setns(own_pid_namespace, NEW_PID), "enter the zygote's pid namespace")
-    except OSError as error:
-        worker.send(f"error {error}".encode())
-        init = None
-    if init == 0:
-        try:
-            _init(worker, fds, ready)
-        finally:
-            os._exit(1)  # set-up failed: the worker hears it from the status (or the missing pidfd)
-    for fd in fds:
-        os.close(fd)
-    if init is not None:
-        _, status = os.waitpid(init, 0)
-        worker.send(f"status {status}".encode())
-
-
-def _init(worker: socket.socket, fds: list[int], ready: Ready) -> None:
-    """Pid 1 of the run, in the run's cgroup, with its own namespaces, filesystem and user: the run's
-    init, as bubblewrap's is on the cold path. It forks the program (pid 2), reaps what ends, and when
-    the program ends, exits with its exit code, or 128 + the signal that killed it, as bubblewrap
-    reports (a pid 1 cannot die by a signal it sends itself). The program being pid 2 keeps a cold
-    start's signals: a pid 1 is spared every signal it has no handler for."""
-    request_fd, stdin, stdout, stderr, release = fds
+def _init(channel: socket.socket, ready: Ready) -> None:
+    """Pid 1 of a run, with its own namespaces, filesystem and user: the run's init, as bubblewrap's is
+    on the cold path. Forked as a spare, it takes its namespaces and waits for its run, which the
+    worker sends once it has put the init in the run's cgroup. It forks the program (pid 2), reaps
+    what ends, and when the program ends, reports and exits with its exit code, or 128 + the signal
+    that killed it, as bubblewrap reports (a pid 1 cannot die by a signal it sends itself). The
+    program being pid 2 keeps a cold start's signals: a pid 1 is spared every signal it has no
+    handler for."""
     # A session and process group of its own: kill(0) reaches a caller's whole process group,
     # whatever pid namespace its members are in, and the zygote's is the one it was forked in.
     os.setsid()
-    try:
-        _check(_libc.unshare(FRESH), "unshare")
-        pidfd = os.pidfd_open(os.getpid())
-    except OSError as error:
-        worker.send(f"error {error}".encode())
-        raise
-    socket.send_fds(worker, [b"pidfd"], [pidfd])
-    os.close(pidfd)
-    worker.close()
-    if os.read(release, 1) != b"1":  # the worker gave the run up before it was in its cgroup
+    _check(_libc.unshare(FRESH), "unshare")
+    message, fds, _, _ = socket.recv_fds(channel, 64, 4)
+    if message != b"run" or len(fds) != 4:  # the worker gave the spare up (or never had it)
         os._exit(125)
-    os.close(release)
+    request_fd, stdin, stdout, stderr = fds
     with open(request_fd, "rb") as request_file:
         request = json.loads(request_file.read())
     _filesystem(request)
@@ -205,11 +200,15 @@ def _init(worker: socket.socket, fds: list[int], ready: Ready) -> None:
             _run_as_main(request, ready)
         finally:
             os._exit(1)  # set-up failed: nothing of the zygote's reaches the program's streams
-    os.closerange(0, 1 << 16)  # the program's streams end with the program, not with its init
+    # The program's streams end with the program, not with its init, which keeps only its socket.
+    os.closerange(0, channel.fileno())
+    os.closerange(channel.fileno() + 1, 1 << 16)
     while True:
         pid, status = os.waitpid(-1, 0)
         if pid == program:
-            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+            channel.send(f"status {code}".encode())
+            os._exit(code)
 
 
 def _filesystem(request: dict) -> None:  # type: ignore[type-arg]
