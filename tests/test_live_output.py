@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import fakeredis
 from flask.testing import FlaskClient
 from redis import Redis
 
-from executor.jobs.live import live_key
+from executor.jobs.live import FIRST_ID, LivePublisher, live_key, read_events
 from tests.stack import stop_process, submit
 
 # Prints a number with the time it was written, three times, a second apart; first it waits half a
@@ -251,3 +252,22 @@ def _stream_status(port: int, path: str) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         return int(connection.recv(4096).split(b" ", 2)[1])
+
+
+def test_each_case_s_output_keeps_its_own_characters_and_costs_no_round_trip_of_its_own() -> None:
+    """A case boundary sends nothing by itself (the pieces carry their case, and the publisher's
+    flushes batch many cases), and a character cut at the end of one case's output stays that
+    case's, replaced, rather than joining the next case's first bytes."""
+    connection = fakeredis.FakeRedis()
+    publisher = LivePublisher(connection, "job", 60, skip_if_short=False)
+    for index, chunk in enumerate((b"caf\xc3", b"\xa9 ok\n", b"last\n")):
+        publisher.case(index)
+        publisher.output("stdout", chunk)
+    # Its flushing thread is not started yet: nothing may have been sent.
+    assert not connection.exists(live_key("job"))
+    publisher.start()
+    publisher.close()
+    read = read_events(connection, "job", FIRST_ID, None, ("results", "0-0"))
+    outputs = [(event.data["test"], event.data["data"]) for event in read.events if event.name == "stdout"]
+    assert outputs == [(0, "caf\ufffd"), (1, "\ufffd ok\n"), (2, "last\n")]
+    assert [event.name for event in read.events] == ["status", "stdout", "stdout", "stdout", "end"]

@@ -71,16 +71,22 @@ class LivePublisher:
 
     def output(self, stream: str, chunk: bytes) -> None:
         """Called by the sandbox with each piece of output: buffered, never sent from here."""
-        text = self.decoders[stream].decode(chunk)
+        self._add(stream, self.decoders[stream].decode(chunk))
+
+    def case(self, index: int) -> None:
+        """The output that follows is test case `index`'s. Nothing is sent from here either: each
+        piece carries its case, and `_merged` never joins two cases' pieces. A character the last
+        case's output cut short is that case's (replaced), not glued to the next case's first bytes."""
+        for stream, decoder in self.decoders.items():
+            self._add(stream, decoder.decode(b"", final=True))
+            decoder.reset()
+        self.test = index
+
+    def _add(self, stream: str, text: str) -> None:
         if text:
             data = {"data": text, **({"test": self.test} if self.test is not None else {})}
             with self.lock:
                 self.pending.append((stream, data))
-
-    def case(self, index: int) -> None:
-        """The output that follows is test case `index`'s."""
-        self._flush()
-        self.test = index
 
     def close(self) -> None:
         """Send what is left and the `end` entry (the job's result follows), in one round trip; or
