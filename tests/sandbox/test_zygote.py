@@ -374,6 +374,21 @@ def test_a_cold_run_beside_its_slot_s_zygote_gets_the_whole_process_budget(warm_
     assert cold.stdout == f"{limits.max_processes - 1}\n"
 
 
+def test_stopping_a_zygote_ends_its_spare_and_leaves_nothing_of_the_slot(warm_sandbox: Sandbox) -> None:
+    """A worker that stops (or replaces) its zygote leaves no spare waiting: the zygote is pid 1 of
+    the namespace its spares are forked in, so they end with it."""
+    assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
+    (zygote,) = backend._ZYGOTES.values()
+    assert select.select([zygote.connection], [], [], 2)[0]  # its next spare is ready
+    uid = warm_sandbox.program_uid
+    assert uid is not None and count_tasks(uid) == ZYGOTE_TASKS
+    stop_zygotes()
+    deadline = time.monotonic() + 2
+    while count_tasks(uid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert count_tasks(uid) == 0
+
+
 def test_a_zygote_that_died_is_replaced_and_its_run_starts_cold(warm_sandbox: Sandbox) -> None:
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
     (zygote,) = backend._ZYGOTES.values()
