@@ -1,12 +1,12 @@
 """A run started warm: forked by the worker slot's zygote for its language, instead of exec'd cold.
 
 The runner calls `start` as it calls `backends.bwrap.start`, for the runs `starts_warm` says can
-start warm; a zygote that fails (`ZygoteFailed`) is replaced, and that run starts cold (after failures
-in a row, not at once: `StartFailures`). Each worker
-process keeps one zygote per slot (the program uid its runs have) and language, started at its
-first warm run and stopped with the process (`--die-with-parent`) or by `stop_zygotes`. A worker
-process has one slot; a process that runs several slots at once (the bench's floor, one thread per
-slot) gets one zygote for each, since a zygote serves one run at a time.
+start warm; a zygote that fails (`ZygoteFailed`) is replaced, and that run starts cold (after
+failures in a row, not at once: `StartFailures`). Each worker process keeps one zygote per slot (the
+program uid its runs have) and language, started at its first warm run and stopped with the process
+(`--die-with-parent`) or by `stop_zygotes`. A worker process has one slot; a process that runs
+several slots at once (the bench's floor, one thread per slot) gets one zygote for each, since a
+zygote serves one run at a time.
 """
 
 import contextlib
@@ -104,9 +104,8 @@ def starts_warm(sandbox: Sandbox, language: Language, *, collects_files: bool, c
 
 
 def start(run: Run, stdio: Stdio, cleanup: ExitStack) -> "WarmProcess":
-    """Hand the run to its language's zygote, put the program in the run's cgroup, and let it go;
+    """Take the spare init of the run's language's zygote, put it in the run's cgroup, and hand it the run;
     ZygoteFailed (the zygote replaced) when that fails before the program could run."""
-    assert run.cgroup is not None
     key = _key(run)
     paused_s = START_FAILURES.paused_for(key)
     if paused_s:
