@@ -39,6 +39,7 @@ from executor.sandbox.warm.zygote import (
     Spare,
     Zygote,
     ZygoteFailed,
+    ZygoteSetup,
     host_pid,
 )
 from tests.sandbox.conftest import Run
@@ -69,21 +70,22 @@ def sandbox(bwrap_sandbox: Sandbox) -> Sandbox:
 def zygote(sandbox: Sandbox) -> Iterator[Zygote]:
     assert sandbox.program_uid is not None
     interpreter = PYTHON.command(Limits().memory_mb, ())[:-1]  # what precedes main.py
-    started = Zygote.start(lambda fd: zygote_command(sandbox, interpreter, PYTHON, str(ZYGOTE_MAIN), fd))
+    # The worker's filter, and the test's small disk.
+    setup = ZygoteSetup(sandbox.seccomp_filter, disk_bytes=32 * MIB, disk_inodes=1024)
+    started = Zygote.start(
+        lambda fd: zygote_command(sandbox, interpreter, PYTHON, str(ZYGOTE_MAIN), fd), setup
+    )
     yield started
     started.stop()
 
 
-def _request(sandbox: Sandbox, code: str = "pass", args: tuple[str, ...] = ()) -> RunRequest:
-    """A run's request, as the worker makes it (`warm.backend`), with the test's small disk."""
+def _request(code: str = "pass", args: tuple[str, ...] = ()) -> RunRequest:
+    """A run's request, as the worker makes it (`warm.backend`)."""
     return RunRequest(
         files=(("main.py", code.encode()),),
         args=args,
         env=ENVIRONMENT,
         rlimits=program_rlimits(Limits(), 4, memory_in_cgroup=True),
-        disk_bytes=32 * MIB,
-        disk_inodes=1024,
-        seccomp_filter=sandbox.seccomp_filter,
     )
 
 
@@ -93,7 +95,7 @@ def warm_run(
     """One run through the zygote's spare, in a cgroup of its own, as the worker makes it; its status
     is what the init reported (the program's exit code, or 128 + the signal that killed it)."""
     assert sandbox.cgroups is not None
-    request = _request(sandbox, code, args)
+    request = _request(code, args)
     cgroup = sandbox.cgroups.make(f"zygote-test-{uuid.uuid4().hex[:8]}", CgroupLimits(256 * MIB, 64))
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()

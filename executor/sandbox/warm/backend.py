@@ -30,6 +30,7 @@ from executor.sandbox.warm.zygote import (
     Spare,
     Zygote,
     ZygoteFailed,
+    ZygoteSetup,
     host_pid,
 )
 
@@ -198,25 +199,32 @@ def _request(run: Run) -> RunRequest:
         args=text_args(run.program.args),
         env=program_environment(run.language, home=WORK_DIR, tmpdir="/tmp"),
         rlimits=program_rlimits(run.limits, WARM_PROCESSES, memory_in_cgroup=True),
+    )
+
+
+def _setup(run: Run) -> ZygoteSetup:
+    """What the run shares with every run of its zygote: the filter and the disk's bounds."""
+    return ZygoteSetup(
+        seccomp_filter=run.sandbox.seccomp_filter,
         disk_bytes=run.limits.max_disk_mb * MIB,
         disk_inodes=run.limits.max_disk_inodes,
-        seccomp_filter=run.sandbox.seccomp_filter,
     )
 
 
 def _zygote_for(run: Run) -> Zygote:
-    """The slot's zygote of the run's language, started if there is none yet or the one there has
-    run its share."""
+    """The slot's zygote of the run's language, started if there is none yet, or if the one there has
+    run its share or was set up for other runs (a worker's runs all share one setup)."""
     key = _key(run)
+    setup = _setup(run)
     zygote = _ZYGOTES.get(key)
-    if zygote is not None and zygote.runs >= RUNS_PER_ZYGOTE:
+    if zygote is not None and (zygote.runs >= RUNS_PER_ZYGOTE or zygote.setup != setup):
         _replace(key)
         zygote = None
     if zygote is None:
         # The interpreter and its flags, as the language runs its programs: what precedes the source.
         interpreter = run.command[: run.command.index(run.language.source_file)]
         zygote = Zygote.start(
-            lambda fd: zygote_command(run.sandbox, interpreter, run.language, str(ZYGOTE_MAIN), fd)
+            lambda fd: zygote_command(run.sandbox, interpreter, run.language, str(ZYGOTE_MAIN), fd), setup
         )
         _ZYGOTES[key] = zygote
         if key[0] is not None:

@@ -2,8 +2,9 @@
 keeps ready.
 
 A `Zygote` is started once per worker slot and language, by the command `backends.bwrap` gives for
-it. `Zygote.take_spare` gets the init it has forked ahead for the next run: a `Spare`, which the
-caller puts in the run's cgroup before it hands the spare the run (`Spare.hand`).
+it and set up with what all its runs share (`ZygoteSetup`). `Zygote.take_spare` gets the init it has
+forked and made ready ahead of the next run: a `Spare`, which the caller puts in the run's cgroup
+before it hands the spare the run (`Spare.hand`).
 """
 
 import contextlib
@@ -31,17 +32,32 @@ class ZygoteFailed(Exception):
 
 
 @dataclass(frozen=True)
+class ZygoteSetup:
+    """What every run of a zygote shares, which its spares are made ready with ahead of their runs:
+    a zygote serves only runs with these."""
+
+    seccomp_filter: bytes
+    # The runs' disk, one tmpfs holding /work, /tmp and /dev/shm: its size and its inode count.
+    disk_bytes: int
+    disk_inodes: int
+
+    def encoded(self) -> bytes:
+        return json.dumps(
+            {
+                "seccomp": self.seccomp_filter.hex(),
+                "disk": {"bytes": self.disk_bytes, "inodes": self.disk_inodes},
+            }
+        ).encode()
+
+
+@dataclass(frozen=True)
 class RunRequest:
-    """What the program's run needs inside the sandbox; the zygote passes it on unread."""
+    """What the program's run needs inside the sandbox, sent to its init; the zygote never sees it."""
 
     files: tuple[tuple[str, bytes], ...]
     args: tuple[str, ...]
     env: Mapping[str, str]
     rlimits: RlimitSettings
-    # The run's disk, one tmpfs holding /work, /tmp and /dev/shm: its size and its inode count.
-    disk_bytes: int
-    disk_inodes: int
-    seccomp_filter: bytes
 
     def encoded(self) -> bytes:
         return json.dumps(
@@ -50,8 +66,6 @@ class RunRequest:
                 "args": list(self.args),
                 "env": dict(self.env),
                 "rlimits": [(int(number), soft, hard) for number, (soft, hard) in self.rlimits],
-                "disk": {"bytes": self.disk_bytes, "inodes": self.disk_inodes},
-                "seccomp": self.seccomp_filter.hex(),
             }
         ).encode()
 
@@ -59,9 +73,13 @@ class RunRequest:
 class Zygote:
     """A running zygote: its bubblewrap process and the socket to it."""
 
-    def __init__(self, process: "subprocess.Popen[bytes]", connection: socket.socket) -> None:
+    def __init__(
+        self, process: "subprocess.Popen[bytes]", connection: socket.socket, setup: ZygoteSetup | None = None
+    ) -> None:
         self.process = process
         self.connection = connection
+        # What its runs share (None until it is set up).
+        self.setup = setup
         # A pidfd of the zygote itself (bubblewrap's child): if bubblewrap dies first, the zygote is
         # reparented to this worker (a subreaper), which must reap it.
         self.zygote_pidfd: int | None = None
@@ -69,9 +87,9 @@ class Zygote:
         self.runs = 0
 
     @classmethod
-    def start(cls, command_for: Callable[[int], list[str]]) -> "Zygote":
+    def start(cls, command_for: Callable[[int], list[str]], setup: ZygoteSetup) -> "Zygote":
         """Start a zygote with the command `command_for` gives for the fd of its end of the socket
-        (`backends.bwrap.zygote_command`), and check that it answers."""
+        (`backends.bwrap.zygote_command`), set it up for its runs, and check that it answers."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with theirs:
             process = subprocess.Popen(
@@ -82,21 +100,19 @@ class Zygote:
                 pass_fds=[theirs.fileno()],
                 start_new_session=True,
             )
-        zygote = cls(process, ours)
+        zygote = cls(process, ours, setup)
         try:
-            zygote.check()
+            with contextlib.ExitStack() as cleanup:
+                setup_fd = memfd_holding("zygote-setup", setup.encoded(), cleanup)
+                socket.send_fds(zygote.connection, [b"setup"], [setup_fd])
+            if zygote._answer() != b"ready":
+                raise ZygoteFailed("the zygote did not answer its setup")
             (pid,) = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
             zygote.zygote_pidfd = os.pidfd_open(int(pid))
         except (ZygoteFailed, OSError, ValueError) as error:
             zygote.stop()
             raise ZygoteFailed(f"the zygote did not start: {error}") from error
         return zygote
-
-    def check(self) -> None:
-        """Ask the zygote whether it is well: ZygoteFailed unless it answers `pong` at once."""
-        self.connection.send(b"ping")
-        if self._answer() != b"pong":
-            raise ZygoteFailed("the zygote did not answer its ping")
 
     def take_spare(self) -> "Spare":
         """The init the zygote has forked ahead for the next run: ZygoteFailed unless it comes within

@@ -1,21 +1,23 @@
 """The zygote: an interpreter started once in a sandbox, that forks each run's init ahead of the run
-(docs/warm-start.md).
+and has it made ready (docs/warm-start.md).
 
 It runs under the sandbox's interpreter, not the service's virtualenv, so it uses the standard library
 only, and it imports no more than it needs. It holds capabilities in its own user namespace only, and
 never runs user code itself.
 
 The fd its one argument names is a SOCK_SEQPACKET socket to the worker. The worker's first message is
-`ping`, answered `pong`. From then on the zygote keeps one *spare* ready: the init of the next run,
-forked into a fresh pid namespace (pid 1 there), which takes fresh mount, network and ipc namespaces
-and then waits. The zygote sends the worker `spare` with a pidfd of it and the worker's end of a
-socket pair of its own, and forks the next spare once this one has ended. The zygote never sees a
-run: the worker puts the spare in the run's cgroup and then sends it, on that socket, `run` with four
-fds (the request, a memfd of JSON: code, arguments, files, rlimits, the disk's bounds, environment,
-the seccomp filter; the program's stdin, stdout and stderr). The init sets up its filesystem, drops
-to uid 1000 in a user namespace of its own, loads the filter and forks the program (pid 2), which
-runs as `__main__`; when the program ends, the init reports `status <n>` on its socket and exits.
-Anything else from the worker, or its socket closing, ends the zygote.
+`setup`, with a memfd of JSON: the seccomp filter and the runs' disk bounds, the same for every run
+of this zygote; it is answered `ready`. From then on the zygote keeps one *spare* ready: the init of
+the next run, forked into a fresh pid namespace (pid 1 there), which takes fresh mount, network and
+ipc namespaces, mounts the run's /proc and disk, becomes uid 1000 in a user namespace of its own with
+no capabilities, loads the filter, and then waits. The zygote sends the worker `spare` with a pidfd
+of it and the worker's end of a socket pair of its own, and forks the next spare once this one has
+ended. The zygote never sees a run: the worker puts the spare in the run's cgroup and then sends it,
+on that socket, `run` with four fds (the request, a memfd of JSON: code, arguments, files, rlimits,
+environment; the program's stdin, stdout and stderr). The init writes the files, sets the rlimits
+and forks the program (pid 2), which runs as `__main__`; when the program ends, the init reports
+`status <n>` on its socket and exits. Anything else from the worker, or its socket closing, ends the
+zygote.
 """
 
 import sys
@@ -109,11 +111,15 @@ def serve(worker: socket.socket) -> None:
     # What the zygote allocated is never collected again: a collection in a run would write to every
     # page of it, each a copy-on-write fault.
     gc.freeze()
-    if worker.recv(64) != b"ping":
+    message, fds, _, _ = socket.recv_fds(worker, 64, 1)
+    if message != b"setup" or len(fds) != 1:
         return
-    worker.send(b"pong")
+    with open(fds[0], "rb") as setup_file:
+        setup = json.loads(setup_file.read())
+    setup["seccomp"] = bytes.fromhex(setup["seccomp"])
+    worker.send(b"ready")
     while True:
-        spare = _fork_spare(worker, own_pid_namespace, ready)
+        spare = _fork_spare(worker, own_pid_namespace, ready, setup)
         # Until the spare has ended (its run's program ended, or the worker gave it up), or the
         # worker has said anything: a message, or its socket closing, ends the zygote.
         readable, _, _ = select.select([worker, spare], [], [])
@@ -123,7 +129,7 @@ def serve(worker: socket.socket) -> None:
         os.close(spare)
 
 
-def _fork_spare(worker: socket.socket, own_pid_namespace: int, ready: Ready) -> int:
+def _fork_spare(worker: socket.socket, own_pid_namespace: int, ready: Ready, setup: dict) -> int:  # type: ignore[type-arg]
     """Fork the next run's init into a pid namespace of its own, send the worker a pidfd of it and
     the worker's end of the init's socket, and return a pidfd of it."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -138,7 +144,7 @@ def _fork_spare(worker: socket.socket, own_pid_namespace: int, ready: Ready) -> 
         try:
             worker.close()
             ours.close()
-            _init(theirs, ready)
+            _init(theirs, ready, setup)
         finally:
             os._exit(1)  # set-up failed: the worker hears it from the missing report
     theirs.close()
@@ -154,39 +160,42 @@ def _warm_up() -> None:
     pages of the zygote's heap, and each such page written after a fork is a copy-on-write fault.
     None of it reads a run's data."""
     compile("pass\n", PROGRAM, "exec")
-    json.loads('{"files": [["main.py", "00"]], "args": [], "rlimits": [[0, 1, 1]], "seccomp": ""}')
+    json.loads('{"files": [["main.py", "00"]], "args": [], "rlimits": [[0, 1, 1]], "env": {}}')
     bytes.fromhex("00")
     for name in ("mount", "unshare", "setns", "prctl", "capset"):
         getattr(_libc, name)
 
 
-def _init(channel: socket.socket, ready: Ready) -> None:
+def _init(channel: socket.socket, ready: Ready, setup: dict) -> None:  # type: ignore[type-arg]
     """Pid 1 of a run, with its own namespaces, filesystem and user: the run's init, as bubblewrap's is
-    on the cold path. Forked as a spare, it takes its namespaces and waits for its run, which the
-    worker sends once it has put the init in the run's cgroup. It forks the program (pid 2), reaps
-    what ends, and when the program ends, reports and exits with its exit code, or 128 + the signal
-    that killed it, as bubblewrap reports (a pid 1 cannot die by a signal it sends itself). The
-    program being pid 2 keeps a cold start's signals: a pid 1 is spared every signal it has no
-    handler for."""
+    on the cold path. Forked as a spare, it makes itself ready for a run, all but the run's own files
+    and rlimits, and waits for it, which the worker sends once it has put the init in the run's
+    cgroup. It forks the program (pid 2), reaps what ends, and when the program ends, reports and
+    exits with its exit code, or 128 + the signal that killed it, as bubblewrap reports (a pid 1
+    cannot die by a signal it sends itself). The program being pid 2 keeps a cold start's signals: a
+    pid 1 is spared every signal it has no handler for."""
     # A session and process group of its own: kill(0) reaches a caller's whole process group,
     # whatever pid namespace its members are in, and the zygote's is the one it was forked in.
     os.setsid()
     _check(_libc.unshare(FRESH), "unshare")
-    message, fds, _, _ = socket.recv_fds(channel, 64, 4)
-    if message != b"run" or len(fds) != 4:  # the worker gave the spare up (or never had it)
-        os._exit(125)
-    request_fd, stdin, stdout, stderr = fds
-    with open(request_fd, "rb") as request_file:
-        request = json.loads(request_file.read())
-    _filesystem(request)
-    _drop_to_program_user(request)
+    _filesystem(setup["disk"])
+    _drop_to_program_user()
     # The program runs as the init's uid: non-dumpable, the init's memory (/proc/1/mem) is not its to
     # read or write, and with SIGINT ignored, Python's handler cannot be made to end it.
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The filter, for the init (it runs nothing of the client's, but who knows) and, inherited, the
     # program: loaded once.
-    _load_seccomp(request["seccomp"])
+    _load_seccomp(setup["seccomp"])
+    message, fds, _, _ = socket.recv_fds(channel, 64, 4)
+    if message != b"run" or len(fds) != 4:  # the worker gave the spare up (or never had it)
+        os._exit(125)
+    request_fd, stdin, stdout, stderr = fds
+    with open(request_fd, "rb") as request_file:
+        request = json.loads(request_file.read())
+    _write_files(request["files"])
+    for number, soft, hard in request["rlimits"]:
+        resource.setrlimit(number, (soft, hard))
     program = os.fork()
     if program == 0:
         try:
@@ -211,12 +220,11 @@ def _init(channel: socket.socket, ready: Ready) -> None:
             os._exit(code)
 
 
-def _filesystem(request: dict) -> None:  # type: ignore[type-arg]
-    """Private mounts; a fresh /proc; one tmpfs of the run's disk size and inode count holding /work,
-    /tmp and /dev/shm, whose bounds they share, as the cold path's scratch disk does; the files."""
+def _filesystem(disk: dict) -> None:  # type: ignore[type-arg]
+    """Private mounts; a fresh /proc; one tmpfs of the runs' disk size and inode count holding /work,
+    /tmp and /dev/shm, whose bounds they share, as the cold path's scratch disk does."""
     _mount("none", "/", "", MS_REC | MS_PRIVATE)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)
-    disk = request["disk"]
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={disk['bytes']},nr_inodes={disk['inodes']}")
     for folder in ("work", "tmp", "shm"):
         os.mkdir(f"/tmp/{folder}", 0o1777 if folder != "work" else 0o755)
@@ -224,16 +232,20 @@ def _filesystem(request: dict) -> None:  # type: ignore[type-arg]
     _mount("/tmp/work", "/work", "", MS_BIND)
     _mount("/tmp/shm", "/dev/shm", "", MS_BIND)
     _mount("/tmp/tmp", "/tmp", "", MS_BIND)  # over the disk's root, which nothing shows any longer
-    for path, text in request["files"]:
+
+
+def _write_files(files: list) -> None:  # type: ignore[type-arg]
+    """The run's files, in /work, written as uid 1000, the owner of its disk."""
+    for path, text in files:
         target = os.path.join("/work", path)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as file:
             file.write(bytes.fromhex(text))
 
 
-def _drop_to_program_user(request: dict) -> None:  # type: ignore[type-arg]
-    """uid and gid 1000 in a user namespace of its own, no capabilities, the rlimits, no new
-    privileges: from here on the program's own rules (the seccomp filter is the program's alone)."""
+def _drop_to_program_user() -> None:
+    """uid and gid 1000 in a user namespace of its own, no capabilities, no new privileges: from here
+    on the program's own rules (the seccomp filter is the program's alone)."""
     _check(_libc.unshare(NEW_USER), "unshare user")
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{PROGRAM_UID} 0 1")
@@ -241,14 +253,11 @@ def _drop_to_program_user(request: dict) -> None:  # type: ignore[type-arg]
     os.setresgid(PROGRAM_UID, PROGRAM_UID, PROGRAM_UID)
     os.setresuid(PROGRAM_UID, PROGRAM_UID, PROGRAM_UID)
     _drop_capabilities()
-    for number, soft, hard in request["rlimits"]:
-        resource.setrlimit(number, (soft, hard))
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def _load_seccomp(hex_filter: str) -> None:
+def _load_seccomp(bpf: bytes) -> None:
     """The worker's seccomp filter (BPF), from here on for good."""
-    bpf = bytes.fromhex(hex_filter)
     if bpf:
         buffer = ctypes.create_string_buffer(bpf, len(bpf))
         program = _SockFprog(len(bpf) // 8, ctypes.cast(buffer, ctypes.c_void_p))
