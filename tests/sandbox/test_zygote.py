@@ -391,6 +391,21 @@ def test_stopping_a_zygote_ends_its_spare_and_leaves_nothing_of_the_slot(warm_sa
     assert count_tasks(uid) == 0
 
 
+def test_a_run_with_another_disk_gets_a_zygote_set_up_for_it(warm_sandbox: Sandbox) -> None:
+    """A zygote's spares mount their disk before their run comes, with the size its setup gave: a run
+    with another disk size gets a new zygote, and still starts warm, on a disk of its own size."""
+    probe = PID_1 + "disk = os.statvfs('/work')\nprint(disk.f_blocks * disk.f_frsize)\n"
+    sizes = []
+    zygotes = []
+    for disk_mb in (16, 8):
+        ran = run_program(Program(probe), Limits(max_disk_mb=disk_mb), warm_sandbox)
+        (zygote,) = backend._ZYGOTES.values()
+        zygotes.append(zygote)
+        sizes.append(ran.stdout)
+    assert sizes == [f"pytho\n{16 * MIB}\n", f"pytho\n{8 * MIB}\n"]
+    assert zygotes[0] is not zygotes[1]
+
+
 def test_a_zygote_that_died_is_replaced_and_its_run_starts_cold(warm_sandbox: Sandbox) -> None:
     assert run_program(Program(PID_1), Limits(), warm_sandbox).stdout == "pytho\n"
     (zygote,) = backend._ZYGOTES.values()
