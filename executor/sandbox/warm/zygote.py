@@ -23,7 +23,8 @@ from executor.sandbox.rlimits import RlimitSettings
 
 ZYGOTE_MAIN = Path(__file__).with_name("zygote_main.py")
 ANSWER_TIMEOUT_S = 2.0
-# The tasks a zygote runs as its slot's uid between runs: bubblewrap's, the zygote's and its spare's.
+# The tasks a zygote runs as its slot's uid between runs: bubblewrap's, the zygote's and its spare's
+# (while a run goes on, that run's init too).
 ZYGOTE_TASKS = 3
 
 
@@ -116,7 +117,7 @@ class Zygote:
 
     def take_spare(self) -> "Spare":
         """The init the zygote has forked ahead for the next run: ZygoteFailed unless it comes within
-        ANSWER_TIMEOUT_S."""
+        ANSWER_TIMEOUT_S. The zygote is told to make the next one ready meanwhile."""
         if not select.select([self.connection], [], [], ANSWER_TIMEOUT_S)[0]:
             raise ZygoteFailed(f"the zygote had no spare for a run within {ANSWER_TIMEOUT_S} s")
         message, fds, _, _ = socket.recv_fds(self.connection, 64, 2)
@@ -126,7 +127,13 @@ class Zygote:
             raise ZygoteFailed(
                 f"the zygote sent {message!r} for a spare" if message else "the zygote has gone"
             )
-        return Spare(fds[0], socket.socket(fileno=fds[1]))
+        spare = Spare(fds[0], socket.socket(fileno=fds[1]))
+        try:
+            self.connection.send(b"next")  # the next run's spare is made ready while this one runs
+        except OSError as error:
+            spare.close()
+            raise ZygoteFailed(f"the zygote has gone: {error}") from error
+        return spare
 
     def stop(self) -> None:
         """End the zygote: closing its socket ends its loop, and bwrap exits once it has; one that

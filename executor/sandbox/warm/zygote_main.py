@@ -11,10 +11,11 @@ of this zygote; it is answered `ready`. From then on the zygote keeps one *spare
 the next run, forked into a fresh pid namespace (pid 1 there), which takes fresh mount, network and
 ipc namespaces, mounts the run's /proc and disk, becomes uid 1000 in a user namespace of its own with
 no capabilities, loads the filter, and then waits. The zygote sends the worker `spare` with a pidfd
-of it and the worker's end of a socket pair of its own, and forks the next spare once this one has
-ended. The zygote never sees a run: the worker puts the spare in the run's cgroup and then sends it,
-on that socket, `run` with four fds (the request, a memfd of JSON: code, arguments, files, rlimits,
-environment; the program's stdin, stdout and stderr). The init writes the files, sets the rlimits
+of it and the worker's end of a socket pair of its own; when the worker takes it, it says `next`,
+and the zygote forks the next spare while that run goes on. The zygote never sees a run: the worker
+puts the spare in the run's cgroup and then sends it, on that socket, `run` with four fds (the
+request, a memfd of JSON: code, arguments, files, rlimits, environment; the program's stdin,
+stdout and stderr). The init writes the files, sets the rlimits
 and forks the program (pid 2), which runs as `__main__`; when the program ends, the init reports
 `status <n>` on its socket and exits. Anything else from the worker, or its socket closing, ends the
 zygote.
@@ -118,15 +119,20 @@ def serve(worker: socket.socket) -> None:
         setup = json.loads(setup_file.read())
     setup["seccomp"] = bytes.fromhex(setup["seccomp"])
     worker.send(b"ready")
+    # Pidfds of the inits forked and not yet reaped: the spare, and the one running a run.
+    inits = {_fork_spare(worker, own_pid_namespace, ready, setup)}
     while True:
-        spare = _fork_spare(worker, own_pid_namespace, ready, setup)
-        # Until the spare has ended (its run's program ended, or the worker gave it up), or the
-        # worker has said anything: a message, or its socket closing, ends the zygote.
-        readable, _, _ = select.select([worker, spare], [], [])
+        readable, _, _ = select.select([worker, *inits], [], [])
+        for ended in inits.intersection(readable):
+            os.waitid(os.P_PIDFD, ended, os.WEXITED)
+            os.close(ended)
+            inits.discard(ended)
         if worker in readable:
-            return
-        os.waitid(os.P_PIDFD, spare, os.WEXITED)
-        os.close(spare)
+            # `next`: the worker took the spare, so the next run's is made ready while it runs.
+            # Anything else, or the socket closing, ends the zygote (and every init with it).
+            if worker.recv(64) != b"next":
+                return
+            inits.add(_fork_spare(worker, own_pid_namespace, ready, setup))
 
 
 def _fork_spare(worker: socket.socket, own_pid_namespace: int, ready: Ready, setup: dict) -> int:  # type: ignore[type-arg]
