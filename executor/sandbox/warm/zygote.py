@@ -106,7 +106,8 @@ class Zygote:
             with contextlib.ExitStack() as cleanup:
                 setup_fd = memfd_holding("zygote-setup", setup.encoded(), cleanup)
                 socket.send_fds(zygote.connection, [b"setup"], [setup_fd])
-            if zygote._answer() != b"ready":
+            zygote._await("did not answer its setup")
+            if zygote.connection.recv(64) != b"ready":
                 raise ZygoteFailed("the zygote did not answer its setup")
             (pid,) = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
             zygote.zygote_pidfd = os.pidfd_open(int(pid))
@@ -118,8 +119,7 @@ class Zygote:
     def take_spare(self) -> "Spare":
         """The init the zygote has forked ahead for the next run: ZygoteFailed unless it comes within
         ANSWER_TIMEOUT_S. The zygote is told to make the next one ready meanwhile."""
-        if not select.select([self.connection], [], [], ANSWER_TIMEOUT_S)[0]:
-            raise ZygoteFailed(f"the zygote had no spare for a run within {ANSWER_TIMEOUT_S} s")
+        self._await("had no spare for a run")
         message, fds, _, _ = socket.recv_fds(self.connection, 64, 2)
         if message != b"spare" or len(fds) != 2:
             for fd in fds:
@@ -152,13 +152,10 @@ class Zygote:
             os.close(self.zygote_pidfd)
             self.zygote_pidfd = None
 
-    def _answer(self, timeout_s: float = ANSWER_TIMEOUT_S) -> bytes:
-        if not select.select([self.connection], [], [], timeout_s)[0]:
-            raise ZygoteFailed(f"the zygote did not answer within {timeout_s} s")
-        answer = self.connection.recv(256)
-        if not answer:
-            raise ZygoteFailed("the zygote has gone")
-        return answer
+    def _await(self, what: str) -> None:
+        """ZygoteFailed ("the zygote `what`") unless it says something within ANSWER_TIMEOUT_S."""
+        if not select.select([self.connection], [], [], ANSWER_TIMEOUT_S)[0]:
+            raise ZygoteFailed(f"the zygote {what} within {ANSWER_TIMEOUT_S} s")
 
 
 class Spare:
