@@ -3,6 +3,7 @@ dashboard's password in front of it."""
 
 import base64
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.stack import WorkerProcesses, stop_process, submit
 from tests.test_web_server import request, start_web
 
 JOBS = 20
+BOOT_TIMEOUT_S = 60
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -43,8 +45,21 @@ def two_web_processes(
     """A server of two processes, and the folder where each keeps its request counts."""
     counts = tmp_path / "metrics"
     process, port = start_web({**stack_env, "PROMETHEUS_MULTIPROC_DIR": str(counts)}, processes=2)
-    yield port, counts
-    stop_process(process)
+    # The server answers as soon as its first process has booted; the second may still be importing
+    # the app on a loaded machine, and the test's requests would then all go to the first.
+    try:
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        while len(processes_that_counted(counts)) < 2:
+            assert time.monotonic() < deadline, "the second web process served nothing"
+            request(port, "GET", "/health")
+        yield port, counts
+    finally:
+        stop_process(process)
+
+
+def processes_that_counted(counts: Path) -> set[str]:
+    """The pids of the web processes that have counted a request: each writes files of its own."""
+    return {name.rsplit("_", 1)[-1] for name in os.listdir(counts) if name.startswith("counter_")}
 
 
 def scraped_over_http(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -91,7 +106,7 @@ def test_k_jobs_through_two_web_processes_and_two_workers_count_exactly_k(
         )
     assert total(after, "executor_workers") >= 2
     # Both processes served requests: each wrote counts of its own, which every scrape added up.
-    assert len({name.rsplit("_", 1)[-1] for name in os.listdir(counts) if name.startswith("counter_")}) == 2
+    assert len(processes_that_counted(counts)) == 2
 
 
 def test_a_job_canceled_in_the_queue_is_counted_canceled(
