@@ -14,7 +14,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 
-from executor.jobs.queue import JobQueue
+from executor.jobs.queue import JobAlreadyEnded, JobQueue
 from executor.jobs.request import execute_request_model
 from executor.jobs.routing import idle_group, idle_groups, idle_workers, language_queue
 from executor.jobs.serializer import JobSerializer
@@ -246,6 +246,18 @@ def test_a_cancel_that_read_the_job_before_its_worker_started_it_stops_it_and_co
     assert stopped == [True]
     assert in_process.view(job)["status"] == "canceled"
     assert figures.read(redis_client).finished[("python", "canceled")] - counted_before == 1
+
+
+def test_a_cancel_of_a_job_that_expired_after_its_poll_read_it_says_the_job_has_ended(
+    in_process: InProcessWorker, redis_client: Redis
+) -> None:
+    """The cancel reads the job's status again; a hash gone since the poll's read is an ended job
+    (answered 409), not an error of the service."""
+    job = in_process.submit("print('expired')")
+    read_while_queued = in_process.jobs.find(job.id, None)
+    redis_client.delete(job.key)
+    with pytest.raises(JobAlreadyEnded):
+        in_process.jobs.cancel(read_while_queued)
 
 
 def test_a_job_wakes_one_idle_worker_the_most_recently_idle_and_drops_expired_marks(

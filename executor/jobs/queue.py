@@ -331,7 +331,8 @@ class JobQueue:
         started the job since. Read and write are one transaction watched on the job's hash, so a
         start landing between them makes it read again. A job that had not started never runs
         (the worker's start script drops a canceled job) and is counted canceled here; a started
-        one is counted by its worker, when it saves the result relabeled canceled.
+        one is counted by its worker, when it saves the result relabeled canceled. A job whose hash
+        has expired since the poll read it (RQ's InvalidJobOperation) has ended too.
         """
         with self.connection.pipeline() as transaction:
             while True:
@@ -348,6 +349,8 @@ class JobQueue:
                     return status
                 except WatchError:
                     continue
+                except InvalidJobOperation as error:
+                    raise JobAlreadyEnded(f"job {job.id} has already ended") from error
 
     def running_among(self, job_ids: Sequence[str]) -> list[str]:
         """The jobs of `job_ids` that have not ended (an expired one has), read in one round trip."""

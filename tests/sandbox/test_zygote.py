@@ -358,11 +358,12 @@ def test_the_runner_starts_python_warm_where_it_may_and_cold_where_files_are_rea
     assert with_outputs.stdout == "bwrap\n"
 
 
-def tasks_between_runs(uid: int) -> int:
-    """The tasks of the slot's uid once the last run's init has been reaped by the zygote (which
-    forked the next spare while that run went on), within 2 s."""
+def tasks_settling_at(uid: int, expected: int) -> int:
+    """The tasks of the slot's uid once they number `expected`, or after 2 s: a run's init is reaped
+    by the zygote (which forked the next spare while that run went on), and a stopped zygote's
+    processes end, a moment after the run or the stop returns."""
     deadline = time.monotonic() + 2
-    while count_tasks(uid) != ZYGOTE_TASKS and time.monotonic() < deadline:
+    while count_tasks(uid) != expected and time.monotonic() < deadline:
         time.sleep(0.01)
     return count_tasks(uid)
 
@@ -380,7 +381,7 @@ def test_a_cold_run_beside_its_slot_s_zygote_gets_the_whole_process_budget(warm_
     assert uid is not None
     (zygote,) = backend._ZYGOTES.values()
     assert select.select([zygote.connection], [], [], 2)[0]  # the next run's spare is ready
-    assert tasks_between_runs(uid) == ZYGOTE_TASKS  # bubblewrap, the zygote and its spare
+    assert tasks_settling_at(uid, ZYGOTE_TASKS) == ZYGOTE_TASKS  # bubblewrap, the zygote, its spare
     cold = run_program(replace(forks, outputs=("*.txt",)), limits, warm_sandbox)
     assert cold.stdout == f"{limits.max_processes - 1}\n"
 
@@ -392,12 +393,9 @@ def test_stopping_a_zygote_ends_its_spare_and_leaves_nothing_of_the_slot(warm_sa
     (zygote,) = backend._ZYGOTES.values()
     assert select.select([zygote.connection], [], [], 2)[0]  # its next spare is ready
     uid = warm_sandbox.program_uid
-    assert uid is not None and tasks_between_runs(uid) == ZYGOTE_TASKS
+    assert uid is not None and tasks_settling_at(uid, ZYGOTE_TASKS) == ZYGOTE_TASKS
     stop_zygotes()
-    deadline = time.monotonic() + 2
-    while count_tasks(uid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert count_tasks(uid) == 0
+    assert tasks_settling_at(uid, 0) == 0
 
 
 def test_a_run_with_another_disk_gets_a_zygote_set_up_for_it(warm_sandbox: Sandbox) -> None:

@@ -102,7 +102,7 @@ def _write(path: str, text: str) -> None:
 
 
 def serve(worker: socket.socket) -> None:
-    """Answer the worker's ping, then keep a spare init ready for it until its socket closes."""
+    """Take the worker's setup, then keep a spare init ready for it until its socket closes."""
     # Its own pid namespace, entered again after each spare's fork: unshare(CLONE_NEWPID) puts only the
     # caller's next child in a new one, and cannot be repeated until the caller's children are back in
     # its own.
